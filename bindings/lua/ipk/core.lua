@@ -1,0 +1,52 @@
+--- ipk.core: the FFI binding of libipk.
+-- Declares the C API once at load time (ffi.cdef of bindings/lua/ipk/cdef/*)
+-- and binds it: inside ipkrun the symbols live in the executable (ffi.C);
+-- elsewhere (busted specs, plain luajit) libipk.so is loaded from
+-- $IPK_BUILD_DIR or the system library path.
+-- Error convention (luv): expected failures return nil, message, name.
+local ffi = require "ffi"
+
+local M = {}
+
+for _, part in ipairs { "base", "cid", "store", "ml" } do
+  ffi.cdef(require("ipk.cdef." .. part))
+end
+
+local function bind()
+  if pcall(function() return ffi.C.ipk_version end) then return ffi.C end
+  local dir = os.getenv("IPK_BUILD_DIR")
+  if dir and dir ~= "" then return ffi.load(dir .. "/libipk.so") end
+  return ffi.load("ipk")
+end
+
+--- The bound library (cdata namespace of ipk_* functions).
+M.lib = bind()
+M.ffi = ffi
+local lib = M.lib
+
+--- A fresh error buffer for calls that take ipk_errbuf_t*.
+function M.errbuf()
+  return ffi.new("ipk_errbuf_t")
+end
+
+--- Turn a C return code into the luv triple.
+-- @param rc int from a core call
+-- @param eb optional ipk_errbuf_t with a detail message
+-- @param what optional context prefix ("add foo.bin")
+-- @return true on success; nil, message, name on failure
+function M.check(rc, eb, what)
+  if rc >= 0 then return true end
+  local detail = eb and ffi.string(eb.msg) or ""
+  local msg = ffi.string(lib.ipk_strerror(rc))
+  if detail ~= "" then msg = detail end
+  if what then msg = what .. ": " .. msg end
+  return nil, msg, ffi.string(lib.ipk_err_name(rc))
+end
+
+--- Library version string.
+function M.version() return ffi.string(lib.ipk_version()) end
+
+--- Monotonic time in seconds (float).
+function M.now() return tonumber(lib.ipk_now_ns()) / 1e9 end
+
+return M

@@ -1,0 +1,24 @@
+/* ipk/blocks.h - the block sink/source interface every store backend and
+ * importer/exporter speaks. A small vtable so the UnixFS code never knows
+ * which store it writes to (embedded, remote, or none for --only-hash).
+ * Thread-safety: put/get/has may be called from worker threads concurrently;
+ * implementations must allow that.
+ */
+#ifndef IPK_BLOCKS_H
+#define IPK_BLOCKS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "cid.h"
+
+typedef struct ipk_blocks_s {
+  void *ud;
+  /* Store a block whose CID the caller computed. Returns 0 or IPK_E*. */
+  int (*put)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
+  /* Fetch a block, verified against cid. *data is malloc'd (caller free()s).
+   * Errors: IPK_ENOBLOCK (absent), IPK_EVERIFY (bytes do not hash to cid). */
+  int (*get)(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n);
+  /* 1 present, 0 absent, <0 error. */
+  int (*has)(void *ud, const ipk_cid_t *cid);
+} ipk_blocks_t;
+
+#endif

@@ -1,0 +1,61 @@
+/* ipk/store.h - the embedded block store and pin set under $IPK_HOME.
+ *
+ * Layout: $IPK_HOME/blocks/<XX>/<KEY> where KEY is the base32 (lower, no
+ * prefix) of the block's multihash and XX its next-to-last two characters
+ * (Kubo's flatfs next-to-last/2 sharding), so CIDv0 and CIDv1 of the same
+ * bytes share one file. Writes go to a temp file, fsync, rename: a crash never
+ * leaves a partial block. Every read re-hashes the bytes (IPK_EVERIFY on
+ * mismatch). $IPK_HOME/ipk.db (SQLite, WAL) holds pins and the registry.
+ *
+ * Thread-safety: put/get/has/blocks() may run on worker threads at the same
+ * time; pin/gc/db calls belong to the loop thread.
+ * Ownership: the store owns its ipk_db_t; ipk_store_get's buffer is the
+ * caller's (free()).
+ */
+#ifndef IPK_STORE_H
+#define IPK_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "cid.h"
+#include "blocks.h"
+#include "db.h"
+
+typedef struct ipk_store_s ipk_store_t;
+
+/* Default home: $IPK_HOME, else ${XDG_DATA_HOME:-$HOME/.local/share}/ipk.
+ * Writes into buf[0..cap); returns IPK_ERANGE / IPK_EINVAL (no HOME). */
+int ipk_store_default_home(char *buf, size_t cap);
+
+/* Open (creating if needed) the embedded store at home. */
+int ipk_store_open(const char *home, ipk_store_t **out, ipk_errbuf_t *eb);
+void ipk_store_close(ipk_store_t *s);
+/* Last detail message on this handle (thread-local to the loop thread). */
+const char *ipk_store_errmsg(ipk_store_t *s);
+const char *ipk_store_home(ipk_store_t *s);
+
+/* Verify data against cid, then write atomically (no-op if present). */
+int ipk_store_put(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n);
+/* Read and verify. *data malloc'd (caller free()s). IPK_ENOBLOCK / IPK_EVERIFY. */
+int ipk_store_get(ipk_store_t *s, const ipk_cid_t *cid, uint8_t **data, size_t *n);
+int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid);
+int ipk_store_del(ipk_store_t *s, const ipk_cid_t *cid);
+/* A block sink/source view of this store (valid while s is open). */
+ipk_blocks_t ipk_store_blocks(ipk_store_t *s);
+
+/* Pins. A recursive pin requires every block of the DAG to be present
+ * (IPK_ENOBLOCK otherwise, and no pin is recorded). type: "recursive"/"direct". */
+int ipk_store_pin_add(ipk_store_t *s, const ipk_cid_t *cid, int recursive, const char *name);
+int ipk_store_pin_rm(ipk_store_t *s, const ipk_cid_t *cid);
+/* 1 pinned, 0 not. */
+int ipk_store_pin_has(ipk_store_t *s, const ipk_cid_t *cid);
+typedef int (*ipk_store_pin_cb)(void *ud, const char *cid, const char *type, const char *name);
+int ipk_store_pin_ls(ipk_store_t *s, ipk_store_pin_cb cb, void *ud);
+
+/* Remove every block not reachable from a pin. Counts are optional. */
+int ipk_store_gc(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes);
+
+/* The store's database (registry, runs); owned by the store. */
+ipk_db_t *ipk_store_db(ipk_store_t *s);
+
+#endif

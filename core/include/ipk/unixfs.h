@@ -1,0 +1,75 @@
+/* ipk/unixfs.h - UnixFS importer (`ipfs add`) and exporter (`ipfs cat/get`).
+ * Spec: ipfs/specs UNIXFS.md; layout and Tsize/blocksizes as Kubo's boxo
+ * importer (balanced DAG, fixed-size chunker). Must give byte-identical
+ * blocks and CIDs to Kubo for the same options (fixtures/unixfs).
+ */
+#ifndef IPK_UNIXFS_H
+#define IPK_UNIXFS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "cid.h"
+#include "blocks.h"
+
+/* Import profiles are named values; the profile is recorded in manifests
+ * because the same bytes under another profile are another CID. */
+#define IPK_PROFILE_V0_2015 "unixfs-v0-2015"   /* v0, dag-pb leaves, 256 KiB, 174 links */
+#define IPK_PROFILE_V1_2025 "unixfs-v1-2025"   /* v1, raw leaves, 1 MiB, 1024 links */
+
+typedef struct {
+  int cid_version;       /* 0 or 1 */
+  int raw_leaves;        /* 1: leaves are raw blocks (codec 0x55) */
+  size_t chunk_size;     /* bytes per leaf, 1..IPK_UNIXFS_MAX_CHUNK */
+  int max_links;         /* links per internal node (174 or 1024) */
+  uint64_t hash;         /* multihash code; IPK_MH_SHA2_256 */
+  int threads;           /* leaf-hashing threads; 0 = number of cores */
+  char profile[32];      /* profile name the options came from ("" = custom) */
+} ipk_unixfs_opts_t;
+
+#define IPK_UNIXFS_MAX_CHUNK (1024 * 1024)
+
+/* Fill opts from a profile name (NULL = Kubo's default unixfs-v0-2015).
+ * Errors: IPK_EINVAL for an unknown profile. */
+int ipk_unixfs_opts_init(ipk_unixfs_opts_t *opts, const char *profile);
+
+/* Called once per added entry in Kubo's output order (files, then
+ * directories bottom-up, root last). path is relative to the added path's
+ * parent ("dir/sub/file"); size is the entry's cumulative DAG size. */
+typedef void (*ipk_unixfs_added_cb)(void *ud, const char *path, const ipk_cid_t *cid, uint64_t size);
+
+/* Import a file, or (recursive != 0) a directory tree, writing every block
+ * to sink (NULL: only hash, like `ipfs add -n`). Symlinks and special files
+ * are rejected with IPK_EUNSUPP; a directory without recursive gives
+ * IPK_EINVAL. Blocks written before an error stay in the sink unpinned.
+ * *root gets the root CID; *root_size (optional) its cumulative size. */
+int ipk_unixfs_add_path(const ipk_unixfs_opts_t *opts, const char *path, int recursive,
+                        const ipk_blocks_t *sink, ipk_unixfs_added_cb cb, void *ud,
+                        ipk_cid_t *root, uint64_t *root_size, ipk_errbuf_t *eb);
+
+/* Import a memory buffer as one file. */
+int ipk_unixfs_add_bytes(const ipk_unixfs_opts_t *opts, const uint8_t *data, size_t n,
+                         const ipk_blocks_t *sink, ipk_cid_t *root, uint64_t *root_size,
+                         ipk_errbuf_t *eb);
+
+/* Write callback for the exporter; return 0 to continue, nonzero to stop. */
+typedef int (*ipk_unixfs_write_cb)(void *ud, const uint8_t *data, size_t n);
+
+/* Stream the file at root (raw block or UnixFS File DAG) to write, verifying
+ * every block as it is read. Errors: IPK_ENOBLOCK (names the missing CID in
+ * eb), IPK_EVERIFY, IPK_EFORMAT (not a file / bad UnixFS), IPK_ECANCELED. */
+int ipk_unixfs_cat(const ipk_blocks_t *src, const ipk_cid_t *root,
+                   ipk_unixfs_write_cb write, void *ud, ipk_errbuf_t *eb);
+
+/* Materialize root (file or directory) at outpath. Link names containing
+ * '/', NUL, or equal to "." or ".." are rejected (IPK_EUNSAFE) before
+ * anything is written; files are written to a temp name and renamed. */
+int ipk_unixfs_get(const ipk_blocks_t *src, const ipk_cid_t *root, const char *outpath,
+                   ipk_errbuf_t *eb);
+
+/* Visit every CID reachable from root (root first), fetching from src.
+ * Used by recursive pins and gc. */
+typedef int (*ipk_unixfs_visit_cb)(void *ud, const ipk_cid_t *cid);
+int ipk_dag_walk(const ipk_blocks_t *src, const ipk_cid_t *root,
+                 ipk_unixfs_visit_cb visit, void *ud, ipk_errbuf_t *eb);
+
+#endif

@@ -1,0 +1,128 @@
+/* loop.c - libuv loop with a pull-style completion queue (see ipk/loop.h). */
+#include "ipk/loop.h"
+#include <stdlib.h>
+#include <uv.h>
+
+typedef struct ipk__op_s {
+  union { uv_work_t work; uv_timer_t timer; } u;
+  ipk_loop_t *loop;
+  ipk_job_fn fn;
+  void *arg;
+  uint64_t id;
+  int rc;
+  struct ipk__op_s *next;     /* done queue link */
+} ipk__op_t;
+
+struct ipk_loop_s {
+  uv_loop_t uv;
+  uint64_t next_id;
+  size_t pending;             /* started, not yet drained */
+  ipk__op_t *done_head, *done_tail;
+};
+
+static void push_done(ipk_loop_t *l, ipk__op_t *op) {
+  op->next = NULL;
+  if (l->done_tail) l->done_tail->next = op; else l->done_head = op;
+  l->done_tail = op;
+}
+
+int ipk_loop_new(ipk_loop_t **out) {
+  ipk_loop_t *l = calloc(1, sizeof *l);
+  if (!l) return IPK_ENOMEM;
+  if (uv_loop_init(&l->uv) != 0) { free(l); return IPK_EIO; }
+  l->next_id = 1;
+  *out = l;
+  return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+void ipk_loop_free(ipk_loop_t *l) {
+  if (!l) return;
+  /* Let running jobs finish: their after-callbacks reference the loop. */
+  while (uv_run(&l->uv, UV_RUN_DEFAULT) != 0) {}
+  uv_walk(&l->uv, close_walk, NULL);
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  ipk__op_t *op = l->done_head;
+  while (op) { ipk__op_t *n = op->next; free(op); op = n; }
+  uv_loop_close(&l->uv);
+  free(l);
+}
+
+static void work_cb(uv_work_t *w) {
+  ipk__op_t *op = (ipk__op_t *)w;
+  op->rc = op->fn(op->arg);
+}
+
+static void after_work_cb(uv_work_t *w, int status) {
+  ipk__op_t *op = (ipk__op_t *)w;
+  if (status == UV_ECANCELED) op->rc = IPK_ECANCELED;
+  push_done(op->loop, op);
+}
+
+int ipk_loop_submit(ipk_loop_t *l, ipk_job_fn fn, void *arg, uint64_t *id) {
+  if (!l || !fn) return IPK_EINVAL;
+  ipk__op_t *op = calloc(1, sizeof *op);
+  if (!op) return IPK_ENOMEM;
+  op->loop = l; op->fn = fn; op->arg = arg; op->id = l->next_id++;
+  if (uv_queue_work(&l->uv, &op->u.work, work_cb, after_work_cb) != 0) {
+    free(op);
+    return IPK_EIO;
+  }
+  l->pending++;
+  if (id) *id = op->id;
+  return 0;
+}
+
+static void timer_close_cb(uv_handle_t *h) {
+  ipk__op_t *op = (ipk__op_t *)h;
+  push_done(op->loop, op);
+}
+
+static void timer_cb(uv_timer_t *t) {
+  uv_close((uv_handle_t *)t, timer_close_cb);
+}
+
+static void free_handle_cb(uv_handle_t *h) { free(h); }
+
+int ipk_loop_timer(ipk_loop_t *l, uint64_t ms, uint64_t *id) {
+  if (!l) return IPK_EINVAL;
+  ipk__op_t *op = calloc(1, sizeof *op);
+  if (!op) return IPK_ENOMEM;
+  op->loop = l; op->id = l->next_id++;
+  uv_timer_init(&l->uv, &op->u.timer);
+  if (uv_timer_start(&op->u.timer, timer_cb, ms, 0) != 0) {
+    /* The handle is initialised, so it must be closed; no completion. */
+    uv_close((uv_handle_t *)&op->u.timer, free_handle_cb);
+    return IPK_EIO;
+  }
+  l->pending++;
+  if (id) *id = op->id;
+  return 0;
+}
+
+int ipk_loop_run(ipk_loop_t *l, int nowait) {
+  if (!l->done_head) uv_run(&l->uv, nowait ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+  return (int)l->pending;
+}
+
+int ipk_loop_next_done(ipk_loop_t *l, uint64_t *id, int *rc) {
+  ipk__op_t *op = l->done_head;
+  if (!op) return 0;
+  l->done_head = op->next;
+  if (!l->done_head) l->done_tail = NULL;
+  *id = op->id;
+  *rc = op->rc;
+  l->pending--;
+  free(op);
+  return 1;
+}
+
+size_t ipk_loop_pending(ipk_loop_t *l) { return l->pending; }
+
+uint64_t ipk_now_ns(void) { return uv_hrtime(); }
+
+const char *ipk_version(void) { return IPK_VERSION; }

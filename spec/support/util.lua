@@ -1,0 +1,83 @@
+--- Test support shared by every spec: fixtures, temp dirs, running ipkrun.
+local M = {}
+
+local root = os.getenv("IPK_SOURCE_DIR")
+if not root or root == "" then
+  local p = io.popen("pwd"); root = p:read("*l"); p:close()
+end
+M.root = root
+M.build = os.getenv("IPK_BUILD_DIR") or (root .. "/build")
+M.ipkrun = M.build .. "/ipkrun"
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+M.exists = exists
+
+--- Fixtures folder: $IPK_FIXTURES, else <repo root>/../shared/fixtures.
+-- Returns nil when absent outside CI (callers mark their tests skipped);
+-- with CI=true a missing folder is an error.
+function M.fixtures()
+  local dir = os.getenv("IPK_FIXTURES")
+  if not dir or dir == "" then dir = root .. "/../shared/fixtures" end
+  if exists(dir .. "/README.md") then return dir end
+  if os.getenv("CI") == "true" then
+    error("fixtures folder missing: " .. dir .. " (CI=true requires it)", 2)
+  end
+  return nil
+end
+
+--- Read a whole file (binary).
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a"); f:close(); return s
+end
+
+--- Write a whole file (binary).
+function M.write(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data); f:close()
+end
+
+function M.json_file(path)
+  return require("cjson").decode(M.read(path))
+end
+
+--- Shell-quote one argument.
+function M.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- A new empty temporary directory (removed by M.rm_rf).
+function M.tmpdir()
+  local p = io.popen("mktemp -d /tmp/ipk-spec.XXXXXX"); local d = p:read("*l"); p:close()
+  return d
+end
+
+function M.rm_rf(d)
+  if d and d:match("^/tmp/ipk%-spec%.") then os.execute("rm -rf " .. M.q(d)) end
+end
+
+--- Run a shell command; returns exit code, stdout, stderr.
+function M.sh(cmd)
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, how, code = os.execute(cmd .. " >" .. out .. " 2>" .. err .. " </dev/null")
+  if type(ok) == "number" then code = ok / 256 elseif how == "signal" then code = 128 + code end
+  local so, se = M.read(out), M.read(err)
+  os.remove(out); os.remove(err)
+  return code or 0, so, se
+end
+
+--- Run ipkrun with args (a list, quoted here) and env (table, optional).
+-- Returns exit code, stdout, stderr.
+function M.ipkrun(args, env)
+  local parts = {}
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. M.q(v) end
+  parts[#parts + 1] = M.q(M.ipkrun)
+  for _, a in ipairs(args) do parts[#parts + 1] = M.q(a) end
+  return M.sh(table.concat(parts, " "))
+end
+
+return M
