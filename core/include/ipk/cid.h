@@ -15,10 +15,11 @@
 #define IPK_CODEC_DAG_CBOR 0x71
 #define IPK_CODEC_LIBP2P_KEY 0x72
 
-/* Binary CIDv1 is at most 1 + 9 + 9 + 9 + 64 bytes. */
-#define IPK_CID_BIN_MAX 96
-/* Longest string ipk_cid_format produces (base2 excluded) plus NUL. */
-#define IPK_CID_STR_MAX 256
+/* Binary CIDv1 is at most 1 + 9 + 9 + 9 + IPK_MH_MAX_DIGEST (128) bytes. */
+#define IPK_CID_BIN_MAX 160
+/* Longest string ipk_cid_format produces (base2 and base8 excluded: they
+ * need up to 8 * IPK_CID_BIN_MAX + 2) plus NUL; base16 of 160 bytes fits. */
+#define IPK_CID_STR_MAX 512
 
 typedef struct {
   uint8_t version;        /* 0 or 1 */
@@ -43,6 +44,11 @@ int ipk_cid_format(const ipk_cid_t *cid, char base, char *out, size_t cap);
 
 /* Build the CID of a block: hash data with sha2-256 and frame it. */
 int ipk_cid_of(uint8_t version, uint64_t codec, const void *data, size_t n, ipk_cid_t *cid);
+
+/* Same with multihash function `hash` (IPK_MH_SHA2_256, IPK_MH_SHA2_512,
+ * IPK_MH_IDENTITY). Errors: IPK_EHASH, IPK_ECID (v0 needs dag-pb + sha2-256). */
+int ipk_cid_of_hash(uint8_t version, uint64_t codec, uint64_t hash, const void *data, size_t n,
+                    ipk_cid_t *cid);
 
 /* 1 when equal (same version, codec and multihash). */
 int ipk_cid_equal(const ipk_cid_t *a, const ipk_cid_t *b);

@@ -25,6 +25,23 @@ typedef struct {
  * IPK_EFORMAT (bad magic/dtype/dims, trailing data), IPK_ETRUNC; eb says
  * "FILE: offset N: reason". */
 int ipk_idx_load(const char *path, ipk_idx_t *out, ipk_errbuf_t *eb);
+/* Frees idx->data and zeroes *idx; NULL and already-freed are fine. */
 void ipk_idx_free(ipk_idx_t *idx);
+
+/* Converts every element to f32 as (float)(value / div) computed in double
+ * (div = 255 gives numpy's x / 255.0 on u8 pixels bit for bit) into
+ * out[0..count), caller memory. Errors: IPK_EINVAL (div not finite and
+ * nonzero, unknown dtype). */
+int ipk_idx_to_f32(const ipk_idx_t *idx, double div, float *out, ipk_errbuf_t *eb);
+
+/* Job for the thread pool (ipk_loop_submit(loop, ipk_idx_load_job, job)):
+ * loads job->path into job->out (the caller frees it with ipk_idx_free), the
+ * detail message goes to job->eb. Pure C on caller-owned memory. */
+typedef struct {
+  const char *path;
+  ipk_idx_t out;
+  ipk_errbuf_t eb;
+} ipk_idx_load_job_t;
+int ipk_idx_load_job(void *arg);
 
 #endif

@@ -1,8 +1,13 @@
 /* ipk/multibase.h - multibase encode/decode.
  * Spec: multiformats/multibase (rfcs/ and multibase.csv).
- * Supported prefixes: 'f' base16, 'F' base16upper, 'b' base32, 'B' base32upper,
- * 'c'/'C' base32pad, 'v'/'V' base32hex, 'k'/'K' base36, 'z' base58btc,
- * 'm' base64, 'M' base64pad, 'u' base64url, 'U' base64urlpad, 'Z' base58flickr.
+ * Supported prefixes: '0' base2, '7' base8, '9' base10, 'f'/'F' base16,
+ * 'b'/'B' base32, 'c'/'C' base32pad, 'v'/'V' base32hex, 't'/'T' base32hexpad,
+ * 'h' base32z, 'k'/'K' base36, 'z' base58btc, 'Z' base58flickr, 'm' base64,
+ * 'M' base64pad, 'u' base64url, 'U' base64urlpad. Not supported: base256emoji
+ * (its prefix is a 4-byte UTF-8 character; nothing in IPFS needs it) and the
+ * draft bases (base45, proquint).
+ * Decoding is case-insensitive for base16, base32 (not base32z) and base36,
+ * as the multibase spec allows; encoders emit the case the prefix names.
  * Ownership: callers own every buffer; nothing is allocated here.
  */
 #ifndef IPK_MULTIBASE_H

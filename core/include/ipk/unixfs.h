@@ -24,6 +24,14 @@ typedef struct {
   uint64_t hash;         /* multihash code; IPK_MH_SHA2_256 */
   int threads;           /* leaf-hashing threads; 0 = number of cores */
   char profile[32];      /* profile name the options came from ("" = custom) */
+  /* Directory size estimate compared with hamt_threshold, as Kubo does to
+   * decide HAMT sharding: 0 = sum of (name length + CID bytes) per link
+   * (unixfs-v0-2015, Kubo's legacy rule), 1 = the serialized directory
+   * block size (unixfs-v1-2025). A directory whose estimate exceeds the
+   * threshold would be sharded by Kubo; ipk does not build HAMT shards, so
+   * it fails with IPK_EUNSUPP instead of producing a different CID. */
+  int dir_estimate_block;
+  uint64_t hamt_threshold; /* 262144 */
 } ipk_unixfs_opts_t;
 
 #define IPK_UNIXFS_MAX_CHUNK (1024 * 1024)
@@ -31,6 +39,11 @@ typedef struct {
 /* Fill opts from a profile name (NULL = Kubo's default unixfs-v0-2015).
  * Errors: IPK_EINVAL for an unknown profile. */
 int ipk_unixfs_opts_init(ipk_unixfs_opts_t *opts, const char *profile);
+
+/* Set chunk_size from a Kubo chunker spec: "size-N" with 1 <= N <=
+ * IPK_UNIXFS_MAX_CHUNK (NULL or "" or "default" = size-262144). rabin and
+ * buzhash give IPK_EUNSUPP; anything else IPK_EINVAL (reason in eb). */
+int ipk_unixfs_opts_set_chunker(ipk_unixfs_opts_t *opts, const char *spec, ipk_errbuf_t *eb);
 
 /* Called once per added entry in Kubo's output order (files, then
  * directories bottom-up, root last). path is relative to the added path's
@@ -71,5 +84,48 @@ int ipk_unixfs_get(const ipk_blocks_t *src, const ipk_cid_t *root, const char *o
 typedef int (*ipk_unixfs_visit_cb)(void *ud, const ipk_cid_t *cid);
 int ipk_dag_walk(const ipk_blocks_t *src, const ipk_cid_t *root,
                  ipk_unixfs_visit_cb visit, void *ud, ipk_errbuf_t *eb);
+
+/* Async wrappers for ipk_loop_submit (ipk_job_fn signature). The caller
+ * fills the inputs, keeps the struct alive until the completion is drained,
+ * then reads the outputs and calls the matching _clear. */
+typedef struct {
+  char *path;            /* malloc'd, as passed to the added callback */
+  ipk_cid_t cid;
+  uint64_t size;         /* cumulative DAG size */
+} ipk_unixfs_entry_t;
+
+typedef struct {
+  ipk_unixfs_opts_t opts;        /* in */
+  const char *path;              /* in */
+  int recursive;                 /* in */
+  const ipk_blocks_t *sink;      /* in, NULL = only hash */
+  ipk_cid_t root;                /* out */
+  uint64_t root_size;            /* out */
+  ipk_unixfs_entry_t *entries;   /* out, Kubo output order; freed by _clear */
+  size_t nentries;               /* out */
+  size_t cap;                    /* internal */
+  ipk_errbuf_t eb;               /* out: detail on failure */
+} ipk_unixfs_add_job_t;
+int ipk_unixfs_add_job(void *arg);
+void ipk_unixfs_add_job_clear(ipk_unixfs_add_job_t *job);
+
+/* cat into a file descriptor (not closed here; short writes retried). */
+int ipk_unixfs_cat_fd(const ipk_blocks_t *src, const ipk_cid_t *root, int fd, ipk_errbuf_t *eb);
+
+typedef struct {
+  const ipk_blocks_t *src;   /* in */
+  ipk_cid_t root;            /* in */
+  int fd;                    /* in */
+  ipk_errbuf_t eb;           /* out */
+} ipk_unixfs_cat_job_t;
+int ipk_unixfs_cat_job(void *arg);
+
+typedef struct {
+  const ipk_blocks_t *src;   /* in */
+  ipk_cid_t root;            /* in */
+  const char *outpath;       /* in */
+  ipk_errbuf_t eb;           /* out */
+} ipk_unixfs_get_job_t;
+int ipk_unixfs_get_job(void *arg);
 
 #endif

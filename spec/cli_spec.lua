@@ -1,0 +1,193 @@
+-- ipkrun end to end: the host, add/cat/get/pin/gc, the main recipe, bad input.
+-- Every test uses its own temporary $IPK_HOME.
+local json = require "cjson"
+local u = support
+
+local DATA = "/usr/share/datasets/fashion-mnist"
+local RECIPE = u.root .. "/recipes/fashion_mnist_fedavg.lua"
+
+local function count_files(dir)
+  local _, out = u.sh("find " .. u.q(dir) .. " -type f | wc -l")
+  return tonumber(out)
+end
+
+describe("ipkrun", function()
+  local tmp, env
+  before_each(function()
+    tmp = u.tmpdir()
+    env = { IPK_HOME = tmp .. "/home" }
+  end)
+  after_each(function() u.rm_rf(tmp) end)
+
+  it("prints help and version", function()
+    local code, out = u.ipkrun({ "--help" }, env)
+    assert.equal(0, code)
+    assert.matches("ipkrun run RECIPE.lua", out, 1, true)
+    code, out = u.ipkrun({ "--version", "--json" }, env)
+    assert.equal(0, code)
+    assert.equal("0.1.0", json.decode(out).version)
+  end)
+
+  it("rejects an unknown flag and an unknown command with one line and exit 2", function()
+    local code, out, err = u.ipkrun({ "add", "--frobnicate", "x" }, env)
+    assert.equal(2, code)
+    assert.equal("", out)
+    assert.equal("ipkrun: add: unknown flag '--frobnicate'\n", err)
+    code, _, err = u.ipkrun({ "launch" }, env)
+    assert.equal(2, code)
+    assert.equal("ipkrun: unknown command 'launch' (see ipkrun --help)\n", err)
+  end)
+
+  it("add prints Kubo's CIDs; cat and get read back verified", function()
+    u.write(tmp .. "/hello.txt", "hello world")
+    local code, out = u.ipkrun({ "add", "-Q", tmp .. "/hello.txt" }, env)
+    assert.equal(0, code)
+    assert.equal("Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD\n", out)
+    code, out = u.ipkrun({ "add", "--cid-version=1", tmp .. "/hello.txt" }, env)
+    assert.equal(0, code)
+    assert.equal("added bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e hello.txt\n", out)
+    code, out = u.ipkrun({ "cat", "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD" }, env)
+    assert.equal(0, code)
+    assert.equal("hello world", out)
+    -- a directory, recursively, and back with get
+    os.execute("mkdir -p " .. u.q(tmp .. "/planets"))
+    u.write(tmp .. "/planets/mars.txt", "Hello Mars!\n")
+    u.write(tmp .. "/planets/venus.txt", "Hello Venus!\n")
+    code, out = u.ipkrun({ "add", "-r", tmp .. "/planets" }, env)
+    assert.equal(0, code)
+    assert.equal("added QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN planets/mars.txt\n" ..
+      "added QmU5kp3BH3B8tnWUU2Pikdb2maksBNkb92FHRr56hyghh4 planets/venus.txt\n" ..
+      "added QmWSgS32xQEcXMeqd3YPJLrNBLSdsfYCep2U7CFkyrjXwY planets\n", out)
+    code = u.ipkrun({ "get", "QmWSgS32xQEcXMeqd3YPJLrNBLSdsfYCep2U7CFkyrjXwY", "-o", tmp .. "/out" }, env)
+    assert.equal(0, code)
+    assert.equal("Hello Venus!\n", u.read(tmp .. "/out/venus.txt"))
+    code, out = u.ipkrun({ "pin", "ls" }, env)
+    assert.equal(0, code)
+    assert.matches("QmWSgS32xQEcXMeqd3YPJLrNBLSdsfYCep2U7CFkyrjXwY recursive", out, 1, true)
+  end)
+
+  it("add -n writes nothing to the store", function()
+    u.write(tmp .. "/a.bin", string.rep("a", 1000))
+    local code, out = u.ipkrun({ "add", "-n", "-Q", tmp .. "/a.bin" }, env)
+    assert.equal(0, code)
+    assert.matches("^Qm%w+\n$", out)
+    local n = u.exists(tmp .. "/home/blocks") and count_files(tmp .. "/home/blocks") or 0
+    assert.equal(0, n)
+  end)
+
+  it("gc removes unpinned blocks and keeps pinned ones", function()
+    u.write(tmp .. "/keep.txt", "keep me")
+    u.write(tmp .. "/drop.txt", "drop me")
+    local _, keep = u.ipkrun({ "add", "-Q", tmp .. "/keep.txt" }, env)
+    local _, drop = u.ipkrun({ "add", "-Q", "--pin=false", tmp .. "/drop.txt" }, env)
+    keep, drop = keep:gsub("%s+$", ""), drop:gsub("%s+$", "")
+    local code, out = u.ipkrun({ "gc", "--json" }, env)
+    assert.equal(0, code)
+    assert.equal(1, json.decode(out).removed)
+    code, out = u.ipkrun({ "cat", keep }, env)
+    assert.equal(0, code); assert.equal("keep me", out)
+    local err
+    code, _, err = u.ipkrun({ "cat", drop }, env)
+    assert.equal(1, code)
+    assert.matches("^ipkrun: cat: [^\n]*" .. drop .. "[^\n]*\n$", err)
+  end)
+
+  it("rejects a malformed CID and a missing block with one line", function()
+    local code, _, err = u.ipkrun({ "cat", "QmNotACid" }, env)
+    assert.equal(1, code)
+    assert.matches("^ipkrun: cat: QmNotACid: [^\n]+\n$", err)
+    code, _, err = u.ipkrun({ "cat", "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e" }, env)
+    assert.equal(1, code)
+    assert.matches("^ipkrun: cat: [^\n]*bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e[^\n]*\n$", err)
+  end)
+
+  describe("main recipe", function()
+    if not u.exists(DATA .. "/train-labels-idx1-ubyte.gz") then
+      pending("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
+      return
+    end
+
+    it("trains, registers, and is reproducible (small params, --json)", function()
+      local args = { "run", RECIPE, "--param", "clients=3", "--param", "rounds=2", "--param", "seed=3", "--json" }
+      local code, out, err = u.ipkrun(args, env)
+      assert.equal(0, code, err)
+      local r = json.decode(out)
+      -- the dataset CID is the folder's `add -r --cid-version=1` CID
+      local c2, out2 = u.ipkrun({ "add", "-r", "-n", "-Q", "--cid-version=1", DATA }, env)
+      assert.equal(0, c2)
+      assert.equal(out2:gsub("%s+$", ""), r.dataset_cid)
+      assert.equal(60000, r.dataset.stats.splits.train.num_rows)
+      assert.equal(10000, r.dataset.stats.splits.test.num_rows)
+      assert.same({ 28, 28 }, r.dataset.stats.sample_shape)
+      assert.equal(6000, r.dataset.stats.splits.train.label_counts[1])
+      assert.equal(2, #r.history)
+      assert.equal(2, r.history[2].round)
+      assert.is_true(r.test_accuracy > 0.5 and r.test_accuracy <= 1)
+      assert.equal(r.history[2].test_accuracy, r.test_accuracy)
+      assert.matches("^bafkrei", r.model_cid)
+      assert.equal("fashion-mnist-softmax", r.registry.name)
+      assert.equal(r.model_cid, r.registry.model_cid)
+      assert.equal(r.dataset_cid, r.registry.lineage.dataset_cid)
+      assert.equal(r.recipe_cid, r.registry.lineage.recipe_cid)
+      -- the recipe CID is the CID of the recipe file's bytes
+      local _, rc = u.ipkrun({ "add", "-n", "-Q", "--cid-version=1", RECIPE }, env)
+      assert.equal(rc:gsub("%s+$", ""), r.recipe_cid)
+      -- the model file reads back as safetensors with the same CID
+      local code3 = u.ipkrun({ "get", r.model_cid, "-o", tmp .. "/model.safetensors" }, env)
+      assert.equal(0, code3)
+      local _, mc = u.ipkrun({ "add", "-n", "-Q", "--cid-version=1", tmp .. "/model.safetensors" }, env)
+      assert.equal(r.model_cid, (mc:gsub("%s+$", "")))
+      -- same seed again: same model CID, registry no-op
+      code, out, err = u.ipkrun(args, env)
+      assert.equal(0, code, err)
+      local again = json.decode(out)
+      assert.equal(r.model_cid, again.model_cid)
+      assert.is_true(again.registry.existing)
+      -- another seed under the same version: a clear error naming both CIDs
+      args[7] = "seed=4"
+      code, out, err = u.ipkrun(args, env)
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.matches("fashion%-mnist%-softmax@1%.0%.0 is already registered with model " .. r.model_cid, err)
+      assert.matches("^ipkrun: run: [^\n]+\n$", err)
+    end)
+
+    it("reaches >= 0.82 test accuracy with the defaults (8 clients, Dirichlet 0.5)", function()
+      local code, out, err = u.ipkrun({ "run", RECIPE, "--json" }, env)
+      assert.equal(0, code, err)
+      local r = json.decode(out)
+      assert.equal(20, #r.history)
+      assert.is_true(r.test_accuracy >= 0.82, "final test accuracy " .. r.test_accuracy)
+    end)
+
+    it("fails cleanly on a missing dataset folder", function()
+      local code, out, err = u.ipkrun({ "run", RECIPE, "--param", "data=" .. tmp .. "/nope" }, env)
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.equal("ipkrun: run: step 'data': dataset fashion-mnist: " .. tmp ..
+        "/nope: directory not found (install the Debian package dataset-fashion-mnist)\n", err)
+      local _, pins = u.ipkrun({ "pin", "ls" }, env)
+      assert.not_matches("dataset:", pins)
+    end)
+
+    it("fails cleanly on a truncated IDX file and leaves no pin or registry row", function()
+      local d = tmp .. "/fm"
+      os.execute("mkdir -p " .. u.q(d) .. " && cp " .. DATA .. "/*.gz " .. u.q(d))
+      -- cut the gzip stream of the test labels short
+      os.execute("head -c 3000 " .. DATA .. "/t10k-labels-idx1-ubyte.gz > " .. u.q(d .. "/t10k-labels-idx1-ubyte.gz"))
+      local code, out, err = u.ipkrun({ "run", RECIPE, "--param", "data=" .. d, "--param", "rounds=1" }, env)
+      assert.equal(1, code)
+      assert.equal("", out)
+      assert.matches("^ipkrun: run: step 'data': [^\n]*t10k%-labels%-idx1%-ubyte%.gz[^\n]*\n$", err)
+      local _, pins = u.ipkrun({ "pin", "ls" }, env)
+      assert.not_matches("dataset:", pins)
+      assert.not_matches("model:", pins)
+    end)
+
+    it("rejects an unknown or mistyped param", function()
+      local code, _, err = u.ipkrun({ "run", RECIPE, "--param", "clients=two" }, env)
+      assert.equal(1, code)
+      assert.equal("ipkrun: run: param 'clients': expected integer, got 'two'\n", err)
+    end)
+  end)
+end)

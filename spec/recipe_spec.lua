@@ -1,0 +1,63 @@
+-- ipk.recipe: params, DAG order, references, errors with file:line.
+local recipe = require "ipk.recipe"
+local sched = require "ipk.sched"
+
+local function make(steps, params)
+  return recipe.recipe { name = "t", params = params or {}, steps = steps }
+end
+
+describe("ipk.recipe", function()
+  it("runs steps in dependency order and passes outputs as inputs", function()
+    local seen = {}
+    local add = recipe.kind { kind = "test.add", inputs = { from = true }, run = function(_, a)
+      seen[#seen + 1] = a.label
+      return (a.from or 0) + a.n
+    end }
+    local r = make({
+      c = add { from = "b", n = 100, label = "c" },
+      a = add { n = 1, label = "a" },
+      b = add { from = "a", n = recipe.param "k", label = "b" },
+    }, { k = 10 })
+    local out = sched.run_task(recipe.run, r, { params = assert(recipe.resolve_params(r, { k = "20" })) })
+    assert.same({ "a", "b", "c" }, seen)
+    assert.equal(121, out.c)
+  end)
+
+  it("checks param overrides against declared types", function()
+    local r = make({ a = recipe.step { run = function() return 1 end } },
+      { n = { default = 8, type = "integer", min = 1 }, alpha = 0.5, name = "x", on = true })
+    local p = assert(recipe.resolve_params(r, { n = "3", alpha = "0", on = "false" }))
+    assert.equal(3, p.n); assert.equal(0, p.alpha); assert.equal(false, p.on); assert.equal("x", p.name)
+    local _, err = recipe.resolve_params(r, { n = "2.5" })
+    assert.equal("param 'n': expected integer, got '2.5'", err)
+    _, err = recipe.resolve_params(r, { n = "0" })
+    assert.equal("param 'n': 0 is below the minimum 1", err)
+    _, err = recipe.resolve_params(r, { bogus = "1" })
+    assert.equal("unknown param 'bogus' (recipe 't' has: alpha, n, name, on)", err)
+    _, err = recipe.resolve_params(r, { alpha = "abc" })
+    assert.equal("param 'alpha': expected number, got 'abc'", err)
+  end)
+
+  it("rejects cycles and unknown references naming the recipe line", function()
+    local k = recipe.kind { kind = "test.k", inputs = { x = true }, run = function() return 0 end }
+    local r = make({ a = k { x = "b" }, b = k { x = "a" } })
+    local _, err = recipe.order(r)
+    assert.matches("recipe_spec.lua:%d+: cycle: a %-> b %-> a", err)
+    r = make({ a = k { x = "nope" } })
+    _, err = recipe.order(r)
+    assert.matches("recipe_spec.lua:%d+: step 'a': input 'x' names unknown step 'nope'", err)
+  end)
+
+  it("reports a failing step by name", function()
+    local r = make({ bad = recipe.step { run = function() error("disk on fire", 0) end } })
+    local out, err = sched.run_task(recipe.run, r, {})
+    assert.is_nil(out)
+    assert.equal("step 'bad': disk on fire", err)
+  end)
+
+  it("validates the recipe shape", function()
+    assert.has_error(function() recipe.recipe { steps = {} } end, "recipe: 'name' (string) is required")
+    assert.has_error(function() recipe.recipe { name = "x", steps = { a = 1 } } end,
+      "recipe 'x': step 'a' is not a step (use ipk.step{...} or a built-in)")
+  end)
+end)
