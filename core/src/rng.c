@@ -62,7 +62,7 @@ double ipk_rng_normal(ipk_rng_t *r) {
    * dropped to keep the generator a plain value type with no cached state. */
   double u1 = 1.0 - ipk_rng_uniform(r);
   double u2 = ipk_rng_uniform(r);
-  return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2) /* 2 pi */;
 }
 
 double ipk_rng_gamma(ipk_rng_t *r, double shape) {

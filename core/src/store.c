@@ -572,8 +572,7 @@ typedef struct {
   ipk_store_t *s;
   char (*keys)[KEY_MAX];
   size_t n, cap;
-  int recursive;
-  int walk_err;
+  int visit_failed;   /* the failure is ours (message already set), not the walker's */
 } mark_t;
 
 static int mark_add(mark_t *m, const ipk_cid_t *cid) {
@@ -591,7 +590,12 @@ static int mark_add(mark_t *m, const ipk_cid_t *cid) {
   return 0;
 }
 
-static int mark_visit(void *ud, const ipk_cid_t *cid) { return mark_add(ud, cid); }
+static int mark_visit(void *ud, const ipk_cid_t *cid) {
+  mark_t *m = ud;
+  int rc = mark_add(m, cid);
+  if (rc < 0) m->visit_failed = 1;
+  return rc;
+}
 
 static int key_cmp(const void *a, const void *b) { return strcmp(a, b); }
 
@@ -694,6 +698,7 @@ int ipk_store_gc(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_byt
     }
     if (!pins[i].recursive) { rc = mark_add(&m, &cid); continue; }
     rc = ipk_dag_walk(&src, &cid, mark_visit, &m, &eb);
+    if (rc < 0 && m.visit_failed) break;
     if (rc < 0) {
       /* An incomplete mark would sweep blocks a pin needs: stop instead. */
       char why[sizeof tls_err.msg];

@@ -24,16 +24,21 @@ local tasks = {}       -- coroutine -> task record
 local id_box = ffi.new("uint64_t[1]")
 local rc_box = ffi.new("int[1]")
 
+local function finish(t)
+  tasks[t.co] = nil
+  for _, w in ipairs(t.waiters or {}) do ready[#ready + 1] = { w, 0 } end
+  t.waiters = nil
+end
+
 local function step(co, ...)
   local t = tasks[co]
   local ok, res = co_resume(co, ...)
   if not ok then
     t.done, t.err = true, res
-    tasks[co] = nil
-    if t.on_error then t.on_error(res, co) end
+    finish(t)
   elseif co_status(co) == "dead" then
     t.done, t.result = true, res
-    tasks[co] = nil
+    finish(t)
   end
 end
 
@@ -86,9 +91,14 @@ end
 --- Wait until every task in list is done; returns results in order, or
 -- raises the first error.
 function M.join(list)
+  if not in_task() then error("ipk: join outside a task", 2) end
   local out = {}
   for i, t in ipairs(list) do
-    while not t.done do M.yield() end
+    if not t.done then
+      t.waiters = t.waiters or {}
+      t.waiters[#t.waiters + 1] = co_running()
+      co_yield()
+    end
     if t.err then error(t.err, 0) end
     out[i] = t.result
   end
@@ -98,13 +108,15 @@ end
 --- Drive the loop until no task is runnable and nothing is pending.
 function M.run()
   while true do
-    while #ready > 0 do
+    if #ready > 0 then
       local batch = ready
       ready = {}
       for _, r in ipairs(batch) do
         local co = r[1]
         if tasks[co] then step(co, unpack(r, 3, 2 + r[2])) end
       end
+      -- Poll without blocking so tasks that only yield cannot starve I/O.
+      lib.ipk_loop_run(loop, 1)
     end
     while lib.ipk_loop_next_done(loop, id_box, rc_box) == 1 do
       local co = waiting[tonumber(id_box[0])]
