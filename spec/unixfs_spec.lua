@@ -48,7 +48,7 @@ end
 
 local function chacha_to_file(path, n, seed)
   local key = sha256_hex(seed)
-  local cmd = ("head -c %d /dev/zero | openssl enc -chacha20 -K %s -iv %s > %s"):format(
+  local cmd = ("(head -c %d /dev/zero | openssl enc -chacha20 -K %s -iv %s > %s)"):format(
     n, key, string.rep("0", 32), q(path))
   local code, _, err = support.sh(cmd)
   assert(code == 0, "openssl chacha20 failed: " .. err)
@@ -70,7 +70,7 @@ local function gomathrand_to_file(dir, path, n, seed)
     end
   end
   if not gobin then return false end
-  local code, _, err = support.sh(("%s -n %d -seed %d > %s"):format(q(gobin), n, seed, q(path)))
+  local code, _, err = support.sh(("(%s -n %d -seed %d > %s)"):format(q(gobin), n, seed, q(path)))
   assert(code == 0, "gomathrand failed: " .. err)
   return true
 end
@@ -179,7 +179,13 @@ describe("unixfs conformance", function()
             local path = tmp .. "/" .. v.id
             support.write(path, unhex(v.content_hex or ""))
             local r = assert(add(path, KUBO_OPTS[v.options]))
-            assert.equal(v.expected_cid, r.root)
+            local got = r.root
+            if v.kubo_flags:match("%-%-cid%-base=base32") then
+              -- Kubo shows a CIDv0 in a non-base58 base as its CIDv1 form.
+              local cid = require "ipk.cid"
+              got = cid.format(cid.to_v1(r.root_cid), "b")
+            end
+            assert.equal(v.expected_cid, got)
             os.remove(path)
           end)
         elseif DIRS[v.id] then
@@ -347,14 +353,15 @@ describe("ipk.unixfs", function()
     local ok, msg, name = unixfs.options { chunker = "size-0" }
     assert.is_nil(ok); assert.equal("EINVAL", name); assert.matches("size%-0", msg)
     ok, msg, name = unixfs.options { chunker = "size-2000000" }
+    assert.matches("1%.%.1048576", msg)
     assert.is_nil(ok); assert.equal("EINVAL", name)
-    ok, _, name = unixfs.options { chunker = "rabin-262144" }
+    ok, msg, name = unixfs.options { chunker = "rabin-262144" }
     assert.is_nil(ok); assert.equal("EUNSUPP", name)
     ok, msg, name = unixfs.options { profile = "nope" }
     assert.is_nil(ok); assert.equal("EINVAL", name); assert.matches("nope", msg)
-    ok, _, name = unixfs.options { cid_version = 2 }
+    ok, msg, name = unixfs.options { cid_version = 2 }
     assert.is_nil(ok); assert.equal("EINVAL", name)
-    ok, _, name = unixfs.options { colour = "red" }
+    ok, msg, name = unixfs.options { colour = "red" }
     assert.is_nil(ok); assert.equal("EINVAL", name)
   end)
 
@@ -393,11 +400,11 @@ describe("ipk.unixfs", function()
     local sched = require "ipk.sched"
     local d = support.tmpdir()
     support.write(d .. "/a", "hello\n")
-    local res = sched.run_task(function()
-      local t1 = sched.spawn(function() return unixfs.add(d .. "/a", { only_hash = true }) end)
-      local t2 = sched.spawn(function() return unixfs.add(d .. "/a", { only_hash = true, cid_version = 1 }) end)
-      return sched.join { t1, t2 }
-    end)
+    -- Two concurrent tasks, each yielding on its own thread-pool job.
+    local res = {}
+    sched.spawn(function() res[1] = unixfs.add(d .. "/a", { only_hash = true }) end)
+    sched.spawn(function() res[2] = unixfs.add(d .. "/a", { only_hash = true, cid_version = 1 }) end)
+    sched.run()
     assert.equal("QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN", res[1].root)
     assert.equal("bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", res[2].root)
     support.rm_rf(d)

@@ -309,6 +309,9 @@ int ipk_store_put(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, siz
                     (long)gettid(), (unsigned long long)k);
   if (tl < 0 || (size_t)tl >= sizeof tmp) return fail(s, IPK_ERANGE, "put: path too long");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  /* gc removes empty shard dirs; one that vanished since mkdir is recreated. */
+  if (fd < 0 && errno == ENOENT && (mkdir(dir, 0755) == 0 || errno == EEXIST))
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     cid_str(cid, cs);
     return fail(s, IPK_EIO, "put %s: create %s: %s", cs, tmp, strerror(errno));

@@ -610,7 +610,7 @@ static int add_dir(ctx_t *c, int dfd, const char *path, int depth, ref_t *out) {
   closedir(d);
   dirent_t *ents = rc == 0 && n ? calloc(n, sizeof *ents) : NULL;
   if (rc == 0 && n && !ents) rc = ipk_errf(c->eb, IPK_ENOMEM, "out of memory");
-  if (rc == 0) qsort(names, n, sizeof *names, cmp_names);
+  if (rc == 0 && n > 1) qsort(names, n, sizeof *names, cmp_names);
   for (size_t i = 0; i < n && rc == 0; i++) {
     ents[i].name = names[i];
     size_t plen = strlen(path) + strlen(names[i]) + 2;

@@ -6,13 +6,13 @@ local runtime = require "ipk.runtime"
 
 local M = {}
 
-local USAGE = [[
+local USAGE = [==[
 ipkrun - content-addressed ML recipes on IPFS
 
 usage:
   ipkrun run RECIPE.lua [--param k=v ...] [--json]   run a recipe
   ipkrun RECIPE.lua [...]                            same as run
-  ipkrun add [-r] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]]
+  ipkrun add [-r] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]==]
              [--chunker=size-N] [--profile=unixfs-v0-2015|unixfs-v1-2025] [--pin=false] PATH
   ipkrun cat CID                                     file bytes to stdout (verified)
   ipkrun get CID -o PATH                             file or directory to PATH (verified)

@@ -1,11 +1,11 @@
 --- ipk.json: JSON through lua-cjson with ipk's settings.
--- Numbers keep 17 significant digits (round-trip exact doubles); arrays
+-- Numbers keep 14 significant digits (lua-cjson's maximum); arrays
 -- and objects are told apart by ipk.json.array.
 local cjson = require "cjson"
 
 local M = {}
 local enc = cjson.new()
-enc.encode_number_precision(17)
+enc.encode_number_precision(14)
 enc.encode_sparse_array(true)
 local dec = cjson.new()
 

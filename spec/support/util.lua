@@ -7,7 +7,7 @@ if not root or root == "" then
 end
 M.root = root
 M.build = os.getenv("IPK_BUILD_DIR") or (root .. "/build")
-M.ipkrun = M.build .. "/ipkrun"
+M.ipkrun_path = M.build .. "/ipkrun"
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -75,7 +75,7 @@ end
 function M.ipkrun(args, env)
   local parts = {}
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. M.q(v) end
-  parts[#parts + 1] = M.q(M.ipkrun)
+  parts[#parts + 1] = M.q(M.ipkrun_path)
   for _, a in ipairs(args) do parts[#parts + 1] = M.q(a) end
   return M.sh(table.concat(parts, " "))
 end
