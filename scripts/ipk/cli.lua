@@ -12,7 +12,7 @@ ipkrun - content-addressed ML recipes on IPFS
 usage:
   ipkrun run RECIPE.lua [--param k=v ...] [--json]   run a recipe
   ipkrun RECIPE.lua [...]                            same as run
-  ipkrun add [-r] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]==]
+  ipkrun add [-r] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]]
              [--chunker=size-N] [--profile=unixfs-v0-2015|unixfs-v1-2025] [--pin=false] PATH
   ipkrun cat CID                                     file bytes to stdout (verified)
   ipkrun get CID -o PATH                             file or directory to PATH (verified)
@@ -23,7 +23,7 @@ usage:
 
 global options: --json (one JSON object on stdout), IPK_HOME (store directory,
 default ${XDG_DATA_HOME:-~/.local/share}/ipk)
-]]
+]==]
 
 local function usage_error(cmd, msg)
   io.stderr:write("ipkrun: ", cmd and (cmd .. ": ") or "", msg, "\n")
