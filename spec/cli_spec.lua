@@ -6,6 +6,11 @@ local u = support
 local DATA = "/usr/share/datasets/fashion-mnist"
 local RECIPE = u.root .. "/recipes/fashion_mnist_fedavg.lua"
 
+-- The error line: the last line of stderr (progress lines come before it).
+local function last_line(s)
+  return (s:match("([^\n]*\n)$")) or s
+end
+
 local function count_files(dir)
   local _, out = u.sh("find " .. u.q(dir) .. " -type f | wc -l")
   return tonumber(out)
@@ -30,6 +35,7 @@ describe("ipkrun", function()
 
   it("rejects an unknown flag and an unknown command with one line and exit 2", function()
     local code, out, err = u.ipkrun({ "add", "--frobnicate", "x" }, env)
+    local _
     assert.equal(2, code)
     assert.equal("", out)
     assert.equal("ipkrun: add: unknown flag '--frobnicate'\n", err)
@@ -144,12 +150,12 @@ describe("ipkrun", function()
       assert.equal(r.model_cid, again.model_cid)
       assert.is_true(again.registry.existing)
       -- another seed under the same version: a clear error naming both CIDs
-      args[7] = "seed=4"
+      args[8] = "seed=4"
       code, out, err = u.ipkrun(args, env)
       assert.equal(1, code)
       assert.equal("", out)
       assert.matches("fashion%-mnist%-softmax@1%.0%.0 is already registered with model " .. r.model_cid, err)
-      assert.matches("^ipkrun: run: [^\n]+\n$", err)
+      assert.matches("^ipkrun: run: [^\n]+\n$", last_line(err))
     end)
 
     it("reaches >= 0.82 test accuracy with the defaults (8 clients, Dirichlet 0.5)", function()
@@ -165,7 +171,7 @@ describe("ipkrun", function()
       assert.equal(1, code)
       assert.equal("", out)
       assert.equal("ipkrun: run: step 'data': dataset fashion-mnist: " .. tmp ..
-        "/nope: directory not found (install the Debian package dataset-fashion-mnist)\n", err)
+        "/nope: directory not found (install the Debian package dataset-fashion-mnist)\n", last_line(err))
       local _, pins = u.ipkrun({ "pin", "ls" }, env)
       assert.not_matches("dataset:", pins)
     end)
@@ -178,7 +184,7 @@ describe("ipkrun", function()
       local code, out, err = u.ipkrun({ "run", RECIPE, "--param", "data=" .. d, "--param", "rounds=1" }, env)
       assert.equal(1, code)
       assert.equal("", out)
-      assert.matches("^ipkrun: run: step 'data': [^\n]*t10k%-labels%-idx1%-ubyte%.gz[^\n]*\n$", err)
+      assert.matches("^ipkrun: run: step 'data': [^\n]*t10k%-labels%-idx1%-ubyte%.gz: offset %d+: truncated[^\n]*\n$", last_line(err))
       local _, pins = u.ipkrun({ "pin", "ls" }, env)
       assert.not_matches("dataset:", pins)
       assert.not_matches("model:", pins)

@@ -42,7 +42,7 @@ end
 
 -- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
 -- Accepts --name=value, --name value (value flags), -x; "--" ends flags.
-local function parse(cmd, argv, spec)
+local function parse(argv, spec)
   local opts, pos = {}, {}
   local i = 1
   while i <= #argv do
@@ -67,7 +67,7 @@ local function parse(cmd, argv, spec)
         opts[s.key or name] = opts[s.key or name] or {}
         table.insert(opts[s.key or name], val)
       else
-        opts[s.key or name] = (s.kind == "bool") and (val ~= "false") or val
+        if s.kind == "bool" then opts[s.key or name] = (val ~= "false") else opts[s.key or name] = val end
       end
     elseif a:sub(1, 1) == "-" and #a > 1 then
       for ch in a:sub(2):gmatch(".") do
@@ -97,7 +97,7 @@ local commands = {}
 
 -- ipkrun add ------------------------------------------------------------
 commands.add = function(argv)
-  local opts, pos = parse("add", argv, {
+  local opts, pos = parse(argv, {
     recursive = { kind = "bool", short = "r" }, quieter = { kind = "bool", short = "Q" },
     quiet = { kind = "bool", short = "q" }, ["only-hash"] = { kind = "bool", short = "n" },
     ["cid-version"] = { kind = "value" }, ["raw-leaves"] = { kind = "bool" },
@@ -140,7 +140,7 @@ commands.add = function(argv)
   return 0
 end
 
-local function parse_cid(cmd, s)
+local function parse_cid(s)
   local c, err = require("ipk.cid").parse(s)
   if not c then return nil, s .. ": " .. tostring(err) end
   return c
@@ -148,10 +148,10 @@ end
 
 -- ipkrun cat ------------------------------------------------------------
 commands.cat = function(argv)
-  local opts, pos = parse("cat", argv, {})
+  local opts, pos = parse(argv, {})
   if not opts then return usage_error("cat", pos) end
   if #pos ~= 1 then return usage_error("cat", "expected one CID") end
-  local _, err = parse_cid("cat", pos[1])
+  local _, err = parse_cid(pos[1])
   if err then return fail("cat", err) end
   io.stdout:flush()
   local ok, cerr = require("ipk.unixfs").cat(pos[1], runtime.store():blocks(), 1)
@@ -161,10 +161,10 @@ end
 
 -- ipkrun get ------------------------------------------------------------
 commands.get = function(argv)
-  local opts, pos = parse("get", argv, { output = { kind = "value", short = "o" }, json = { kind = "bool" } })
+  local opts, pos = parse(argv, { output = { kind = "value", short = "o" }, json = { kind = "bool" } })
   if not opts then return usage_error("get", pos) end
   if #pos ~= 1 then return usage_error("get", "expected one CID") end
-  local _, err = parse_cid("get", pos[1])
+  local _, err = parse_cid(pos[1])
   if err then return fail("get", err) end
   local out = opts.output or pos[1]
   local ok, gerr = require("ipk.unixfs").get(pos[1], runtime.store():blocks(), out)
@@ -178,7 +178,7 @@ end
 commands.pin = function(argv)
   local sub = argv[1]
   local rest = { unpack(argv, 2) }
-  local opts, pos = parse("pin", rest, { json = { kind = "bool" }, recursive = { kind = "bool", short = "r" } })
+  local opts, pos = parse(rest, { json = { kind = "bool" }, recursive = { kind = "bool", short = "r" } })
   if not opts then return usage_error("pin", pos) end
   local store = runtime.store()
   if sub == "ls" then
@@ -193,7 +193,7 @@ commands.pin = function(argv)
     return 0
   elseif sub == "add" or sub == "rm" then
     if #pos ~= 1 then return usage_error("pin " .. sub, "expected one CID") end
-    local _, err = parse_cid("pin", pos[1])
+    local _, err = parse_cid(pos[1])
     if err then return fail("pin " .. sub, err) end
     local ok, perr
     if sub == "add" then ok, perr = store:pin_add(pos[1], { recursive = opts.recursive ~= false })
@@ -208,7 +208,7 @@ end
 
 -- ipkrun gc -------------------------------------------------------------
 commands.gc = function(argv)
-  local opts, pos = parse("gc", argv, { json = { kind = "bool" } })
+  local opts, pos = parse(argv, { json = { kind = "bool" } })
   if not opts then return usage_error("gc", pos) end
   local r, err = runtime.store():gc()
   if not r then return fail("gc", err) end
@@ -239,7 +239,7 @@ local function print_human(res)
 end
 
 commands.run = function(argv)
-  local opts, pos = parse("run", argv, { param = { kind = "value", multi = true }, json = { kind = "bool" } })
+  local opts, pos = parse(argv, { param = { kind = "value", multi = true }, json = { kind = "bool" } })
   if not opts then return usage_error("run", pos) end
   -- --param takes k=v; extra bare k=v words after a --param are accepted too.
   local path = table.remove(pos, 1)

@@ -17,8 +17,7 @@ local M = {}
 -- A strategy is {name, aggregate(updates, global) -> params | nil,msg}, where
 -- updates = {{params, n, cid, client}} in CID order. Users register their own
 -- (examples/custom_aggregation.lua).
-function M.fedavg(o)
-  o = o or {}
+function M.fedavg()
   return { name = "fedavg", aggregate = function(updates, global)
     local k = #updates
     local ptrs = ffi.new("const float*[?]", k)
@@ -97,15 +96,15 @@ M.train = recipe.kind { kind = "fl.train", version = 1, inputs = { shards = true
       end })
     if not res then error(err, 0) end
     local bytes = assert(train.to_safetensors(res.params))
-    local added, aerr = require("ipk.unixfs").add_bytes(bytes, {
+    local model_cid, aerr = require("ipk.unixfs").add_bytes(bytes, {
       cid_version = 1, raw_leaves = true, chunker = "size-262144",
       blocks = require("ipk.runtime").store():blocks() })
-    if not added then error("model: " .. tostring(aerr), 0) end
+    if not model_cid then error("model: " .. tostring(aerr), 0) end
     local shard_cids = {}
     for _, c in ipairs(sp.clients) do shard_cids[#shard_cids + 1] = c.cid end
     for _, h in ipairs(res.history) do h.seconds = nil end
     return {
-      model_cid = added.root, bytes = bytes, size = #bytes,
+      model_cid = model_cid, bytes = bytes, size = #bytes,
       framework = "ipk", format = "safetensors",
       history = res.history,
       metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss },

@@ -68,7 +68,8 @@ function M.register(e)
     end
     store:pin_add(e.model_cid, { recursive = true, name = "model:" .. e.name .. "@" .. e.version })
     local created = os.date("!%Y-%m-%dT%H:%M:%SZ")
-    d:query("INSERT INTO models (name, version, model_cid, framework, format, metrics, params, lineage, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+    d:query("INSERT INTO models (name, version, model_cid, framework, format, metrics, params, lineage, created_at)"
+      .. " VALUES (?,?,?,?,?,?,?,?,?)",
       e.name, e.version, e.model_cid, e.framework or "", e.format or "",
       json.encode(e.metrics or {}), json.encode(e.params or {}), json.encode(e.lineage or {}), created)
     result = { name = e.name, version = e.version, model_cid = e.model_cid, framework = e.framework,

@@ -38,14 +38,14 @@ function M.run_file(path, overrides, opts)
   local params, perr = recipe.resolve_params(r, overrides)
   if not params then return nil, perr end
   local store = runtime.store()
-  local added, aerr = require("ipk.unixfs").add_bytes(bytes, {
+  local recipe_cid, aerr = require("ipk.unixfs").add_bytes(bytes, {
     cid_version = 1, raw_leaves = true, chunker = "size-262144", blocks = store:blocks() })
-  if not added then return nil, "recipe: " .. tostring(aerr) end
-  local ok, pin_err = store:pin_add(added.root, { recursive = true, name = "recipe:" .. path:gsub(".*/", "") })
+  if not recipe_cid then return nil, "recipe: " .. tostring(aerr) end
+  local ok, pin_err = store:pin_add(recipe_cid, { recursive = true, name = "recipe:" .. path:gsub(".*/", "") })
   if not ok then return nil, pin_err end
-  runtime.log("recipe %s  cid=%s", r.name, added.root)
+  runtime.log("recipe %s  cid=%s", r.name, recipe_cid)
   return recipe.run(r, { params = params, log = opts.log or runtime.log,
-    recipe_cid = added.root, recipe_path = path })
+    recipe_cid = recipe_cid, recipe_path = path })
 end
 
 return M
