@@ -1,0 +1,84 @@
+--- ipk.cmd.util: what every ipkrun command shares: flag parsing, the
+-- one-line error format, JSON output.
+local M = {}
+
+--- Usage error: one line on stderr, exit code 2.
+function M.usage_error(cmd, msg)
+  io.stderr:write("ipkrun: ", cmd and (cmd .. ": ") or "", msg, "\n")
+  return 2
+end
+
+--- Failure: one line "ipkrun: CMD: what: why" on stderr, exit code 1.
+function M.fail(cmd, msg)
+  msg = tostring(msg):gsub("\n.*", "")
+  io.stderr:write("ipkrun: ", cmd, ": ", msg, "\n")
+  return 1
+end
+
+--- The result object as one JSON line on stdout.
+function M.emit_json(obj)
+  io.stdout:write(require("ipk.json").encode(obj), "\n")
+end
+
+-- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
+-- Accepts --name=value, --name value (value flags), -x; "--" ends flags.
+function M.parse(argv, spec)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for j = i + 1, #argv do pos[#pos + 1] = argv[j] end
+      break
+    elseif a:sub(1, 2) == "--" then
+      local name, val = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local s = spec[name]
+      if not s then return nil, "unknown flag '" .. a .. "'" end
+      if s.kind == "value" and val == nil then
+        i = i + 1
+        val = argv[i]
+        if val == nil then return nil, "flag --" .. name .. " needs a value" end
+      end
+      if s.kind == "bool" and val ~= nil and val ~= "true" and val ~= "false" then
+        return nil, "flag --" .. name .. " takes true or false, got '" .. val .. "'"
+      end
+      if s.multi then
+        opts[s.key or name] = opts[s.key or name] or {}
+        table.insert(opts[s.key or name], val)
+      else
+        if s.kind == "bool" then opts[s.key or name] = (val ~= "false") else opts[s.key or name] = val end
+      end
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      for ch in a:sub(2):gmatch(".") do
+        local found
+        for name, s in pairs(spec) do
+          if s.short == ch then found = name end
+        end
+        if not found then return nil, "unknown flag '-" .. ch .. "'" end
+        local s = spec[found]
+        if s.kind == "value" then
+          i = i + 1
+          if argv[i] == nil then return nil, "flag -" .. ch .. " needs a value" end
+          opts[s.key or found] = argv[i]
+        else
+          opts[s.key or found] = true
+        end
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+
+--- Parse a CID string; returns the CID or nil, "S: why".
+function M.parse_cid(s)
+  local c, err = require("ipk.cid").parse(s)
+  if not c then return nil, s .. ": " .. tostring(err) end
+  return c
+end
+
+return M
