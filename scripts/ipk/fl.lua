@@ -50,12 +50,15 @@ function M.run(sp, o)
   local now = core.now
   for r = 1, rounds do
     local t0 = now()
+    -- Learning rate decays per round (lr / (1 + lr_decay * (r - 1))): with
+    -- non-IID clients a fixed rate makes the global model oscillate.
+    local lr = spec.lr / (1 + (spec.lr_decay or 0) * (r - 1))
     local tasks = {}
     for _, c in ipairs(sp.clients) do
       if c.n > 0 then
         tasks[#tasks + 1] = sched.spawn(function()
           local p = train.copy(global)
-          local loss, err = train.fit(p, sp.train, c.idx, c.n, client_seed(seed, r, c.id))
+          local loss, err = train.fit(p, sp.train, c.idx, c.n, client_seed(seed, r, c.id), lr)
           if not loss then error(err, 0) end
           local bytes = assert(train.to_safetensors(p))
           local cidmod = require "ipk.cid"
@@ -71,7 +74,7 @@ function M.run(sp, o)
     global = agg
     local tl, tw = 0, 0
     for _, u in ipairs(updates) do tl = tl + u.loss * u.n; tw = tw + u.n end
-    local h = { round = r, train_loss = tl / tw, clients = #updates }
+    local h = { round = r, train_loss = tl / tw, clients = #updates, lr = lr }
     if sp.test then
       local loss, acc = train.evaluate(global, sp.test)
       if not loss then return nil, acc end

@@ -11,11 +11,14 @@ local ffi, lib = core.ffi, core.lib
 local M = {}
 
 --- Softmax-regression model spec.
--- @param o {classes=10, lr=, batch=, epochs= (local epochs per round), l2=}
+-- Defaults were tuned for FedAvg on Fashion-MNIST (8 clients, Dirichlet 0.5):
+-- lr 0.5 decaying as lr / (1 + 0.05 r) per round, batch 256, 1 local epoch.
+-- @param o {classes=10, lr=0.5, lr_decay=0.05 (per round), batch=256,
+--   epochs=1 (local epochs per round), l2=0}
 function M.softmax(o)
   o = o or {}
-  return { type = "softmax", classes = o.classes or 10, lr = o.lr or 0.1,
-           batch = o.batch or 32, epochs = o.epochs or 1, l2 = o.l2 or 0 }
+  return { type = "softmax", classes = o.classes or 10, lr = o.lr or 0.5, lr_decay = o.lr_decay or 0.05,
+           batch = o.batch or 256, epochs = o.epochs or 1, l2 = o.l2 or 0 }
 end
 
 --- Zero-initialised parameters for spec on `features` inputs.
@@ -35,13 +38,14 @@ function M.copy(p)
 end
 
 --- Train p in place on rows idx[0..n) of data {X, y}. Must run inside a task.
+-- @param lr learning rate for this call (default: the spec's lr)
 -- @return mean training loss of the last local epoch, or nil, msg
-function M.fit(p, data, idx, n, seed)
+function M.fit(p, data, idx, n, seed, lr)
   local spec = p.spec
   local job = ffi.new("ipk_softmax_train_job_t")
   job.cfg.features, job.cfg.classes = p.features, p.classes
   job.cfg.epochs, job.cfg.batch = spec.epochs, spec.batch
-  job.cfg.lr, job.cfg.l2, job.cfg.seed = spec.lr, spec.l2, seed
+  job.cfg.lr, job.cfg.l2, job.cfg.seed = lr or spec.lr, spec.l2, seed
   job.W, job.b = p.data, p.data + p.classes * p.features
   job.X, job.y, job.idx, job.n = data.X, data.y, idx, n
   local rc = sched.job(lib.ipk_softmax_train_job, job)
