@@ -26,5 +26,28 @@ function M.decode(s)
   return v
 end
 
+--- A copy of v with only JSON-representable values: cdata, functions,
+-- userdata, threads and cycles are dropped; strings longer than max_string
+-- (default 4096 bytes, e.g. model bytes) are replaced by "<N bytes>".
+function M.sanitize(v, max_string, seen)
+  local t = type(v)
+  if t == "string" then
+    max_string = max_string or 4096
+    if #v > max_string then return "<" .. #v .. " bytes>" end
+    return v
+  end
+  if t == "number" or t == "boolean" or v == nil then return v end
+  if t ~= "table" then return nil end
+  seen = seen or {}
+  if seen[v] then return nil end
+  seen[v] = true
+  local out = {}
+  for k, x in pairs(v) do
+    if type(k) == "string" or type(k) == "number" then out[k] = M.sanitize(x, max_string, seen) end
+  end
+  seen[v] = nil
+  return setmetatable(out, getmetatable(v))
+end
+
 M.null = cjson.null
 return M

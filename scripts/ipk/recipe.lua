@@ -220,7 +220,8 @@ function M.run(recipe, opts)
     log("step %s done in %.2fs", name, ctx.timings[name])
   end
   if recipe.result then return recipe.result(outputs, ctx) end
-  return outputs
+  -- No result function: every step's output, reduced to what JSON can carry.
+  return require("ipk.json").sanitize(outputs)
 end
 
 return M
