@@ -1,6 +1,6 @@
 -- Federated learning on Fashion-MNIST, every artifact content-addressed.
 --
---   ipkrun run recipes/fashion_mnist_fedavg.lua [--param clients=8 rounds=20 seed=1 alpha=0.5] [--json]
+--   ipkrun run recipes/fashion_mnist_fedavg.lua [--param clients=8 --param rounds=150 --param seed=1 --param alpha=0.5] [--json]
 --
 -- data:    the Debian package dataset-fashion-mnist's folder, added as a dataset
 --          version (its CID = `ipkrun add -r --cid-version=1` of the folder),
@@ -10,6 +10,10 @@
 -- model:   FedAvg of a softmax-regression trainer (C, OpenBLAS) for `rounds`
 --          rounds, weighted by sample counts, evaluated on the 10k test set
 --          after every round; final weights as canonical safetensors.
+--          `--param strategy=examples/custom_aggregation.lua` swaps in a
+--          user-written aggregation (a coordinate-wise median).
+-- Every step is memoized by the CID of its inputs: re-running with the same
+-- params does no work; `ipkrun plan` shows what a change would re-run.
 -- publish: the model registered as fashion-mnist-softmax@`version` with its
 --          metrics, params and lineage (dataset CID, recipe CID).
 local ipk = require "ipk"
@@ -27,6 +31,8 @@ return ipk.recipe {
     batch   = { default = 256, type = "integer", min = 1, doc = "local mini-batch size" },
     data    = { default = "/usr/share/datasets/fashion-mnist", type = "string", doc = "dataset folder" },
     version = { default = "1.0.0", type = "string", doc = "registry version of the model" },
+    strategy = { default = "fedavg", type = "string",
+                 doc = "aggregation: fedavg, or a Lua script returning a strategy (examples/custom_aggregation.lua)" },
   },
   steps = {
     data = ipk.dataset.add {
@@ -40,7 +46,7 @@ return ipk.recipe {
       model = { type = "softmax", classes = 10, lr = ipk.param "lr", lr_decay = ipk.param "lr_decay",
                 batch = ipk.param "batch",
                 epochs = ipk.param "epochs", l2 = 0 },
-      rounds = ipk.param "rounds", seed = ipk.param "seed", strategy = ipk.fl.fedavg {},
+      rounds = ipk.param "rounds", seed = ipk.param "seed", strategy = ipk.param "strategy",
     },
     publish = ipk.registry.add { model = "model", name = "fashion-mnist-softmax", version = ipk.param "version" },
   },

@@ -107,6 +107,98 @@ describe("ipkrun", function()
     assert.matches("^ipkrun: cat: [^\n]*bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e[^\n]*\n$", err)
   end)
 
+  describe("regressions", function()
+    it("skips hidden files like Kubo unless -H, and adds symlinks as UnixFS symlinks", function()
+      local d = tmp .. "/d"
+      os.execute("mkdir -p " .. u.q(d .. "/sub") .. " && printf hi > " .. u.q(d .. "/sub/a.txt")
+        .. " && printf x > " .. u.q(d .. "/.hidden") .. " && ln -s sub/a.txt " .. u.q(d .. "/link"))
+      local _, without = u.ipkrun({ "add", "-r", "-n", "-Q", d }, env)
+      os.execute("rm " .. u.q(d .. "/.hidden"))
+      local _, plain = u.ipkrun({ "add", "-r", "-n", "-Q", d }, env)
+      assert.equal(plain, without)
+      u.write(d .. "/.hidden", "x")
+      local _, with = u.ipkrun({ "add", "-r", "-n", "-Q", "-H", d }, env)
+      assert.not_equal(plain, with)
+      -- the symlink node: dag-pb {Data: UnixFS{Type: Symlink(4), Data: "sub/a.txt"}}
+      local code, out = u.ipkrun({ "add", "-Q", "--cid-version=1", d .. "/link" }, env)
+      assert.equal(0, code)
+      local blk = "\x0a\x0d\x08\x04\x12\x09sub/a.txt"
+      local cid = require("ipk.cid")
+      assert.equal(cid.format(cid.of(1, 0x70, blk)) .. "\n", out)
+      -- and get recreates it as a symlink, never following it
+      local root = (select(2, u.ipkrun({ "add", "-r", "-Q", d }, env))):gsub("%s+$", "")
+      assert.equal(0, (u.ipkrun({ "get", root, "-o", tmp .. "/out" }, env)))
+      local _, target = u.sh("readlink " .. u.q(tmp .. "/out/link"))
+      assert.equal("sub/a.txt\n", target)
+    end)
+
+    it("get refuses to overwrite and leaves nothing behind when a block is missing", function()
+      os.execute("mkdir -p " .. u.q(tmp .. "/p"))
+      u.write(tmp .. "/p/a.txt", "aaa")
+      u.write(tmp .. "/p/b.txt", "bbb")
+      local _, root = u.ipkrun({ "add", "-r", "-Q", tmp .. "/p" }, env)
+      root = root:gsub("%s+$", "")
+      u.write(tmp .. "/exists", "precious")
+      local code, _, err = u.ipkrun({ "get", root, "-o", tmp .. "/exists" }, env)
+      assert.equal(1, code)
+      assert.matches("already exists", err)
+      assert.equal("precious", u.read(tmp .. "/exists"))
+      -- remove b.txt's block: get fails and writes no partial tree
+      local _, bcid = u.ipkrun({ "add", "-n", "-Q", tmp .. "/p/b.txt" }, env)
+      local key = require("ipk.cid").parse((bcid:gsub("%s+$", "")))
+      assert.truthy(key)
+      local _, files = u.sh("grep -rl bbb " .. u.q(tmp .. "/home/blocks"))
+      for f in files:gmatch("[^\n]+") do os.remove(f) end
+      code, _, err = u.ipkrun({ "get", root, "-o", tmp .. "/partial" }, env)
+      assert.equal(1, code)
+      assert.matches("block not found", err)
+      assert.is_false(u.exists(tmp .. "/partial/a.txt"))
+      local _, left = u.sh("ls -a " .. u.q(tmp))
+      assert.not_matches("ipk%-get", left)
+    end)
+
+    it("a corrupt block is named as corrupt and re-adding the content repairs it", function()
+      u.write(tmp .. "/m.bin", string.rep("0123456789", 1000))
+      local _, c = u.ipkrun({ "add", "-Q", tmp .. "/m.bin" }, env)
+      c = c:gsub("%s+$", "")
+      -- the block holding the file's bytes: the largest block file
+      local _, list = u.sh("find " .. u.q(tmp .. "/home/blocks") .. " -type f")
+      local f, data = nil, ""
+      for p in list:gmatch("[^\n]+") do
+        local d = u.read(p)
+        if #d > #data then f, data = p, d end
+      end
+      u.write(f, data:sub(1, 100) .. "X" .. data:sub(102))
+      local code, _, err = u.ipkrun({ "cat", c }, env)
+      assert.equal(1, code)
+      assert.matches("is corrupt in the store", err)
+      assert.equal(0, (u.ipkrun({ "add", "-Q", tmp .. "/m.bin" }, env)))
+      local out
+      code, out = u.ipkrun({ "cat", c }, env)
+      assert.equal(0, code)
+      assert.equal(string.rep("0123456789", 1000), out)
+    end)
+
+    it("gc waits for, then refuses to run beside, another process using the store", function()
+      -- a process holding the store open (as an import in flight does): the REPL
+      os.execute("(echo 'ipk.store()'; sleep 12) | IPK_HOME=" .. u.q(env.IPK_HOME) .. " " .. u.q(u.build .. "/ipkrun")
+        .. " >/dev/null 2>&1 & echo $! > " .. u.q(tmp .. "/pid"))
+      os.execute("sleep 1")
+      local code, out, err = u.ipkrun({ "gc", "--json" }, env)
+      os.execute("pkill -P $(cat " .. u.q(tmp .. "/pid") .. ") 2>/dev/null; kill $(cat " .. u.q(tmp .. "/pid") .. ") 2>/dev/null")
+      assert.equal(1, code)
+      assert.matches("another ipkrun process is using the store", err)
+      assert.equal("another", require("cjson").decode(out).error:match("another"))
+    end)
+
+    it("escapes control characters of bad input in the one-line error", function()
+      local code, out, err = u.ipkrun({ "cat", "Qm\nab\27c", "--json" }, env)
+      assert.equal(1, code)
+      assert.equal("ipkrun: cat: Qm\\nab\\x1bc: invalid CID 'Qm\\nab\\x1bc': unknown or malformed multibase\n", err)
+      assert.equal(1, require("cjson").decode(out).exit_code)
+    end)
+  end)
+
   describe("main recipe", function()
     if not u.exists(DATA .. "/train-labels-idx1-ubyte.gz") then
       pending("Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
@@ -153,7 +245,8 @@ describe("ipkrun", function()
       args[8] = "seed=4"
       code, out, err = u.ipkrun(args, env)
       assert.equal(1, code)
-      assert.equal("", out)
+      -- with --json the failure is one JSON object on stdout too
+      assert.matches("is already registered with model " .. r.model_cid, json.decode(out).error, 1, true)
       assert.matches("fashion%-mnist%-softmax@1%.0%.0 is already registered with model " .. r.model_cid, err)
       assert.matches("^ipkrun: run: [^\n]+\n$", last_line(err))
     end)

@@ -34,3 +34,47 @@ describe("ipk.sched", function()
       "ipk: async call outside a task (use ipk.run or sched.spawn)")
   end)
 end)
+
+describe("ipk.sched cancellation", function()
+  it("cancels a sleeping task at once with the reason", function()
+    local t0 = require("ipk.core").now()
+    local err
+    sched.run_task(function()
+      local t = sched.spawn(function() sched.sleep(5) end)
+      sched.spawn(function() sched.sleep(0.02); sched.cancel(t, "timeout after 0.02s") end)
+      local ok, e = pcall(sched.join, { t })
+      assert.is_false(ok)
+      err = e
+    end)
+    assert.equal("cancelled: timeout after 0.02s", err)
+    -- the 5 s timer does not hold the run: only its completion is ignored
+    assert.is_true(require("ipk.core").now() - t0 < 5)
+  end)
+
+  it("cancels a task waiting in join, and the joined task keeps running", function()
+    local inner_done = false
+    local res = sched.run_task(function()
+      local inner = sched.spawn(function() sched.sleep(0.03); inner_done = true; return 7 end)
+      local outer = sched.spawn(function() return sched.join({ inner })[1] end)
+      sched.sleep(0.005)
+      sched.cancel(outer, "stop")
+      sched.settle({ outer, inner })
+      return { outer.err, inner.result }
+    end)
+    assert.equal("cancelled: stop", res[1])
+    assert.equal(7, res[2])
+    assert.is_true(inner_done)
+  end)
+
+  it("a task cancelled before it starts raises at its first wait; check() raises too", function()
+    local res = sched.run_task(function()
+      local t = sched.spawn(function() sched.sleep(0.01); return "ran" end)
+      sched.cancel(t, "early")
+      local u = sched.spawn(function() for _ = 1, 3 do sched.check(); sched.yield() end return "ok" end)
+      sched.cancel(u, "loop")
+      sched.settle({ t, u })
+      return { t.err, u.err }
+    end)
+    assert.same({ "cancelled: early", "cancelled: loop" }, res)
+  end)
+end)

@@ -385,14 +385,17 @@ describe("ipk.unixfs", function()
     assert.is_nil(r); assert.equal("ENOENT", name)
   end)
 
-  it("rejects symlinks and directories without recursive", function()
+  it("adds symlinks as UnixFS symlink nodes and rejects directories without recursive", function()
     local d = support.tmpdir()
     support.write(d .. "/f", "x")
     os.execute("ln -s f " .. q(d .. "/l"))
     local r, msg, name = unixfs.add(d, { only_hash = true })
-    assert.is_nil(r); assert.equal("EINVAL", name); assert.matches("recursive", msg)
-    r, msg, name = unixfs.add(d, { only_hash = true, recursive = true })
-    assert.is_nil(r); assert.equal("EUNSUPP", name); assert.matches("symlink", msg)
+    assert.is_nil(r); assert.equal("EINVAL", name); assert.matches("with %-r", msg)
+    r = assert(unixfs.add(d, { only_hash = true, recursive = true }))
+    -- entries: the file and the symlink (dag-pb {Data: UnixFS{Type: 4, Data: "f"}}), then the dir
+    assert.equal(3, #r.entries)
+    local cid = require "ipk.cid"
+    assert.equal(cid.format(cid.of(0, 0x70, "\x0a\x05\x08\x04\x12\x01f")), r.entries[2].cid)
     support.rm_rf(d)
   end)
 

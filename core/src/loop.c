@@ -2,6 +2,7 @@
 #include "ipk/loop.h"
 #include <stdlib.h>
 #include <uv.h>
+#include "internal.h"
 
 typedef struct ipk__op_s {
   union { uv_work_t work; uv_timer_t timer; } u;
@@ -13,11 +14,18 @@ typedef struct ipk__op_s {
   struct ipk__op_s *next;     /* done queue link */
 } ipk__op_t;
 
+typedef struct ipk__closer_s {
+  void (*fn)(void *ud);
+  void *ud;
+  struct ipk__closer_s *next;
+} ipk__closer_t;
+
 struct ipk_loop_s {
   uv_loop_t uv;
   uint64_t next_id;
   size_t pending;             /* started, not yet drained */
   ipk__op_t *done_head, *done_tail;
+  ipk__closer_t *closers;     /* ipk__loop_on_free hooks, newest first */
 };
 
 static void push_done(ipk_loop_t *l, ipk__op_t *op) {
@@ -42,6 +50,14 @@ static void close_walk(uv_handle_t *h, void *arg) {
 
 void ipk_loop_free(ipk_loop_t *l) {
   if (!l) return;
+  /* Modules with their own handles (http) release them first: an idle
+   * keep-alive socket must not keep the loop below running forever. */
+  while (l->closers) {
+    ipk__closer_t *c = l->closers;
+    l->closers = c->next;
+    c->fn(c->ud);
+    free(c);
+  }
   /* Let running jobs finish: their after-callbacks reference the loop. */
   while (uv_run(&l->uv, UV_RUN_DEFAULT) != 0) {}
   uv_walk(&l->uv, close_walk, NULL);
@@ -122,6 +138,31 @@ int ipk_loop_next_done(ipk_loop_t *l, uint64_t *id, int *rc) {
 }
 
 size_t ipk_loop_pending(ipk_loop_t *l) { return l->pending; }
+
+uv_loop_t *ipk__loop_uv(ipk_loop_t *l) { return &l->uv; }
+
+ipk__op_t *ipk__loop_op_begin(ipk_loop_t *l, uint64_t *id) {
+  ipk__op_t *op = calloc(1, sizeof *op);
+  if (!op) return NULL;
+  op->loop = l;
+  op->id = l->next_id++;
+  l->pending++;
+  if (id) *id = op->id;
+  return op;
+}
+
+void ipk__loop_op_end(ipk__op_t *op, int rc) {
+  op->rc = rc;
+  push_done(op->loop, op);
+}
+
+int ipk__loop_on_free(ipk_loop_t *l, void (*fn)(void *ud), void *ud) {
+  ipk__closer_t *c = malloc(sizeof *c);
+  if (!c) return IPK_ENOMEM;
+  c->fn = fn; c->ud = ud; c->next = l->closers;
+  l->closers = c;
+  return 0;
+}
 
 uint64_t ipk_now_ns(void) { return uv_hrtime(); }
 

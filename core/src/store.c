@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -46,6 +47,7 @@ struct ipk_store_s {
   char *blocks;      /* <home>/blocks */
   ipk_db_t *db;
   atomic_uint_fast64_t tmp_counter;
+  int lockfd;        /* <home>/store.lock: shared while open, exclusive in gc */
 };
 
 /* Detail messages are per thread (worker threads fail too) and remember the
@@ -217,6 +219,7 @@ int ipk_store_open(const char *home, ipk_store_t **out, ipk_errbuf_t *eb) {
   ipk_store_t *s = calloc(1, sizeof *s);
   if (!s) return ipk_errf(eb, IPK_ENOMEM, "store open %s: out of memory", home);
   atomic_init(&s->tmp_counter, 0);
+  s->lockfd = -1;
   size_t hl = strlen(home);
   while (hl > 1 && home[hl - 1] == '/') hl--;   /* "x/" and "x" are one home */
   s->home = strndup(home, hl);
@@ -234,6 +237,17 @@ int ipk_store_open(const char *home, ipk_store_t **out, ipk_errbuf_t *eb) {
     ipk_store_close(s);
     return ipk_errf(eb, IPK_ERANGE, "store open %s: path too long", home);
   }
+  /* Every open handle holds a shared lock; gc needs it exclusively. So a
+   * process that has put blocks but not pinned them yet (an import in
+   * flight) can never have them swept by another process's gc. */
+  char lockpath[PATH_MAX];
+  snprintf(lockpath, sizeof lockpath, "%s/store.lock", s->home);
+  s->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lockfd < 0 || flock(s->lockfd, LOCK_SH) != 0) {
+    ipk_errf(eb, IPK_EIO, "store open %s: lock %s: %s", s->home, lockpath, strerror(errno));
+    ipk_store_close(s);
+    return IPK_EIO;
+  }
   int rc = ipk_db_open(dbpath, &s->db, eb);
   if (rc < 0) { ipk_store_close(s); return rc; }
   rc = migrate(s, eb);
@@ -246,6 +260,7 @@ void ipk_store_close(ipk_store_t *s) {
   if (!s) return;
   if (tls_err.s == s) tls_err.s = NULL;
   ipk_db_close(s->db);
+  if (s->lockfd >= 0) close(s->lockfd);   /* releases the lock */
   free(s->home);
   free(s->blocks);
   free(s);
@@ -280,6 +295,24 @@ int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid) {
   return fail(s, IPK_EIO, "has %s: stat %s: %s", cs, path, strerror(errno));
 }
 
+/* 1 when the file at path holds exactly data[0..n). */
+static int same_content(const char *path, const uint8_t *data, size_t n) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  uint8_t buf[65536];
+  size_t off = 0;
+  int same = 1;
+  while (same) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { same = r == 0 && off == n; break; }
+    if (off + (size_t)r > n || memcmp(buf, data + off, (size_t)r) != 0) same = 0;
+    off += (size_t)r;
+  }
+  close(fd);
+  return same;
+}
+
 int ipk_store_put(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n) {
   char cs[IPK_CID_STR_MAX];
   if (!ipk_cid_verify(cid, data, n)) {
@@ -292,7 +325,9 @@ int ipk_store_put(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, siz
   if (rc < 0) { cid_str(cid, cs); return fail(s, rc, "put %s: cannot derive block key", cs); }
   if ((rc = block_path(s, key, path, sizeof path)) < 0) return fail(s, rc, "put: path too long");
   struct stat st;
-  if (stat(path, &st) == 0) return 0;   /* same key = same bytes: nothing to do */
+  /* Same key should mean same bytes, but a block file damaged on disk must
+   * not survive a re-add of its content: compare, and rewrite on mismatch. */
+  if (stat(path, &st) == 0 && (size_t)st.st_size == n && same_content(path, data, n)) return 0;
 
   char shard[3];
   shard_of(key, shard);
@@ -661,7 +696,32 @@ static int sweep(ipk_store_t *s, mark_t *m, uint64_t *removed, uint64_t *bytes) 
 
 typedef struct { char cid[IPK_CID_STR_MAX]; int recursive; } pin_row_t;
 
+/* Take the store lock exclusively for gc: wait up to ~10 s for other
+ * processes' imports to finish, then give up without removing anything. */
+static int gc_lock(ipk_store_t *s) {
+  for (int i = 0; i < 100; i++) {
+    if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0) return 0;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return fail(s, IPK_EIO, "gc: lock %s/store.lock: %s", s->home, strerror(errno));
+    struct timespec ts = { 0, 100 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+  }
+  return fail(s, IPK_EBUSY, "gc: another ipkrun process is using the store %s; nothing removed "
+              "(run gc when it has finished)", s->home);
+}
+
+static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes);
+
 int ipk_store_gc(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes) {
+  int rc = gc_lock(s);
+  if (rc < 0) return rc;
+  rc = gc_locked(s, removed_blocks, removed_bytes);
+  /* Back to shared (this handle stays open and may import again). */
+  flock(s->lockfd, LOCK_SH);
+  return rc;
+}
+
+static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes) {
   uint64_t removed = 0, bytes = 0;
   mark_t m = { .s = s };
   pin_row_t *pins = NULL;

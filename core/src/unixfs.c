@@ -510,7 +510,14 @@ static int add_fd(ctx_t *c, int fd, const char *name, ref_t *out) {
   (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
   src_t s = { fd, NULL, (uint64_t)st.st_size, name };
-  return add_source(c, &s, out);
+  int rc = add_source(c, &s, out);
+  /* Chunks are read by offset up to the size seen at the start: a file that
+   * changed meanwhile would get the CID of bytes that never existed. */
+  struct stat st2;
+  if (rc == 0 && (fstat(fd, &st2) < 0 || st2.st_size != st.st_size ||
+                  st2.st_mtim.tv_sec != st.st_mtim.tv_sec || st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec))
+    rc = ipk_errf(c->eb, IPK_EIO, "%s: file changed while it was being added; add it again", name);
+  return rc;
 }
 
 typedef struct {
@@ -580,6 +587,46 @@ static int make_dir(ctx_t *c, const char *path, dirent_t *ents, size_t n, ref_t 
   return 0;
 }
 
+/* UnixFS Symlink node: dag-pb with Data = UnixFS{Type=Symlink(4), Data=target}
+ * and no links (UNIXFS.md "Symlink"; what Kubo adds for a symlink). */
+static int make_symlink(ctx_t *c, const char *path, const char *target, ref_t *out) {
+  const ipk_unixfs_opts_t *o = c->o;
+  size_t tl = strlen(target);
+  uint8_t *ud = malloc(tl + 16);
+  if (!ud) return ipk_errf(c->eb, IPK_ENOMEM, "out of memory");
+  size_t k = 0;
+  ud[k++] = 0x08;
+  ud[k++] = UFS_SYMLINK;
+  ud[k++] = 0x12;
+  k += (size_t)ipk_varint_encode(tl, ud + k);
+  memcpy(ud + k, target, tl);
+  k += tl;
+  ipk_dagpb_node_t node = { NULL, 0, ud, k, 1 };
+  uint8_t *blk = NULL;
+  size_t blen = 0;
+  int rc = ipk_dagpb_encode(&node, &blk, &blen);
+  free(ud);
+  if (rc < 0) return ipk_errf(c->eb, rc, "encoding symlink %s failed", path);
+  rc = ipk_cid_of_hash((uint8_t)o->cid_version, IPK_CODEC_DAG_PB, o->hash, blk, blen, &out->cid);
+  if (rc == 0) rc = put_block(c->sink, &out->cid, blk, blen);
+  free(blk);
+  if (rc < 0) return ipk_errf(c->eb, rc, "storing symlink %s failed: %s", path, ipk_strerror(rc));
+  out->fsize = 0;
+  out->tsize = blen;
+  return 0;
+}
+
+/* Read the target of symlink name in dfd (NULL dfd = AT_FDCWD) and add it. */
+static int add_symlink_at(ctx_t *c, int dfd, const char *name, const char *path, ref_t *out) {
+  char target[4096];
+  ssize_t tl = readlinkat(dfd, name, target, sizeof target - 1);
+  if (tl < 0) return ipk_errf(c->eb, IPK_EIO, "%s: readlink: %s", path, strerror(errno));
+  if ((size_t)tl >= sizeof target - 1)
+    return ipk_errf(c->eb, IPK_ERANGE, "%s: symlink target longer than %zu bytes", path, sizeof target - 2);
+  target[tl] = 0;
+  return make_symlink(c, path, target, out);
+}
+
 static int add_dir(ctx_t *c, int dfd, const char *path, int depth, ref_t *out) {
   if (depth > 4096) return ipk_errf(c->eb, IPK_ERANGE, "%s: directory nesting too deep", path);
   int fd2 = dup(dfd);
@@ -596,6 +643,8 @@ static int add_dir(ctx_t *c, int dfd, const char *path, int depth, ref_t *out) {
   errno = 0;
   while ((de = readdir(d)) != NULL) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    /* Kubo skips hidden entries unless --hidden; same bytes, same CID. */
+    if (de->d_name[0] == '.' && !c->o->hidden) continue;
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 32;
       char **nn = realloc(names, nc * sizeof *nn);
@@ -621,7 +670,8 @@ static int add_dir(ctx_t *c, int dfd, const char *path, int depth, ref_t *out) {
     if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
       rc = ipk_errf(c->eb, IPK_EIO, "stat %s: %s", sub, strerror(errno));
     } else if (S_ISLNK(st.st_mode)) {
-      rc = ipk_errf(c->eb, IPK_EUNSUPP, "%s: symlinks are not supported", sub);
+      rc = add_symlink_at(c, dfd, names[i], sub, &ents[i].ref);
+      if (rc == 0 && c->cb) c->cb(c->ud, sub, &ents[i].ref.cid, ents[i].ref.tsize);
     } else if (S_ISDIR(st.st_mode)) {
       int cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd < 0) rc = ipk_errf(c->eb, IPK_EIO, "open %s: %s", sub, strerror(errno));
@@ -705,14 +755,12 @@ int ipk_unixfs_add_path(const ipk_unixfs_opts_t *opts, const char *path, int rec
   if (!opts || !path || !root) return ipk_errf(eb, IPK_EINVAL, "add: NULL argument");
   struct stat st;
   if (lstat(path, &st) < 0)
-    return ipk_errf(eb, errno == ENOENT ? IPK_ENOENT : IPK_EIO, "add %s: %s", path,
+    return ipk_errf(eb, errno == ENOENT ? IPK_ENOENT : IPK_EIO, "%s: %s", path,
                     strerror(errno));
-  if (S_ISLNK(st.st_mode))
-    return ipk_errf(eb, IPK_EUNSUPP, "add %s: symlinks are not supported", path);
   if (S_ISDIR(st.st_mode) && !recursive)
-    return ipk_errf(eb, IPK_EINVAL, "add %s: is a directory (use recursive)", path);
-  if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-    return ipk_errf(eb, IPK_EUNSUPP, "add %s: special files are not supported", path);
+    return ipk_errf(eb, IPK_EINVAL, "%s: is a directory (add directories with -r)", path);
+  if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode))
+    return ipk_errf(eb, IPK_EUNSUPP, "%s: not a regular file, directory or symlink", path);
   ctx_t c;
   int rc = ctx_start(&c, opts, sink, eb, 1);
   if (rc < 0) {
@@ -726,9 +774,17 @@ int ipk_unixfs_add_path(const ipk_unixfs_opts_t *opts, const char *path, int rec
     ctx_end(&c);
     return ipk_errf(eb, IPK_ENOMEM, "out of memory");
   }
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
   ref_t r;
-  if (fd < 0) {
+  int fd = -1;
+  if (S_ISLNK(st.st_mode)) {
+    /* Like `ipfs add LINK`: the link itself, not what it points to. */
+    rc = add_symlink_at(&c, AT_FDCWD, path, path, &r);
+    if (rc == 0 && cb) cb(ud, name, &r.cid, r.tsize);
+  } else
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+  if (S_ISLNK(st.st_mode)) {
+    /* done above */
+  } else if (fd < 0) {
     rc = ipk_errf(eb, IPK_EIO, "open %s: %s", path, strerror(errno));
   } else if (S_ISDIR(st.st_mode)) {
     rc = add_dir(&c, fd, name, 0, &r);
@@ -864,8 +920,10 @@ static int fetch(const ipk_blocks_t *src, const ipk_cid_t *cid, uint8_t **data, 
   int rc = src->get(src->ud, cid, data, n);
   if (rc < 0) {
     if (ipk_cid_format(cid, 0, s, sizeof s) < 0) snprintf(s, sizeof s, "?");
-    return ipk_errf(eb, rc, "%s: %s", rc == IPK_ENOBLOCK ? "block not found" : "block fetch failed",
-                    s);
+    if (rc == IPK_EVERIFY)
+      return ipk_errf(eb, rc, "block %s is corrupt in the store (its bytes do not hash to it; "
+                      "re-adding the content repairs it)", s);
+    return ipk_errf(eb, rc, "%s: %s", rc == IPK_ENOBLOCK ? "block not found" : "block fetch failed", s);
   }
   return 0;
 }
@@ -911,8 +969,9 @@ static int cat_node(cat_t *ct, const ipk_cid_t *cid, int depth, uint64_t *writte
     goto out;
   }
   if (u.type != UFS_FILE && u.type != UFS_RAW) {
-    rc = ipk_errf(ct->eb, IPK_EFORMAT, "%s: UnixFS type %d is not a file%s", s, u.type,
-                  u.type == UFS_DIR || u.type == UFS_HAMT ? " (it is a directory)" : "");
+    rc = ipk_errf(ct->eb, IPK_EFORMAT, "%s: %s, not a file", s,
+                  u.type == UFS_DIR || u.type == UFS_HAMT ? "a directory (use get -o DIR)"
+                  : u.type == UFS_SYMLINK ? "a symlink" : "a UnixFS metadata node");
     goto out;
   }
   if (node.nlinks && u.nbs != node.nlinks) {
@@ -989,6 +1048,7 @@ typedef struct gnode_s {
   char *name;               /* NULL for the root */
   ipk_cid_t cid;
   int is_dir;
+  char *link;               /* symlink target, or NULL */
   struct gnode_s *kids;
   size_t nkids;
 } gnode_t;
@@ -997,6 +1057,7 @@ static void gnode_free(gnode_t *g) {
   for (size_t i = 0; i < g->nkids; i++) gnode_free(&g->kids[i]);
   free(g->kids);
   free(g->name);
+  free(g->link);
 }
 
 static int name_safe(const char *nm, size_t len) {
@@ -1008,7 +1069,11 @@ static int name_safe(const char *nm, size_t len) {
 
 /* Decide whether cid is a directory (fetching its block), and if so load
  * its children recursively, rejecting unsafe names. */
-static int gscan(const ipk_blocks_t *src, gnode_t *g, int depth, ipk_errbuf_t *eb) {
+/* Most entries one get materializes: a DAG that links one subtree many
+ * times expands exponentially (a 31-block "diamond" names 2^30 files). */
+#define GET_MAX_ENTRIES 1000000
+
+static int gscan(const ipk_blocks_t *src, gnode_t *g, int depth, size_t *budget, ipk_errbuf_t *eb) {
   char s[IPK_CID_STR_MAX];
   if (depth > MAX_DEPTH) return ipk_errf(eb, IPK_EFORMAT, "directory tree deeper than %d", MAX_DEPTH);
   if (g->cid.codec != IPK_CODEC_DAG_PB) return 0; /* raw: a file */
@@ -1035,7 +1100,14 @@ static int gscan(const ipk_blocks_t *src, gnode_t *g, int depth, ipk_errbuf_t *e
     goto out;
   }
   if (u.type == UFS_SYMLINK) {
-    rc = ipk_errf(eb, IPK_EUNSUPP, "%s: symlinks are not supported", s);
+    /* Recreated as a symlink, as `ipfs get` does; it is never followed
+     * (directories are opened O_NOFOLLOW, names are unique per directory). */
+    if (u.data_len == 0 || memchr(u.data, '\0', u.data_len)) {
+      rc = ipk_errf(eb, IPK_EUNSAFE, "%s: symlink target is empty or contains NUL", s);
+      goto out;
+    }
+    g->link = strndup((const char *)u.data, u.data_len);
+    if (!g->link) rc = ipk_errf(eb, IPK_ENOMEM, "out of memory");
     goto out;
   }
   if (u.type != UFS_DIR) goto out; /* a file; cat validates it */
@@ -1065,7 +1137,13 @@ static int gscan(const ipk_blocks_t *src, gnode_t *g, int depth, ipk_errbuf_t *e
       rc = ipk_errf(eb, IPK_ENOMEM, "out of memory");
       goto out;
     }
-    rc = gscan(src, &g->kids[i], depth + 1, eb);
+    if (*budget == 0) {
+      rc = ipk_errf(eb, IPK_ERANGE, "%s: more than %d entries to write (does the DAG repeat subtrees?)",
+                    s, GET_MAX_ENTRIES);
+      goto out;
+    }
+    (*budget)--;
+    rc = gscan(src, &g->kids[i], depth + 1, budget, eb);
     if (rc < 0) goto out;
   }
 out:
@@ -1109,6 +1187,10 @@ static int gwrite_dir(const ipk_blocks_t *src, int dirfd, const gnode_t *g, ipk_
       if (cfd < 0) return ipk_errf(eb, IPK_EUNSAFE, "open dir %s: %s", k->name, strerror(errno));
       rc = gwrite_dir(src, cfd, k, eb);
       close(cfd);
+    } else if (k->link) {
+      rc = 0;
+      if (symlinkat(k->link, dirfd, k->name) < 0)
+        rc = ipk_errf(eb, IPK_EIO, "symlink %s: %s", k->name, strerror(errno));
     } else {
       rc = gwrite_file(src, dirfd, k->name, &k->cid, eb);
     }
@@ -1117,27 +1199,72 @@ static int gwrite_dir(const ipk_blocks_t *src, int dirfd, const gnode_t *g, ipk_
   return 0;
 }
 
+/* Remove everything inside directory dfd (best effort; used to clean up a
+ * failed get's temporary tree, which only ipk wrote). Never follows links. */
+static void rm_tree_at(int dfd) {
+  int d2 = dup(dfd);
+  if (d2 < 0) return;
+  DIR *d = fdopendir(d2);
+  if (!d) { close(d2); return; }
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (unlinkat(dfd, de->d_name, 0) == 0) continue;
+    int cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd >= 0) {
+      rm_tree_at(cfd);
+      close(cfd);
+      unlinkat(dfd, de->d_name, AT_REMOVEDIR);
+    }
+  }
+  closedir(d);
+}
+
 int ipk_unixfs_get(const ipk_blocks_t *src, const ipk_cid_t *root, const char *outpath,
                    ipk_errbuf_t *eb) {
   if (!root || !outpath || !*outpath) return ipk_errf(eb, IPK_EINVAL, "get: NULL argument");
   gnode_t g;
   memset(&g, 0, sizeof g);
   g.cid = *root;
-  int rc = gscan(src, &g, 0, eb);
+  size_t budget = GET_MAX_ENTRIES;
+  struct stat ost;
+  if (lstat(outpath, &ost) == 0)
+    return ipk_errf(eb, IPK_EEXIST, "%s: already exists (get does not overwrite; remove it or choose another -o)",
+                    outpath);
+  int rc = gscan(src, &g, 0, &budget, eb);
   if (rc < 0) {
     gnode_free(&g);
     return rc;
   }
-  if (g.is_dir) {
-    if (mkdir(outpath, 0755) < 0 && errno != EEXIST) {
-      rc = ipk_errf(eb, IPK_EIO, "mkdir %s: %s", outpath, strerror(errno));
-    } else {
-      int dfd = open(outpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0) rc = ipk_errf(eb, IPK_EIO, "open %s: %s", outpath, strerror(errno));
-      else {
-        rc = gwrite_dir(src, dfd, &g, eb);
-        close(dfd);
+  if (g.link) {
+    if (symlink(g.link, outpath) < 0) rc = ipk_errf(eb, IPK_EIO, "symlink %s: %s", outpath, strerror(errno));
+  } else if (g.is_dir) {
+    /* Build the tree under a temporary sibling and rename it into place, so
+     * a block missing halfway leaves no partial tree under the real name. */
+    static atomic_uint dcounter;
+    size_t tl = strlen(outpath) + 64;
+    char *tmp = malloc(tl);
+    if (!tmp) rc = ipk_errf(eb, IPK_ENOMEM, "out of memory");
+    else {
+      size_t ol = strlen(outpath);
+      while (ol > 1 && outpath[ol - 1] == '/') ol--;
+      snprintf(tmp, tl, "%.*s.ipk-get-%ld-%u.tmp", (int)ol, outpath, (long)getpid(),
+               atomic_fetch_add(&dcounter, 1));
+      if (mkdir(tmp, 0755) < 0) {
+        rc = ipk_errf(eb, IPK_EIO, "mkdir %s: %s", tmp, strerror(errno));
+      } else {
+        int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0) rc = ipk_errf(eb, IPK_EIO, "open %s: %s", tmp, strerror(errno));
+        else {
+          rc = gwrite_dir(src, dfd, &g, eb);
+          if (rc < 0) rm_tree_at(dfd);
+          close(dfd);
+        }
+        if (rc == 0 && rename(tmp, outpath) < 0)
+          rc = ipk_errf(eb, IPK_EIO, "rename %s to %s: %s", tmp, outpath, strerror(errno));
+        if (rc < 0) rmdir(tmp);
       }
+      free(tmp);
     }
   } else {
     char *dup1 = strdup(outpath);

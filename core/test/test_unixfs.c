@@ -440,7 +440,7 @@ static void test_get_unsafe(void **state) {
   }
 }
 
-static void test_rejects_symlink_and_hamt_size(void **state) {
+static void test_symlinks_hidden_special_and_hamt_size(void **state) {
   (void)state;
   char d[256], p[300];
   ipk_unixfs_opts_t o;
@@ -451,11 +451,30 @@ static void test_rejects_symlink_and_hamt_size(void **state) {
   mkdir(d, 0755);
   snprintf(p, sizeof p, "%s/l", d);
   assert_int_equal(symlink("/etc/passwd", p), 0);
-  assert_int_equal(ipk_unixfs_add_path(&o, d, 1, NULL, NULL, NULL, &r, NULL, &eb), IPK_EUNSUPP);
-  assert_non_null(strstr(eb.msg, "symlink"));
-  assert_int_equal(ipk_unixfs_add_path(&o, p, 0, NULL, NULL, NULL, &r, NULL, &eb), IPK_EUNSUPP);
+  /* A symlink is a UnixFS Symlink node, never followed (as Kubo adds it):
+   * dag-pb Data = UnixFS{Type=4, Data="/etc/passwd"}. */
+  static const uint8_t blk[] = { 0x0a, 0x0f, 0x08, 0x04, 0x12, 0x0b, '/', 'e', 't', 'c',
+                                 '/', 'p', 'a', 's', 's', 'w', 'd' };
+  ipk_cid_t want;
+  assert_int_equal(ipk_cid_of(0, IPK_CODEC_DAG_PB, blk, sizeof blk, &want), 0);
+  assert_int_equal(ipk_unixfs_add_path(&o, p, 0, NULL, NULL, NULL, &r, NULL, &eb), 0);
+  assert_true(ipk_cid_equal(&r, &want));
+  /* inside a directory too; and the directory links it by name */
+  ipk_cid_t dir_with_link;
+  assert_int_equal(ipk_unixfs_add_path(&o, d, 1, NULL, NULL, NULL, &dir_with_link, NULL, &eb), 0);
+  /* hidden entries are skipped unless opts.hidden (Kubo's -H) */
+  snprintf(p, sizeof p, "%s/.secret", d);
+  write_file(p, "s", 1);
+  assert_int_equal(ipk_unixfs_add_path(&o, d, 1, NULL, NULL, NULL, &r, NULL, &eb), 0);
+  assert_true(ipk_cid_equal(&r, &dir_with_link));
+  o.hidden = 1;
+  assert_int_equal(ipk_unixfs_add_path(&o, d, 1, NULL, NULL, NULL, &r, NULL, &eb), 0);
+  assert_false(ipk_cid_equal(&r, &dir_with_link));
+  o.hidden = 0;
   assert_int_equal(ipk_unixfs_add_path(&o, "/dev/null", 0, NULL, NULL, NULL, &r, NULL, &eb), IPK_EUNSUPP);
   assert_int_equal(ipk_unixfs_add_path(&o, "/nonexistent-ipk", 0, NULL, NULL, NULL, &r, NULL, &eb), IPK_ENOENT);
+  assert_int_equal(ipk_unixfs_add_path(&o, d, 0, NULL, NULL, NULL, &r, NULL, &eb), IPK_EINVAL);
+  assert_non_null(strstr(eb.msg, "-r"));
   /* a tiny threshold makes any directory "too big to stay basic" */
   snprintf(d, sizeof d, "%s/big", tmpdir);
   mkdir(d, 0755);
@@ -493,6 +512,9 @@ static void test_jobs(void **state) {
   stat(outp, &st);
   assert_int_equal(st.st_size, 6);
   ipk_unixfs_get_job_t g = { .src = &b, .root = j.root, .outpath = outp };
+  /* get never overwrites an existing path */
+  assert_int_equal(ipk_unixfs_get_job(&g), IPK_EEXIST);
+  unlink(outp);
   assert_int_equal(ipk_unixfs_get_job(&g), 0);
   ipk_unixfs_add_job_clear(&j);
   assert_null(j.entries);
@@ -512,7 +534,7 @@ int main(void) {
     cmocka_unit_test(test_dir_add_get),
     cmocka_unit_test(test_walk),
     cmocka_unit_test(test_get_unsafe),
-    cmocka_unit_test(test_rejects_symlink_and_hamt_size),
+    cmocka_unit_test(test_symlinks_hidden_special_and_hamt_size),
     cmocka_unit_test(test_jobs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -42,13 +42,55 @@ local function help()
   out[#out + 1] = ""
   out[#out + 1] = "--json (any command): one JSON object on stdout; progress and logs on stderr."
   out[#out + 1] = "IPK_HOME: store directory (default ${XDG_DATA_HOME:-~/.local/share}/ipk)."
+  out[#out + 1] = "--api URL | IPK_API: use that Kubo RPC node (--api-auth | IPK_API_AUTH: Authorization);"
+  out[#out + 1] = "--gateway URL | IPK_GATEWAY: read from a trustless gateway (read-only)."
   return table.concat(out, "\n") .. "\n"
+end
+
+-- Global flags valid before or after the command: --api URL (a Kubo RPC
+-- node instead of the embedded store), --api-auth VALUE (Authorization
+-- header), --gateway URL (read-only trustless gateway). Removed from argv.
+local GLOBAL = { api = "api", ["api-auth"] = "api_auth", gateway = "gateway" }
+
+local function take_globals(argv)
+  local out, i = {}, 1
+  local runtime = require "ipk.runtime"
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--" then
+      for j = i, #argv do out[#out + 1] = argv[j] end
+      break
+    end
+    local name, val = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    if name and GLOBAL[name] then
+      if val == nil then
+        i = i + 1
+        val = argv[i]
+        if val == nil or val == "" then return nil, "flag --" .. name .. " needs a value" end
+      end
+      runtime[GLOBAL[name]] = val
+    else
+      out[#out + 1] = a
+    end
+    i = i + 1
+  end
+  return out
 end
 
 --- Entry point used by bindings/host/main.c.
 function M.main(argv)
+  local gerr
+  argv, gerr = take_globals(argv)
+  if not argv then return util.usage_error(nil, gerr) end
   local json_flag = false
   for _, a in ipairs(argv) do if a == "--json" then json_flag = true end end
+  util.json_mode = json_flag
+  -- Global flags may come before the command (ipkrun --json pin ls).
+  if argv[1] == "--json" and argv[2] and argv[2]:sub(1, 1) ~= "-" then
+    argv = { argv[2], unpack(argv, 3) }
+    argv[#argv + 1] = "--json"
+  end
   local cmd = argv[1]
   if cmd == nil then return require("ipk.repl").start() end
   if cmd == "--help" or cmd == "-h" or cmd == "help" then io.stdout:write(help()) return 0 end
@@ -64,10 +106,18 @@ function M.main(argv)
     return util.usage_error(nil, "unknown command '" .. cmd .. "' (see ipkrun --help)")
   end
   local mod = require("ipk.cmd." .. cmd)
+  for _, a in ipairs(rest) do
+    if a == "--help" or a == "-h" then
+      io.stdout:write("usage: ipkrun ", mod.usage, "\n  ", mod.summary or "", "\n")
+      if mod.help then io.stdout:write(mod.help(rest) or "") end
+      return 0
+    end
+  end
   local code
   local ok, err = pcall(function()
     code = require("ipk.sched").run_task(mod.run, rest)
   end)
+  require("ipk.runtime").flush_stats()
   if not ok then return util.fail(cmd, err) end
   return code or 0
 end

@@ -9,6 +9,7 @@ local sched = require "ipk.sched"
 local recipe = require "ipk.recipe"
 local train = require "ipk.train"
 local json = require "ipk.json"
+local runtime = require "ipk.runtime"
 local ffi, lib = core.ffi, core.lib
 
 local M = {}
@@ -68,13 +69,16 @@ function M.run(sp, o)
       end
     end
     local updates = sched.join(tasks)
+    local participants = {}
+    for _, u in ipairs(updates) do participants[#participants + 1] = u.client end
+    table.sort(participants)
     table.sort(updates, function(a, b) return a.cid < b.cid end)
     local agg, err = strategy.aggregate(updates, global)
     if not agg then return nil, "round " .. r .. ": " .. tostring(err) end
     global = agg
     local tl, tw = 0, 0
     for _, u in ipairs(updates) do tl = tl + u.loss * u.n; tw = tw + u.n end
-    local h = { round = r, train_loss = tl / tw, clients = #updates, lr = lr }
+    local h = { round = r, train_loss = tl / tw, clients = #updates, lr = lr, participants = json.array(participants) }
     if sp.test then
       local loss, acc = train.evaluate(global, sp.test)
       if not loss then return nil, acc end
@@ -83,38 +87,103 @@ function M.run(sp, o)
     h.seconds = now() - t0
     history[#history + 1] = h
     if o.on_round then o.on_round(h) end
+    sched.check()
   end
   return { params = global, history = history, final = history[#history] }
 end
 
---- Step: federated training. Output: {model_cid, bytes, history, metrics, params, lineage}.
-M.train = recipe.kind { kind = "fl.train", version = 1, inputs = { shards = true },
+--- A strategy from a step argument: a table {name, aggregate}, "fedavg",
+-- or the path of a Lua script (run in the recipe sandbox) returning one.
+function M.strategy(v)
+  if v == nil or v == "fedavg" then return M.fedavg() end
+  if type(v) == "table" then return v end
+  if type(v) == "string" then
+    local s, err = require("ipk.runner").load_script(v)
+    if s == nil then return nil, "strategy " .. v .. ": " .. tostring(err) end
+    if type(s) == "function" then s = s() end
+    if type(s) ~= "table" or type(s.aggregate) ~= "function" then
+      return nil, "strategy " .. v .. ": the script must return {name=, aggregate=function(updates, global)}"
+    end
+    s.name = s.name or v:gsub(".*/", ""):gsub("%.lua$", "")
+    return s
+  end
+  return nil, "strategy: expected a table, \"fedavg\" or a script path, got " .. type(v)
+end
+
+--- Step: federated training. Output: {model_cid, bytes, history, metrics, params, lineage, clients}.
+-- The model's bytes are a UnixFS file in the store; a restored (cached)
+-- output reads them back lazily on first use of `bytes`.
+M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true }, paths = { strategy = true },
   run = function(ctx, args)
     local sp = args.shards
     local spec = args.model or train.softmax { classes = sp.classes }
-    local res, err = M.run(sp, { model = spec, rounds = args.rounds, strategy = args.strategy,
+    local strategy, serr = M.strategy(args.strategy)
+    if not strategy then error(serr, 0) end
+    local rounds = args.rounds or 10
+    local res, err = M.run(sp, { model = spec, rounds = rounds, strategy = strategy,
       seed = args.seed, on_round = function(h)
         ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f  (%d clients, %.2fs)",
-          h.round, args.rounds or 10, h.test_accuracy or 0, h.test_loss or 0, h.train_loss, h.clients, h.seconds)
+          h.round, rounds, h.test_accuracy or 0, h.test_loss or 0, h.train_loss, h.clients, h.seconds)
+        if ctx.progress then ctx.progress(h.round, rounds) end
       end })
     if not res then error(err, 0) end
     local bytes = assert(train.to_safetensors(res.params))
     local model_cid, aerr = require("ipk.unixfs").add_bytes(bytes, {
       cid_version = 1, raw_leaves = true, chunker = "size-262144",
-      blocks = require("ipk.runtime").store():blocks() })
+      blocks = runtime.store():blocks() })
     if not model_cid then error("model: " .. tostring(aerr), 0) end
-    local shard_cids = {}
-    for _, c in ipairs(sp.clients) do shard_cids[#shard_cids + 1] = c.cid end
+    local shard_cids, clients = {}, {}
+    local rounds_in = {}
+    for _, h in ipairs(res.history) do
+      for _, id in ipairs(h.participants) do rounds_in[id] = (rounds_in[id] or 0) + 1 end
+    end
+    for _, c in ipairs(sp.clients) do
+      shard_cids[#shard_cids + 1] = c.cid
+      clients[#clients + 1] = { id = c.id, samples = c.n, rounds = rounds_in[c.id] or 0, shard_cid = c.cid }
+    end
     for _, h in ipairs(res.history) do h.seconds = nil end
     return {
       model_cid = model_cid, bytes = bytes, size = #bytes,
       framework = "ipk", format = "safetensors",
       history = res.history,
       metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss },
-      params = { model = spec, rounds = args.rounds, seed = args.seed, clients = #sp.clients,
-                 alpha = sp.alpha, strategy = (args.strategy or {}).name or "fedavg" },
+      params = { model = spec, rounds = rounds, seed = args.seed, clients = #sp.clients,
+                 alpha = sp.alpha, strategy = strategy.name or "custom" },
       lineage = { dataset_cid = sp.dataset_cid, shard_cids = json.array(shard_cids) },
+      clients = clients,
     }
+  end,
+  encode = function(out)
+    -- The model DAG must outlive gc while its output record is cached.
+    assert(runtime.store():pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
+    local shard_links, clients = {}, {}
+    for i, c in ipairs(out.lineage.shard_cids) do shard_links[i] = recipe.link(c) end
+    for i, c in ipairs(out.clients) do
+      clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard = recipe.link(c.shard_cid) }
+    end
+    return { model = recipe.link(out.model_cid), size = out.size, framework = out.framework, format = out.format,
+      history = out.history, metrics = out.metrics, params = out.params, clients = clients,
+      lineage = { dataset = recipe.link(out.lineage.dataset_cid), shards = shard_links } }
+  end,
+  decode = function(r)
+    local shard_cids, clients = {}, {}
+    for i, l in ipairs(r.lineage.shards) do shard_cids[i] = recipe.link_cid(l) end
+    for i, c in ipairs(r.clients or {}) do
+      clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard_cid = recipe.link_cid(c.shard) }
+    end
+    local model_cid = recipe.link_cid(r.model)
+    if not runtime.store():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store" end
+    local out = { model_cid = model_cid, size = r.size, framework = r.framework, format = r.format,
+      history = r.history, metrics = r.metrics, params = r.params, clients = clients,
+      lineage = { dataset_cid = recipe.link_cid(r.lineage.dataset), shard_cids = json.array(shard_cids) } }
+    return setmetatable(out, { __index = function(t, k)
+      if k ~= "bytes" then return nil end
+      local parts = {}
+      assert(require("ipk.unixfs").cat(model_cid, runtime.store():blocks(), function(c) parts[#parts + 1] = c end))
+      local b = table.concat(parts)
+      rawset(t, "bytes", b)
+      return b
+    end })
   end }
 
 return M

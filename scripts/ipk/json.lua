@@ -1,22 +1,94 @@
---- ipk.json: JSON through lua-cjson with ipk's settings.
--- Numbers keep 14 significant digits (lua-cjson's maximum); arrays
--- and objects are told apart by ipk.json.array.
+--- ipk.json: JSON for ipk's results and records.
+-- Encoding is ipk's own so output is deterministic: object keys sorted
+-- bytewise, numbers in the shortest form that reads back to the same double
+-- (RFC 8259; NaN/inf are not JSON and raise). Decoding uses lua-cjson.
+-- Arrays and objects are told apart by ipk.json.array (so {} can be []).
 local cjson = require "cjson"
 
 local M = {}
-local enc = cjson.new()
-enc.encode_number_precision(14)
-enc.encode_sparse_array(true)
 local dec = cjson.new()
+local ARRAY_MT = cjson.array_mt or {}
+
+local type, pairs, ipairs, tostring, tonumber, getmetatable, setmetatable =
+  type, pairs, ipairs, tostring, tonumber, getmetatable, setmetatable
+local format, concat, sort, floor = string.format, table.concat, table.sort, math.floor
 
 --- Mark a Lua table as a JSON array (so {} encodes as []).
 function M.array(t)
-  return setmetatable(t or {}, enc.array_mt or cjson.array_mt)
+  return setmetatable(t or {}, ARRAY_MT)
 end
 
---- Encode a value; keys of objects come out sorted for stable output.
+local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+              ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function esc_str(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESC[c] or format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function num(v)
+  if v ~= v or v == math.huge or v == -math.huge then error("json: cannot encode " .. tostring(v), 0) end
+  if v == floor(v) and v > -2^53 and v < 2^53 then return format("%d", v) end
+  for p = 15, 17 do
+    local s = format("%." .. p .. "g", v)
+    if tonumber(s) == v then return s end
+  end
+  return format("%.17g", v)
+end
+
+local function is_array(t)
+  if getmetatable(t) == ARRAY_MT then return true end
+  local n = #t
+  if n == 0 then return false end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
+local function enc(v, out, depth)
+  local t = type(v)
+  if t == "string" then out[#out + 1] = esc_str(v)
+  elseif t == "number" then out[#out + 1] = num(v)
+  elseif t == "boolean" then out[#out + 1] = v and "true" or "false"
+  elseif v == nil or v == cjson.null then out[#out + 1] = "null"
+  elseif t == "table" then
+    if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
+    if is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        enc(v[i], out, depth + 1)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) ~= "string" and type(k) ~= "number" then error("json: cannot encode a " .. type(k) .. " key", 0) end
+        keys[#keys + 1] = tostring(k)
+      end
+      sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = esc_str(k)
+        out[#out + 1] = ":"
+        local x = v[k]
+        if x == nil then x = v[tonumber(k)] end
+        enc(x, out, depth + 1)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    error("json: cannot encode a " .. t, 0)
+  end
+end
+
+--- Encode a value: object keys sorted, so the same value always gives the
+-- same text. Raises on cdata, functions, NaN/inf and cycles.
 function M.encode(v)
-  return enc.encode(v)
+  local out = {}
+  enc(v, out, 0)
+  return concat(out)
 end
 
 --- Decode a JSON string; returns value or nil, msg.

@@ -1,10 +1,11 @@
---- ipk.recipe: the recipe model and its first runner.
--- A recipe file returns `ipk.recipe { name=, params=, steps=, result= }`
--- (ARCHITECTURE.md section 7). Steps are built by step constructors
--- (ipk.dataset.add{...}, ipk.fl.train{...}, or ipk.step{run=fn}) and name their
--- inputs by step name; `ipk.param "k"` refers to a recipe parameter.
--- This runner resolves params, orders the DAG, and runs steps one after the
--- other inside a scheduler task (no memoization yet: issue 5 grows it).
+--- ipk.recipe: the recipe model.
+-- A recipe file returns `ipk.recipe { name=, params=, steps=, result=,
+-- schedule= }` (ARCHITECTURE.md section 7). Steps are built by step
+-- constructors (ipk.dataset.add{...}, ipk.fl.train{...}, or ipk.step{run=fn})
+-- and name their inputs by step name; `ipk.param "k"` refers to a recipe
+-- parameter, `ipk.cid "bafy..."` is a literal CID and `ipk.path "dir"` a
+-- literal path whose contents (names, sizes, mtimes) enter the step key.
+-- Execution and memoization live in ipk.runner (M.run delegates to it).
 local M = {}
 
 local pairs, ipairs, type, tostring, tonumber, error, setmetatable, getmetatable =
@@ -25,10 +26,45 @@ end
 function M.is_param(v) return getmetatable(v) == PARAM end
 function M.is_step(v) return getmetatable(v) == STEP end
 
+local CIDLIT, PATHLIT = {}, {}
+
+--- A literal CID input (its link enters the step key as is).
+function M.cid(s)
+  if type(s) ~= "string" or not require("ipk.cid").parse(s) then
+    error("bad argument #1 to 'cid' (a valid CID string expected, got " .. tostring(s) .. ")", 2)
+  end
+  return setmetatable({ cid = s }, CIDLIT)
+end
+
+--- A literal path input: the step gets the string; the key gets a
+-- fingerprint of the file or directory (names, sizes, mtimes).
+function M.path(s)
+  if type(s) ~= "string" then error("bad argument #1 to 'path' (string expected)", 2) end
+  return setmetatable({ path = s }, PATHLIT)
+end
+
+function M.is_cid(v) return getmetatable(v) == CIDLIT end
+
+--- In a kind's encode: a link to an artifact CID (string) inside the output
+-- record; link_cid reads it back in decode.
+function M.link(cid) return require("ipk.dagjson").link(cid) end
+function M.link_cid(v) return require("ipk.dagjson").is_link(v) end
+function M.is_path(v) return getmetatable(v) == PATHLIT end
+
+-- Step arguments that steer execution, not results: kept out of the key.
+M.META_ARGS = { after = true, timeout = true, retries = true, retry_delay = true, cache = true }
+
 --- Define a step kind. Returns a constructor taking the step's argument table.
--- @param def {kind=string, version=int, inputs={field=true,...}, run=function(ctx, args)}
+-- @param def {kind=string, version=int, inputs={field=true,...}, run=function(ctx, args),
+--   encode=function(out, ctx) -> record, decode=function(record, ctx, args) -> out,
+--   paths={field=true} (args that are filesystem paths: fingerprinted into the key),
+--   context={"recipe_cid"} (ctx fields the output depends on: part of the key),
+--   profile=table (import options the output depends on: part of the key)}
 --   `inputs` lists the argument fields that name other steps; their values are
---   replaced by those steps' outputs before run is called.
+--   replaced by those steps' outputs before run is called. A kind with encode
+--   and decode is memoized: its output is recorded as a DAG-JSON block
+--   (links {"/": cid} to the artifacts) and restored by decode without
+--   recomputation. Bump `version` when the kind's results change.
 function M.kind(def)
   assert(type(def.kind) == "string" and type(def.run) == "function", "kind needs kind and run")
   def.version = def.version or 1
@@ -43,10 +79,19 @@ function M.kind(def)
   end
 end
 
---- A custom step: ipk.step { after = {"a","b"}, run = function(ctx, inputs, args) ... end }
-M.step = M.kind { kind = "custom", inputs = {}, run = function(ctx, args)
+--- A custom step: ipk.step { inputs = {x = "a"}, after = {"b"}, version = 1,
+-- cache = true, run = function(ctx, inputs, args) ... end }.
+-- `inputs` maps names to steps (run gets their outputs); other args may use
+-- ipk.param. The key covers the function's bytecode (string.dump, debug info
+-- stripped) and `version`; its output is memoized when it is plain data
+-- (strings, numbers, booleans, tables of them); set cache = false for steps
+-- with side effects.
+M.step = M.kind { kind = "custom", inputs = {}, custom = true, run = function(ctx, args)
+  if type(args.run) ~= "function" then error("ipk.step: 'run' (function) is required", 0) end
   return args.run(ctx, args.inputs or {}, args)
-end }
+end,
+  encode = function(out) return { value = out } end,
+  decode = function(rec) return rec.value end }
 
 local PARAM_TYPES = { integer = true, number = true, string = true, boolean = true }
 
@@ -77,6 +122,22 @@ function M.recipe(def)
     end
   end
   def.params = norm_params(def.params)
+  -- Every ipk.param a step uses must be declared (named with the step's line).
+  local function check(name, s, args, seen)
+    if seen[args] then return end
+    seen[args] = true
+    for _, v in pairs(args) do
+      if getmetatable(v) == PARAM and not def.params[v.name] then
+        error(s.where .. ": step '" .. name .. "': unknown param '" .. v.name .. "'", 0)
+      elseif type(v) == "table" and not getmetatable(v) then
+        check(name, s, v, seen)
+      end
+    end
+  end
+  for name, s in pairs(def.steps) do check(name, s, s.args, {}) end
+  if def.schedule ~= nil and type(def.schedule) ~= "string" then
+    error("recipe '" .. def.name .. "': 'schedule' must be a cron expression string", 2)
+  end
   return setmetatable(def, RECIPE)
 end
 
@@ -137,6 +198,14 @@ function M.order(recipe)
         d[#d + 1] = ref
       end
     end
+    if s.kind.custom and type(s.args.inputs) == "table" then
+      for field, ref in pairs(s.args.inputs) do
+        if type(ref) ~= "string" or not recipe.steps[ref] then
+          return nil, s.where .. ": step '" .. name .. "': input '" .. tostring(field) .. "' names unknown step '" .. tostring(ref) .. "'"
+        end
+        d[#d + 1] = ref
+      end
+    end
     for _, ref in ipairs(s.args.after or {}) do
       if not recipe.steps[ref] then
         return nil, s.where .. ": step '" .. name .. "': 'after' names unknown step '" .. tostring(ref) .. "'"
@@ -145,6 +214,7 @@ function M.order(recipe)
     end
     deps[name] = d
   end
+  M.last_deps = deps
   local order, state = {}, {}
   local names = {}
   for n in pairs(recipe.steps) do names[#names + 1] = n end
@@ -174,54 +244,62 @@ function M.order(recipe)
   return order
 end
 
-local function resolve_args(args, params, outputs, inputs)
-  local out = {}
-  for k, v in pairs(args) do
-    if getmetatable(v) == PARAM then
-      if params[v.name] == nil then error("unknown param '" .. v.name .. "'", 0) end
-      out[k] = params[v.name]
-    elseif inputs[k] and type(v) == "string" then
-      out[k] = outputs[v]
-    elseif type(v) == "table" and not getmetatable(v) then
-      out[k] = resolve_args(v, params, outputs, {})
-    else
-      out[k] = v
+--- The step names each step depends on (after M.order succeeded).
+function M.deps(recipe)
+  local order, err = M.order(recipe)
+  if not order then return nil, err end
+  local d = M.last_deps
+  M.last_deps = nil
+  for _, l in pairs(d) do
+    local seen, u = {}, {}
+    for _, x in ipairs(l) do if not seen[x] then seen[x] = true; u[#u + 1] = x end end
+    sort(u)
+    for i = #l, 1, -1 do l[i] = nil end
+    for i, x in ipairs(u) do l[i] = x end
+  end
+  return order, d
+end
+
+--- Resolve a step's arguments: params to values, input fields to the
+-- named steps' outputs, literal CIDs/paths to strings.
+function M.resolve_args(step, params, outputs)
+  local function walk(args, inputs)
+    local out = {}
+    for k, v in pairs(args) do
+      local mt = getmetatable(v)
+      if mt == PARAM then
+        if params[v.name] == nil then error("unknown param '" .. v.name .. "'", 0) end
+        out[k] = params[v.name]
+      elseif mt == CIDLIT then out[k] = v.cid
+      elseif mt == PATHLIT then out[k] = v.path
+      elseif inputs[k] and type(v) == "string" then
+        out[k] = outputs[v]
+      elseif type(v) == "table" and not mt then
+        out[k] = walk(v, {})
+      else
+        out[k] = v
+      end
     end
+    return out
+  end
+  local out = walk(step.args, step.kind.inputs)
+  if step.kind.custom and type(step.args.inputs) == "table" then
+    local ins = {}
+    for field, ref in pairs(step.args.inputs) do ins[field] = outputs[ref] end
+    out.inputs = ins
   end
   return out
 end
 
---- Run a recipe inside the current task.
--- @param recipe a recipe from M.recipe
--- @param opts {params=table (resolved), log=function(fmt,...), recipe_cid=, recipe_path=}
+--- Run a recipe inside the current task without memoization (the engine
+-- with an in-memory store of nothing): see ipk.runner.execute for opts.
 -- @return result table (recipe.result(outputs, ctx) or the outputs), or nil, msg
 function M.run(recipe, opts)
   opts = opts or {}
-  local order, err = M.order(recipe)
-  if not order then return nil, err end
-  local params = opts.params or assert(M.resolve_params(recipe, {}))
-  local log = opts.log or function() end
-  local outputs = {}
-  local ctx = { params = params, log = log, recipe = recipe, recipe_cid = opts.recipe_cid,
-                recipe_path = opts.recipe_path, outputs = outputs, timings = {} }
-  local now = require("ipk.core").now
-  for i, name in ipairs(order) do
-    local s = recipe.steps[name]
-    ctx.step = name
-    log("step %d/%d %s (%s)", i, #order, name, s.kind.kind)
-    local t0 = now()
-    local ok, res, msg = pcall(function()
-      return s.kind.run(ctx, resolve_args(s.args, params, outputs, s.kind.inputs))
-    end)
-    if not ok then return nil, "step '" .. name .. "': " .. tostring(res) end
-    if res == nil and msg then return nil, "step '" .. name .. "': " .. tostring(msg) end
-    outputs[name] = res
-    ctx.timings[name] = now() - t0
-    log("step %s done in %.2fs", name, ctx.timings[name])
-  end
-  if recipe.result then return recipe.result(outputs, ctx) end
-  -- No result function: every step's output, reduced to what JSON can carry.
-  return require("ipk.json").sanitize(outputs)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if o.memo == nil then o.memo = false end
+  return require("ipk.runner").execute(recipe, o)
 end
 
 return M

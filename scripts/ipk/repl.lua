@@ -16,29 +16,67 @@ local function pretty(v, indent, seen)
   if #keys == 0 then return "{}" end
   local parts = {}
   for _, k in ipairs(keys) do
-    parts[#parts + 1] = indent .. "  " .. tostring(k) .. " = " .. pretty(v[k], indent .. "  ", seen)
+    local ks = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or ("[" .. pretty(k) .. "]")
+    parts[#parts + 1] = indent .. "  " .. ks .. " = " .. pretty(v[k], indent .. "  ", seen)
   end
   return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
 end
 M.pretty = pretty
 
-local function line_reader()
-  local ffi = require "ffi"
-  local isatty = pcall(ffi.cdef, "int isatty(int fd);") and ffi.C.isatty(0) == 1
-  if isatty then
-    local ok, edit = pcall(function()
-      pcall(ffi.cdef, [[char *readline(const char *prompt); int add_history(const char *line);]])
-      return ffi.load("edit")
-    end)
-    if ok then
-      return function(prompt)
-        local p = edit.readline(prompt)
-        if p == nil then return nil end
-        local s = ffi.string(p)
-        ffi.C.free(p)
-        if s:match("%S") then edit.add_history(s) end
-        return s
+-- Engine modules reachable as ipk.X in the REPL besides require "ipk"'s.
+local EXTRA = { runner = "ipk.runner", recipe_mod = "ipk.recipe", lineage = "ipk.lineage", report = "ipk.report",
+                cron = "ipk.cron", dagjson = "ipk.dagjson", schedule = "ipk.schedule" }
+
+--- The `ipk` table the REPL gives: require "ipk" plus the engine modules.
+function M.ipk()
+  local ipk = require "ipk"
+  return setmetatable({}, { __index = function(t, k)
+    local v = ipk[k]
+    if v == nil and EXTRA[k] then v = require(EXTRA[k]) end
+    if v ~= nil then rawset(t, k, v) end
+    return v
+  end })
+end
+
+--- Completion words: every ipk.* name (modules loaded eagerly) and the
+-- REPL's commands, sorted.
+function M.words()
+  local ipk = M.ipk()
+  local out = { ":help", ":quit" }
+  local mods = { "core", "sched", "cid", "unixfs", "dataset", "registry", "train", "fl", "json", "runtime",
+                 "runner", "lineage", "report", "cron", "dagjson", "schedule" }
+  local seen = {}
+  local function add(w) if not seen[w] then seen[w] = true; out[#out + 1] = w end end
+  for k, v in pairs(require "ipk") do add("ipk." .. k .. (type(v) == "function" and "(" or "")) end
+  for _, m in ipairs(mods) do
+    local ok, mod = pcall(function() return ipk[m] end)
+    if ok and type(mod) == "table" then
+      add("ipk." .. m)
+      for k, v in pairs(mod) do
+        if type(k) == "string" and not k:match("^_") then add("ipk." .. m .. "." .. k .. (type(v) == "function" and "(" or "")) end
       end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+local function line_reader()
+  local core = require "ipk.core"
+  local ffi, lib = core.ffi, core.lib
+  local isatty = pcall(ffi.cdef, "int isatty(int fd);") and ffi.C.isatty(0) == 1
+  if isatty and lib.ipk_lineedit_available() == 1 then
+    local words = M.words()
+    local arr = ffi.new("const char*[?]", #words)
+    for i, w in ipairs(words) do arr[i - 1] = w end
+    lib.ipk_lineedit_set_words(arr, #words) -- copied by C
+    return function(prompt)
+      local p = lib.ipk_lineedit_read(prompt)
+      if p == nil then return nil end
+      local s = ffi.string(p)
+      ffi.C.free(p)
+      if s:match("%S") then lib.ipk_lineedit_add_history(s) end
+      return s
     end
   end
   return function(prompt)
@@ -47,19 +85,30 @@ local function line_reader()
   end
 end
 
+M.HELP = [[
+Type Lua; a bare expression (or `=expr`) prints its value, pretty-printed.
+Every line runs as a task, so async calls work directly:
+  ipk.unixfs.add("file", {cid_version = 1, blocks = ipk.store():blocks()})
+  ipk.registry.list()          ipk.dataset.list()
+  ipk.runner.list_runs()       ipk.runner.plan("recipes/fashion_mnist_fedavg.lua", {rounds = "5"})
+  ipk.runner.run_file("recipes/fashion_mnist_fedavg.lua", {rounds = "5"})
+  ipk.lineage.verify("bafk...")
+Locals do not survive between lines: assign globals (x = ...) to keep values.
+TAB completes ipk.* names; Up/Down walk the history; :quit or Ctrl-D quits.
+]]
+
 --- Run the REPL until EOF. Returns the exit code.
 function M.start()
-  local ipk = require "ipk"
   local sched = require "ipk.sched"
-  local env = setmetatable({ ipk = ipk }, { __index = _G })
+  local env = setmetatable({ ipk = M.ipk() }, { __index = _G })
   local read = line_reader()
-  io.stdout:write("ipk ", ipk.version(), " - Lua REPL with ipk loaded (:help, Ctrl-D to quit)\n")
+  io.stdout:write("ipk ", env.ipk.version(), " - Lua REPL with ipk loaded (:help, Ctrl-D to quit)\n")
   while true do
     local line = read("ipk> ")
     if not line then break end
-    if line == ":help" then
-      io.stdout:write("Type Lua; `=expr` or a bare expression prints its value.\n",
-        "ipk.store(), ipk.dataset, ipk.registry.list(), ipk.cid.parse(s), ipk.unixfs.add(path, {...})\n")
+    if line == ":quit" or line == ":q" then break
+    elseif line == ":help" then
+      io.stdout:write(M.HELP)
     elseif line:match("%S") then
       local src = line:gsub("^=", "")
       local chunk = loadstring("return " .. src, "=repl") or loadstring(line, "=repl")

@@ -19,7 +19,7 @@ M.PROFILE_V1 = "unixfs-v1-2025"
 
 local KNOWN = {
   profile = true, cid_version = true, raw_leaves = true, chunker = true, max_links = true,
-  hash = true, threads = true, recursive = true, only_hash = true, blocks = true,
+  hash = true, threads = true, recursive = true, only_hash = true, blocks = true, hidden = true,
 }
 
 for _, decl in ipairs {
@@ -79,6 +79,10 @@ function M.options(o)
     end
     opts.max_links = o.max_links
   end
+  if o.hidden ~= nil then
+    if type(o.hidden) ~= "boolean" then return nil, "hidden must be a boolean", "EINVAL" end
+    opts.hidden = o.hidden and 1 or 0
+  end
   if o.threads ~= nil then
     if type(o.threads) ~= "number" or o.threads < 0 then
       return nil, "threads must be a number >= 0", "EINVAL"
@@ -130,7 +134,7 @@ function M.add(path, o)
   local rc = sched.job(lib.ipk_unixfs_add_job, job)
   if rc ~= 0 then
     lib.ipk_unixfs_add_job_clear(job)
-    return core.check(rc, job.eb, "add " .. path)
+    return core.check(rc, job.eb)
   end
   local entries = {}
   for i = 0, tonumber(job.nentries) - 1 do
@@ -187,7 +191,7 @@ function M.cat(c, blocks, out)
   if type(out) == "number" then
     job.fd = out
     local rc = sched.job(lib.ipk_unixfs_cat_job, job)
-    if rc ~= 0 then return core.check(rc, job.eb, "cat") end
+    if rc ~= 0 then return core.check(rc, job.eb) end
     return true
   end
   local write
@@ -202,7 +206,7 @@ function M.cat(c, blocks, out)
   job.fd = fd
   local rc = sched.job(lib.ipk_unixfs_cat_job, job)
   ffi.C.close(fd)
-  if rc ~= 0 then os.remove(tmp); return core.check(rc, job.eb, "cat") end
+  if rc ~= 0 then os.remove(tmp); return core.check(rc, job.eb) end
   local f = io.open(tmp, "rb")
   while true do
     local chunk = f:read(1048576)
@@ -229,7 +233,7 @@ function M.get(c, blocks, outpath)
   job.root = root
   job.outpath = outpath
   local rc = sched.job(lib.ipk_unixfs_get_job, job)
-  if rc ~= 0 then return core.check(rc, job.eb, "get") end
+  if rc ~= 0 then return core.check(rc, job.eb) end
   return true
 end
 

@@ -8,7 +8,7 @@ local ffi = require "ffi"
 
 local M = {}
 
-for _, part in ipairs { "base", "cid", "store", "ml" } do
+for _, part in ipairs { "base", "cid", "store", "ml", "recipe", "io", "detect" } do
   ffi.cdef(require("ipk.cdef." .. part))
 end
 

@@ -5,6 +5,11 @@
 -- (ipk_loop_next_done, pull-style: C never calls Lua) and resumes the task
 -- that waits for each id.
 -- Calling a yielding function outside a task raises an error.
+--
+-- Cancellation (M.cancel) is cooperative: a cancelled task raises
+-- "cancelled: REASON" from its current or next wait. Sleeps and joins end at
+-- once; a C job cannot be interrupted, so a task waiting for one raises when
+-- the job completes (its buffers stay anchored until then).
 local core = require "ipk.core"
 local ffi, lib = core.ffi, core.lib
 
@@ -18,15 +23,19 @@ assert(lib.ipk_loop_new(loop_ptr) == 0, "ipk_loop_new failed")
 local loop = ffi.gc(loop_ptr[0], lib.ipk_loop_free)
 M.loop = loop
 
-local waiting = {}     -- op id (number) -> coroutine
-local ready = {}       -- list of {co, value} to resume
+local waiting = {}     -- op id (number) -> {co, token}
+local ready = {}       -- list of {co, token, n, values...} to resume
 local tasks = {}       -- coroutine -> task record
+local orphans, norphans = {}, 0  -- timers whose waiter was cancelled
 local id_box = ffi.new("uint64_t[1]")
 local rc_box = ffi.new("int[1]")
 
+-- The wake-up of a cancelled wait: await() sees it and raises.
+local CANCEL = {}
+
 local function finish(t)
   tasks[t.co] = nil
-  for _, w in ipairs(t.waiters or {}) do ready[#ready + 1] = { w, 0 } end
+  for _, w in ipairs(t.waiters or {}) do ready[#ready + 1] = { w[1], w[2], 0 } end
   t.waiters = nil
 end
 
@@ -48,7 +57,7 @@ function M.spawn(fn, ...)
   local co = co_create(fn)
   local t = { co = co, done = false }
   tasks[co] = t
-  ready[#ready + 1] = { co, select("#", ...), ... }
+  ready[#ready + 1] = { co, false, select("#", ...), ... }
   return t
 end
 
@@ -58,34 +67,106 @@ local function in_task()
 end
 M.in_task = in_task
 
+--- The current task's record (nil outside a task).
+function M.current()
+  local co = co_running()
+  return co and tasks[co]
+end
+
+local function cancelled_error(t)
+  error("cancelled: " .. tostring(t.cancel), 0)
+end
+
+-- Suspend the current task until a wake-up carrying `kind`'s token.
+local function wait(kind)
+  local co = co_running()
+  local t = tasks[co]
+  if t.cancel then cancelled_error(t) end
+  local token = {}
+  t.wait, t.wait_kind = token, kind
+  return co, token
+end
+
+-- After a wake-up: any wake of a cancelled task raises (a job's wake comes
+-- when the job is complete, so nothing still points into its buffers).
+local function resumed(t, v)
+  t.wait, t.wait_kind, t.wait_id = nil, nil, nil
+  if v == CANCEL or t.cancel then cancelled_error(t) end
+  return v
+end
+
+local function await_kind(id, kind)
+  if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 3) end
+  local co, token = wait(kind)
+  local t = tasks[co]
+  t.wait_id = tonumber(id)
+  waiting[tonumber(id)] = { co, token }
+  return resumed(t, co_yield())
+end
+
 --- Wait for a core operation id started by the caller; returns its rc.
 function M.await(id)
-  if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 2) end
-  waiting[tonumber(id)] = co_running()
-  return co_yield()
+  return await_kind(id, "job")
 end
 
 --- Run a C job (ipk_job_fn) with arg on the thread pool; yields; returns rc.
 -- The caller keeps arg alive until this returns.
 function M.job(fn, arg)
   if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 2) end
+  local t = tasks[co_running()]
+  if t.cancel then cancelled_error(t) end
   local rc = lib.ipk_loop_submit(loop, fn, arg, id_box)
   if rc ~= 0 then return rc end
-  return M.await(id_box[0])
+  return await_kind(id_box[0], "job")
 end
 
---- Sleep for seconds inside a task.
+-- Longest single timer: a cancelled sleep leaves its timer running in
+-- libuv (the loop API cannot stop one), and the loop waits for it when it
+-- is freed at exit, so long sleeps are taken in slices.
+local SLICE = 0.25
+
+--- Sleep for seconds inside a task (cancellable at once).
 function M.sleep(sec)
-  local rc = lib.ipk_loop_timer(loop, math.floor(sec * 1000 + 0.5), id_box)
-  if rc ~= 0 then return nil, "timer failed" end
-  M.await(id_box[0])
+  if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 2) end
+  local left = math.max(0, sec)
+  repeat
+    local d = math.min(left, SLICE)
+    local rc = lib.ipk_loop_timer(loop, math.floor(d * 1000 + 0.5), id_box)
+    if rc ~= 0 then return nil, "timer failed" end
+    await_kind(id_box[0], "timer")
+    left = left - d
+  until left <= 0
   return true
 end
 
 --- Let other tasks run.
 function M.yield()
-  ready[#ready + 1] = { co_running(), 0 }
-  return co_yield()
+  local co, token = wait("yield")
+  ready[#ready + 1] = { co, token, 0 }
+  resumed(tasks[co], co_yield())
+end
+
+--- Raise "cancelled: ..." when the current task was cancelled (for long
+-- pure-Lua loops between async calls).
+function M.check()
+  local t = M.current()
+  if t and t.cancel then cancelled_error(t) end
+end
+
+--- Cancel task t (see the module comment). Idempotent; no-op when done.
+function M.cancel(t, reason)
+  if t.done or t.cancel then return end
+  t.cancel = reason or "cancelled"
+  if t.wait and t.wait_kind ~= "job" then
+    -- Wake it now: drop the timer/join registration (a late completion of
+    -- the timer finds no waiter and is ignored).
+    if t.wait_id then
+      waiting[t.wait_id] = nil
+      orphans[t.wait_id] = true
+      norphans = norphans + 1
+    end
+    ready[#ready + 1] = { t.co, t.wait, 1, CANCEL }
+  end
 end
 
 --- Wait until every task in list is done; returns results in order, or
@@ -95,14 +176,38 @@ function M.join(list)
   local out = {}
   for i, t in ipairs(list) do
     if not t.done then
+      local co, token = wait("join")
       t.waiters = t.waiters or {}
-      t.waiters[#t.waiters + 1] = co_running()
-      co_yield()
+      t.waiters[#t.waiters + 1] = { co, token }
+      resumed(tasks[co], co_yield())
     end
     if t.err then error(t.err, 0) end
     out[i] = t.result
   end
   return out
+end
+
+--- Wait until every task in list is done, without raising; returns the list.
+function M.settle(list)
+  for _, t in ipairs(list) do
+    if not t.done then
+      local co, token = wait("join")
+      t.waiters = t.waiters or {}
+      t.waiters[#t.waiters + 1] = { co, token }
+      resumed(tasks[co], co_yield())
+    end
+  end
+  return list
+end
+
+local function wake(r)
+  local co, token = r[1], r[2]
+  local t = tasks[co]
+  if not t then return end
+  -- A stale wake-up (the task was cancelled out of that wait and now waits
+  -- for something else) is dropped.
+  if token and t.wait ~= token then return end
+  step(co, unpack(r, 4, 3 + r[3]))
 end
 
 --- Drive the loop until no task is runnable and nothing is pending.
@@ -111,20 +216,20 @@ function M.run()
     if #ready > 0 then
       local batch = ready
       ready = {}
-      for _, r in ipairs(batch) do
-        local co = r[1]
-        if tasks[co] then step(co, unpack(r, 3, 2 + r[2])) end
-      end
+      for _, r in ipairs(batch) do wake(r) end
       -- Poll without blocking so tasks that only yield cannot starve I/O.
       lib.ipk_loop_run(loop, 1)
     end
     while lib.ipk_loop_next_done(loop, id_box, rc_box) == 1 do
-      local co = waiting[tonumber(id_box[0])]
-      waiting[tonumber(id_box[0])] = nil
-      if co then ready[#ready + 1] = { co, 1, rc_box[0] } end
+      local id = tonumber(id_box[0])
+      local w = waiting[id]
+      waiting[id] = nil
+      if w then ready[#ready + 1] = { w[1], w[2], 1, rc_box[0] } end
+      if orphans[id] then orphans[id] = nil; norphans = norphans - 1 end
     end
     if #ready == 0 then
-      if lib.ipk_loop_pending(loop) == 0 then return end
+      -- Done when only cancelled sleeps' timers are left: nobody waits.
+      if tonumber(lib.ipk_loop_pending(loop)) <= norphans then return end
       lib.ipk_loop_run(loop, 0)
     end
   end

@@ -32,6 +32,10 @@ typedef struct {
    * it fails with IPK_EUNSUPP instead of producing a different CID. */
   int dir_estimate_block;
   uint64_t hamt_threshold; /* 262144 */
+  /* 1: include names starting with '.' below the added directory (Kubo's
+   * `ipfs add -H/--hidden`); 0 (default) skips them, as Kubo does. The path
+   * given to add is always included. */
+  int hidden;
 } ipk_unixfs_opts_t;
 
 #define IPK_UNIXFS_MAX_CHUNK (1024 * 1024)
@@ -46,13 +50,14 @@ int ipk_unixfs_opts_init(ipk_unixfs_opts_t *opts, const char *profile);
 int ipk_unixfs_opts_set_chunker(ipk_unixfs_opts_t *opts, const char *spec, ipk_errbuf_t *eb);
 
 /* Called once per added entry in Kubo's output order (files, then
- * directories bottom-up, root last). path is relative to the added path's
+ * directories bottom-up, root last; symlinks are reported like files). path is relative to the added path's
  * parent ("dir/sub/file"); size is the entry's cumulative DAG size. */
 typedef void (*ipk_unixfs_added_cb)(void *ud, const char *path, const ipk_cid_t *cid, uint64_t size);
 
 /* Import a file, or (recursive != 0) a directory tree, writing every block
- * to sink (NULL: only hash, like `ipfs add -n`). Symlinks and special files
- * are rejected with IPK_EUNSUPP; a directory without recursive gives
+ * to sink (NULL: only hash, like `ipfs add -n`). A symlink becomes a UnixFS
+ * Symlink node (Type 4, Data = the target, never followed), as Kubo adds it;
+ * special files (FIFOs, devices, sockets) are rejected with IPK_EUNSUPP; a directory without recursive gives
  * IPK_EINVAL. Blocks written before an error stay in the sink unpinned.
  * *root gets the root CID; *root_size (optional) its cumulative size. */
 int ipk_unixfs_add_path(const ipk_unixfs_opts_t *opts, const char *path, int recursive,

@@ -4,7 +4,7 @@ local runtime = require "ipk.runtime"
 
 local M = {}
 
-M.usage = "add [-r] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]]\n"
+M.usage = "add [-r] [-H] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]]\n"
   .. "      [--chunker=size-N] [--profile=unixfs-v0-2015|unixfs-v1-2025] [--pin=false] PATH"
 M.summary = "import files like `ipfs add`, same CIDs"
 
@@ -15,11 +15,13 @@ function M.run(argv)
     ["cid-version"] = { kind = "value" }, ["raw-leaves"] = { kind = "bool" },
     chunker = { kind = "value" }, profile = { kind = "value" }, pin = { kind = "bool" },
     json = { kind = "bool" }, ["max-file-links"] = { kind = "value" },
+    hidden = { kind = "bool", short = "H" },
   })
   if not opts then return util.usage_error("add", pos) end
   if #pos ~= 1 then return util.usage_error("add", "expected exactly one PATH (see ipkrun --help)") end
   local o = { recursive = opts.recursive, profile = opts.profile, chunker = opts.chunker,
-              raw_leaves = opts["raw-leaves"], max_links = tonumber(opts["max-file-links"]) }
+              raw_leaves = opts["raw-leaves"], max_links = tonumber(opts["max-file-links"]),
+              hidden = opts.hidden }
   if opts["cid-version"] then
     local v = tonumber(opts["cid-version"])
     if v ~= 0 and v ~= 1 then return util.usage_error("add", "--cid-version must be 0 or 1, got '" .. opts["cid-version"] .. "'") end
@@ -28,13 +30,21 @@ function M.run(argv)
   if opts["max-file-links"] and not o.max_links then
     return util.usage_error("add", "--max-file-links must be a number")
   end
-  local store
-  if not opts["only-hash"] then
-    store = runtime.store()
-    o.blocks = store:blocks()
+  local store, res, err
+  local backend = runtime.backend()
+  if backend and not opts["only-hash"] then
+    -- --api: imported here, shipped as a CAR (same CIDs as offline); the node pins.
+    o.pin = opts.pin
+    res, err = backend:add(pos[1], o)
+    if not res then return util.fail("add", err) end
+  else
+    if not opts["only-hash"] then
+      store = runtime.store()
+      o.blocks = store:blocks()
+    end
+    res, err = require("ipk.unixfs").add(pos[1], o)
+    if not res then return util.fail("add", err) end
   end
-  local res, err = require("ipk.unixfs").add(pos[1], o)
-  if not res then return util.fail("add", err) end
   if store and opts.pin ~= false then
     local ok, perr = store:pin_add(res.root, { recursive = true, name = "add:" .. pos[1]:gsub(".*/", "") })
     if not ok then return util.fail("add", perr) end

@@ -14,6 +14,12 @@ function M.run(argv)
   local _, err = util.parse_cid(pos[1])
   if err then return util.fail("get", err) end
   local out = opts.output or pos[1]
+  if runtime.backend() then
+    -- --api / --gateway: the DAG arrives as a CAR, every block verified,
+    -- into the local store (the cache); then the usual local get.
+    local got, ferr = runtime.cache():fetch_dag(pos[1])
+    if not got then return util.fail("get", ferr) end
+  end
   local ok, gerr = require("ipk.unixfs").get(pos[1], runtime.store():blocks(), out)
   if not ok then return util.fail("get", gerr) end
   if opts.json then util.emit_json({ cid = pos[1], path = out })

@@ -12,6 +12,30 @@ function M.run(argv)
   local rest = { unpack(argv, 2) }
   local opts, pos = util.parse(rest, { json = { kind = "bool" }, recursive = { kind = "bool", short = "r" } })
   if not opts then return util.usage_error("pin", pos) end
+  local backend = runtime.backend()
+  if backend and (sub == "ls" or sub == "add" or sub == "rm") then
+    -- --api: the node's pins.
+    if sub == "ls" then
+      local pins, lerr = backend:pin_ls({ type = "recursive" })
+      if not pins then return util.fail("pin ls", lerr) end
+      local keys, list = {}, {}
+      for c, t in pairs(pins) do keys[c] = { Type = t }; list[#list + 1] = c end
+      table.sort(list)
+      if opts.json then util.emit_json({ Keys = keys })
+      else for _, c in ipairs(list) do io.stdout:write(c, " ", pins[c], "\n") end end
+      return 0
+    end
+    if #pos ~= 1 then return util.usage_error("pin " .. sub, "expected one CID") end
+    local _, err = util.parse_cid(pos[1])
+    if err then return util.fail("pin " .. sub, err) end
+    local ok, perr
+    if sub == "add" then ok, perr = backend:pin_add(pos[1], { recursive = opts.recursive ~= false })
+    else ok, perr = backend:pin_rm(pos[1]) end
+    if not ok then return util.fail("pin " .. sub, perr) end
+    if opts.json then util.emit_json({ Pins = { pos[1] } })
+    else io.stdout:write((sub == "add") and "pinned " or "unpinned ", pos[1], "\n") end
+    return 0
+  end
   local store = runtime.store()
   if sub == "ls" then
     local pins = store:pin_ls()

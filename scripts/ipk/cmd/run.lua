@@ -3,8 +3,8 @@ local util = require "ipk.cmd.util"
 
 local M = {}
 
-M.usage = "run RECIPE.lua [--param k=v ...] [--json]"
-M.summary = "run a recipe (`ipkrun RECIPE.lua` for short)"
+M.usage = "run RECIPE.lua [--param k=v ...] [--force STEP ...] [--no-cache] [--json] | run --resume RUN [--json]"
+M.summary = "run a recipe, memoized by CID (`ipkrun RECIPE.lua` for short); --resume continues a failed run"
 
 local function print_human(res)
   local w = io.stdout
@@ -26,22 +26,56 @@ local function print_human(res)
   if not (res.dataset_cid or res.model_cid) then w:write(require("ipk.json").encode(res), "\n") end
 end
 
-function M.run(argv)
-  local opts, pos = util.parse(argv, { param = { kind = "value", multi = true }, json = { kind = "bool" } })
-  if not opts then return util.usage_error("run", pos) end
-  -- --param takes k=v; extra bare k=v words after a --param are accepted too.
-  local path = table.remove(pos, 1)
-  if not path then return util.usage_error("run", "expected a RECIPE.lua file") end
-  local overrides = {}
-  local kvs = opts.param or {}
-  for _, p in ipairs(pos) do kvs[#kvs + 1] = p end
-  for _, kv in ipairs(kvs) do
-    local k, v = kv:match("^([%w_]+)=(.*)$")
-    if not k then return util.usage_error("run", "--param expects k=v, got '" .. kv .. "'") end
-    overrides[k] = v
+local function summary_line(sum)
+  if not sum then return end
+  local counts, names = {}, {}
+  for _, st in pairs(sum.steps) do
+    if not counts[st.status] then names[#names + 1] = st.status end
+    counts[st.status] = (counts[st.status] or 0) + 1
   end
-  local res, err = require("ipk.runner").run_file(path, overrides)
-  if not res then return util.fail("run", err) end
+  table.sort(names)
+  local parts = {}
+  for _, n in ipairs(names) do parts[#parts + 1] = counts[n] .. " " .. n end
+  require("ipk.runtime").log("run %s %s in %.3fs (%s)  record=%s", sum.id, sum.status, sum.duration,
+    table.concat(parts, ", "), tostring(sum.record_cid))
+end
+
+function M.run(argv)
+  local opts, pos = util.parse(argv, { param = { kind = "value", multi = true }, json = { kind = "bool" },
+    force = { kind = "value", multi = true }, ["no-cache"] = { kind = "bool", key = "no_cache" },
+    resume = { kind = "value" }, quiet = { kind = "bool", short = "q" } })
+  if not opts then return util.usage_error("run", pos) end
+  local force = {}
+  for _, f in ipairs(opts.force or {}) do force[f] = true end
+  local ropts = { force = force, no_cache = opts.no_cache, interruptible = true, quiet = opts.quiet }
+  local runner = require "ipk.runner"
+  local res, err, sum
+  if opts.resume then
+    if #pos > 0 then return util.usage_error("run", "--resume RUN takes no recipe or params (it reuses the run's)") end
+    res, err, sum = runner.resume(opts.resume, ropts)
+  else
+    -- --param takes k=v; extra bare k=v words after a --param are accepted too.
+    local path = table.remove(pos, 1)
+    if not path then return util.usage_error("run", "expected a RECIPE.lua file") end
+    local overrides = {}
+    local kvs = opts.param or {}
+    for _, p in ipairs(pos) do kvs[#kvs + 1] = p end
+    for _, kv in ipairs(kvs) do
+      local k, v = kv:match("^([%w_]+)=(.*)$")
+      if not k then return util.usage_error("run", "--param expects k=v, got '" .. kv .. "'") end
+      overrides[k] = v
+    end
+    res, err, sum = runner.run_file(path, overrides, ropts)
+  end
+  summary_line(sum)
+  if not res then
+    util.fail("run", tostring(err)) -- the run id is on the summary line above
+    return (sum and sum.status == "cancelled") and 130 or 1
+  end
+  if type(res) == "table" and sum then
+    res.run = { id = sum.id, status = sum.status, record_cid = sum.record_cid, steps = sum.steps,
+                duration = sum.duration }
+  end
   if opts.json then util.emit_json(res) else print_human(res) end
   return 0
 end

@@ -2,17 +2,37 @@
 -- one-line error format, JSON output.
 local M = {}
 
+-- True when the command line has --json: errors then also go to stdout as
+-- {"error": msg} so a caller parsing stdout always gets one JSON object.
+M.json_mode = false
+
+-- One printable line: control bytes escaped (a CID argument may contain a
+-- newline or ESC), long text shortened.
+local function one_line(msg)
+  msg = tostring(msg):gsub("[%c]", function(c)
+    if c == "\n" then return "\\n" elseif c == "\t" then return "\\t" end
+    return string.format("\\x%02x", c:byte())
+  end)
+  if #msg > 1000 then msg = msg:sub(1, 1000) .. "..." end
+  return msg
+end
+M.one_line = one_line
+
+local function report(cmd, msg, code)
+  msg = one_line(msg)
+  io.stderr:write("ipkrun: ", cmd and (cmd .. ": ") or "", msg, "\n")
+  if M.json_mode then M.emit_json({ error = msg, command = cmd, exit_code = code }) end
+  return code
+end
+
 --- Usage error: one line on stderr, exit code 2.
 function M.usage_error(cmd, msg)
-  io.stderr:write("ipkrun: ", cmd and (cmd .. ": ") or "", msg, "\n")
-  return 2
+  return report(cmd, msg, 2)
 end
 
 --- Failure: one line "ipkrun: CMD: what: why" on stderr, exit code 1.
 function M.fail(cmd, msg)
-  msg = tostring(msg):gsub("\n.*", "")
-  io.stderr:write("ipkrun: ", cmd, ": ", msg, "\n")
-  return 1
+  return report(cmd, msg, 1)
 end
 
 --- The result object as one JSON line on stdout.
@@ -34,6 +54,8 @@ function M.parse(argv, spec)
       local name, val = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:sub(3)
       local s = spec[name]
+      -- --json is global: every command accepts it (errors then come as JSON too).
+      if not s and name == "json" then s = { kind = "bool" } end
       if not s then return nil, "unknown flag '" .. a .. "'" end
       if s.kind == "value" and val == nil then
         i = i + 1

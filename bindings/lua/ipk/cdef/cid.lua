@@ -76,6 +76,7 @@ typedef struct {
   char profile[32];
   int dir_estimate_block;
   uint64_t hamt_threshold;
+  int hidden;
 } ipk_unixfs_opts_t;
 int ipk_unixfs_opts_init(ipk_unixfs_opts_t *opts, const char *profile);
 int ipk_unixfs_opts_set_chunker(ipk_unixfs_opts_t *opts, const char *spec, ipk_errbuf_t *eb);

@@ -1,0 +1,105 @@
+/* ipk/table.h - delimited text tables (CSV, TSV): tokenizer, statistics,
+ * record index.
+ *
+ * Dialect: RFC 4180 with the usual extensions: records end at LF or CRLF;
+ * a field that starts with '"' is quoted (it may hold the delimiter, CR, LF,
+ * and "" for one quote); a UTF-8 byte order mark at the start is skipped;
+ * blank lines are skipped. The first record is the header. Every record
+ * must have the header's field count.
+ *
+ * Missing values: the empty field and NA, N/A, n/a, #N/A, NaN, nan, -NaN,
+ * -nan, null, NULL, None, <NA> (pandas' default na_values, the common ones).
+ * Types are inferred per column over non-missing values: bool (true/false
+ * in any of the cases True TRUE true), int64, float64, else string; int and
+ * float give float64, bool with a number or anything with text gives string.
+ * Statistics (min, max, mean, sample std with n-1) are over the numeric
+ * values of bool/int64/float64 columns (bool as 0/1), NaN otherwise or when
+ * there are too few values (std needs 2).
+ *
+ * Ownership: results own their memory (ipk_table_*_free). Buffers passed in
+ * are borrowed. Errors: IPK_EFORMAT (ragged record), IPK_ETRUNC (a quoted
+ * field never closes), IPK_ENOENT/IPK_EIO, IPK_ENOMEM; eb says
+ * "NAME: offset N: csv: why".
+ */
+#ifndef IPK_TABLE_H
+#define IPK_TABLE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+
+typedef enum {
+  IPK_COL_EMPTY = 0,  /* no non-missing value */
+  IPK_COL_BOOL = 1,
+  IPK_COL_INT = 2,
+  IPK_COL_FLOAT = 3,
+  IPK_COL_STRING = 4
+} ipk_col_type_t;
+
+/* "empty", "bool", "int64", "float64", "string"; "?" for a bad value. */
+const char *ipk_col_type_name(int type);
+
+typedef struct {
+  char *name;          /* header field, NUL-terminated (owned) */
+  int type;            /* ipk_col_type_t */
+  uint64_t count;      /* non-missing values */
+  uint64_t missing;    /* missing values */
+  double min, max, mean, std;
+} ipk_table_col_t;
+
+typedef struct {
+  char delim;            /* the delimiter used */
+  int bom;               /* 1 when a UTF-8 BOM was skipped */
+  uint64_t rows;         /* data records (header excluded, blank lines skipped) */
+  size_t ncols;
+  ipk_table_col_t *cols; /* ncols entries (owned) */
+  uint64_t header_start; /* 3 with a BOM, else 0 */
+  uint64_t header_end;   /* offset just past the header record's line end */
+} ipk_table_stats_t;
+
+/* Sniff the delimiter from the header record: the most frequent of tab,
+ * comma, semicolon, pipe outside quotes (comma when none). */
+char ipk_table_sniff(const uint8_t *buf, size_t len);
+
+/* Statistics of buf[0..len). delim 0 = sniff. name is for error messages. */
+int ipk_table_stats_buf(const uint8_t *buf, size_t len, const char *name, char delim,
+                        ipk_table_stats_t *out, ipk_errbuf_t *eb);
+/* Same over the file at path (mapped read-only). */
+int ipk_table_stats_file(const char *path, char delim, ipk_table_stats_t *out, ipk_errbuf_t *eb);
+void ipk_table_stats_free(ipk_table_stats_t *s);
+
+/* Record index: data record i spans bytes [offsets[i], offsets[i+1]) of the
+ * file, line end included; the header spans [header_start, header_end).
+ * keys (when key_col >= 0) holds, per record, the 64-bit FNV-1a hash of
+ * field key_col's unquoted value, for stratified splits. */
+typedef struct {
+  char delim;
+  uint64_t header_start, header_end;
+  uint64_t rows;
+  uint64_t *offsets;     /* rows + 1 entries (owned) */
+  uint64_t *keys;        /* rows entries or NULL (owned) */
+} ipk_table_index_t;
+
+int ipk_table_index_file(const char *path, char delim, int key_col, ipk_table_index_t *out,
+                         ipk_errbuf_t *eb);
+void ipk_table_index_free(ipk_table_index_t *x);
+
+/* Thread-pool jobs (ipk_loop_submit): inputs set by the caller, who keeps
+ * path alive until completion and frees out with the matching _free. */
+typedef struct {
+  const char *path;
+  char delim;
+  ipk_table_stats_t out;
+  ipk_errbuf_t eb;
+} ipk_table_stats_job_t;
+int ipk_table_stats_job(void *arg);
+
+typedef struct {
+  const char *path;
+  char delim;
+  int key_col;
+  ipk_table_index_t out;
+  ipk_errbuf_t eb;
+} ipk_table_index_job_t;
+int ipk_table_index_job(void *arg);
+
+#endif

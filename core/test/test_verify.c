@@ -1,0 +1,129 @@
+/* test_verify.c - ipk_dag_verify over an in-memory block source, the
+ * counting signal handler, and the REPL completion matcher. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ipk/lineedit.h"
+#include "ipk/sig.h"
+#include "ipk/unixfs.h"
+#include "ipk/verify.h"
+
+/* A tiny block source: up to 64 blocks in arrays; `corrupt` flips a byte on
+ * read of one block (as a damaged disk would) and the source then reports
+ * EVERIFY like the embedded store does. */
+typedef struct {
+  ipk_cid_t cid[64];
+  uint8_t *data[64];
+  size_t len[64];
+  int n;
+  int drop, corrupt;   /* index of a block to hide / damage, -1 none */
+} mem_t;
+
+static int find(mem_t *m, const ipk_cid_t *c) {
+  for (int i = 0; i < m->n; i++) if (ipk_cid_equal(&m->cid[i], c)) return i;
+  return -1;
+}
+static int mput(void *ud, const ipk_cid_t *c, const uint8_t *d, size_t n) {
+  mem_t *m = ud;
+  if (find(m, c) >= 0) return 0;
+  assert_true(m->n < 64);
+  m->cid[m->n] = *c;
+  m->data[m->n] = malloc(n ? n : 1);
+  memcpy(m->data[m->n], d, n);
+  m->len[m->n++] = n;
+  return 0;
+}
+static int mget(void *ud, const ipk_cid_t *c, uint8_t **d, size_t *n) {
+  mem_t *m = ud;
+  int i = find(m, c);
+  if (i < 0 || i == m->drop) return IPK_ENOBLOCK;
+  *d = malloc(m->len[i] ? m->len[i] : 1);
+  memcpy(*d, m->data[i], m->len[i]);
+  *n = m->len[i];
+  if (i == m->corrupt) (*d)[0] ^= 1;
+  if (!ipk_cid_verify(c, *d, *n)) { free(*d); *d = NULL; return IPK_EVERIFY; }
+  return 0;
+}
+static int mhas(void *ud, const ipk_cid_t *c) { return find(ud, c) >= 0; }
+
+static void test_verify_walks_every_block(void **state) {
+  (void)state;
+  mem_t m = { .n = 0, .drop = -1, .corrupt = -1 };
+  ipk_blocks_t b = { &m, mput, mget, mhas };
+  ipk_unixfs_opts_t o;
+  assert_int_equal(ipk_unixfs_opts_init(&o, "unixfs-v1-2025"), 0);
+  o.chunk_size = 1000;   /* 10 leaves + 1 root */
+  size_t len = 10000;
+  uint8_t *buf = malloc(len);
+  for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)(i * 7);
+  ipk_cid_t root;
+  ipk_errbuf_t eb = { { 0 } };
+  assert_int_equal(ipk_unixfs_add_bytes(&o, buf, len, &b, &root, NULL, &eb), 0);
+  uint64_t blocks = 0, bytes = 0;
+  assert_int_equal(ipk_dag_verify(&b, &root, &blocks, &bytes, &eb), 0);
+  assert_int_equal(blocks, 11);
+  assert_true(bytes > len);   /* leaves plus the root node */
+
+  /* A missing leaf: ENOBLOCK naming a CID. */
+  m.drop = 3;
+  assert_int_equal(ipk_dag_verify(&b, &root, &blocks, &bytes, &eb), IPK_ENOBLOCK);
+  assert_non_null(strstr(eb.msg, "is missing"));
+  m.drop = -1;
+  /* A damaged leaf: EVERIFY. */
+  m.corrupt = 5;
+  assert_int_equal(ipk_dag_verify(&b, &root, &blocks, &bytes, &eb), IPK_EVERIFY);
+  assert_non_null(strstr(eb.msg, "does not match its CID"));
+  m.corrupt = -1;
+
+  /* The job form gives the same numbers. */
+  ipk_dag_verify_job_t j;
+  memset(&j, 0, sizeof j);
+  j.src = &b;
+  j.root = root;
+  assert_int_equal(ipk_dag_verify_job(&j), 0);
+  assert_int_equal(j.blocks, 11);
+  for (int i = 0; i < m.n; i++) free(m.data[i]);
+  free(buf);
+}
+
+static void test_sig_counts(void **state) {
+  (void)state;
+  assert_int_equal(ipk_sig_watch(SIGUSR1), IPK_EINVAL);
+  assert_int_equal(ipk_sig_watch(SIGTERM), 0);
+  ipk_sig_reset(SIGTERM);
+  assert_int_equal(ipk_sig_count(SIGTERM), 0);
+  raise(SIGTERM);   /* counted, not fatal */
+  assert_int_equal(ipk_sig_count(SIGTERM), 1);
+  ipk_sig_reset(SIGTERM);
+  assert_int_equal(ipk_sig_count(SIGTERM), 0);
+  assert_int_equal(ipk_sig_unwatch(SIGTERM), 0);
+}
+
+static void test_lineedit_match(void **state) {
+  (void)state;
+  const char *w[] = { "ipk.dataset", "ipk.dataset.add", "ipk.dataset.split", "ipk.registry", ":help" };
+  assert_int_equal(ipk_lineedit_set_words(w, 5), 0);
+  assert_string_equal(ipk_lineedit_match("ipk.data", 0), "ipk.dataset");
+  assert_string_equal(ipk_lineedit_match("ipk.data", 1), "ipk.dataset.add");
+  assert_string_equal(ipk_lineedit_match("ipk.data", 2), "ipk.dataset.split");
+  assert_null(ipk_lineedit_match("ipk.data", 3));
+  assert_string_equal(ipk_lineedit_match(":h", 0), ":help");
+  assert_null(ipk_lineedit_match("zzz", 0));
+  assert_int_equal(ipk_lineedit_set_words(NULL, 0), 0);
+  assert_null(ipk_lineedit_match("ipk", 0));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_verify_walks_every_block),
+    cmocka_unit_test(test_sig_counts),
+    cmocka_unit_test(test_lineedit_match),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,53 @@
+--- ipkrun graph: a recipe's step DAG as Graphviz DOT or Mermaid.
+local util = require "ipk.cmd.util"
+
+local M = {}
+
+M.usage = "graph RECIPE.lua [--format dot|mermaid]"
+M.summary = "print the recipe's step DAG (DOT by default, or Mermaid)"
+
+local function ident(s) return (s:gsub("[^%w_]", "_")) end
+
+--- The DAG text of recipe r in format fmt ("dot" | "mermaid").
+function M.render(r, fmt)
+  local order, deps = require("ipk.recipe").deps(r)
+  if not order then return nil, deps end
+  local out = {}
+  if fmt == "mermaid" then
+    out[1] = "flowchart LR"
+    for _, n in ipairs(order) do
+      out[#out + 1] = ("  %s[\"%s<br/><i>%s</i>\"]"):format(ident(n), n, r.steps[n].kind.kind)
+    end
+    for _, n in ipairs(order) do
+      for _, d in ipairs(deps[n]) do out[#out + 1] = ("  %s --> %s"):format(ident(d), ident(n)) end
+    end
+  else
+    out[1] = ("digraph %q {"):format(r.name)
+    out[#out + 1] = "  rankdir=LR;"
+    out[#out + 1] = "  node [shape=box, style=rounded];"
+    for _, n in ipairs(order) do
+      out[#out + 1] = ("  %q [label=%q];"):format(n, n .. "\\n" .. r.steps[n].kind.kind)
+    end
+    for _, n in ipairs(order) do
+      for _, d in ipairs(deps[n]) do out[#out + 1] = ("  %q -> %q;"):format(d, n) end
+    end
+    out[#out + 1] = "}"
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+function M.run(argv)
+  local opts, pos = util.parse(argv, { format = { kind = "value", short = "f" }, json = { kind = "bool" } })
+  if not opts then return util.usage_error("graph", pos) end
+  if not pos[1] then return util.usage_error("graph", "expected a RECIPE.lua file") end
+  local fmt = opts.format or "dot"
+  if fmt ~= "dot" and fmt ~= "mermaid" then return util.usage_error("graph", "--format is dot or mermaid, got '" .. fmt .. "'") end
+  local r, err = require("ipk.runner").load(pos[1])
+  if not r then return util.fail("graph", err) end
+  local text, gerr = M.render(r, fmt)
+  if not text then return util.fail("graph", gerr) end
+  if opts.json then util.emit_json({ format = fmt, graph = text }) else io.stdout:write(text) end
+  return 0
+end
+
+return M

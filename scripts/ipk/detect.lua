@@ -1,0 +1,170 @@
+--- ipk.detect: format/framework detection and table statistics.
+-- A thin layer over core/include/ipk/detect.h and table.h: the bytes are
+-- judged in C (signatures, headers, footers, the CSV tokenizer), on the
+-- thread pool when called inside a task. This module adds only what is
+-- about directories (SavedModel, tfjs, image folders), which is layout.
+-- Expected failures return nil, msg, name; misuse raises.
+local core = require "ipk.core"
+local sched = require "ipk.sched"
+local json = require "ipk.json"
+local ffi, lib = core.ffi, core.lib
+
+local type, tonumber, ipairs, error = type, tonumber, ipairs, error
+
+local M = {}
+
+-- Buffers that C jobs point into, kept alive while the job runs.
+local anchors = {} -- luacheck: ignore 241 (written, never read: it only anchors)
+
+local function run_job(fn, job, path)
+  local pathbuf = ffi.new("char[?]", #path + 1, path)
+  job.path = pathbuf
+  anchors[job] = pathbuf
+  local rc
+  if sched.in_task() then rc = sched.job(fn, job) else rc = fn(job) end
+  anchors[job] = nil
+  return rc
+end
+
+local function num(x)
+  x = tonumber(x)
+  if x ~= x or x == math.huge or x == -math.huge then return nil end
+  return x
+end
+
+--- Detect one regular file from its content.
+-- @return {format, framework, kind, size, info = table} or nil, msg, name
+function M.file(path)
+  if type(path) ~= "string" then error("detect.file: path string expected", 2) end
+  local job = ffi.new("ipk_detect_job_t")
+  local rc = run_job(lib.ipk_detect_job, job, path)
+  if rc ~= 0 then return core.check(rc, job.eb) end
+  local info = json.decode(ffi.string(job.out.info)) or {}
+  local r = { format = ffi.string(job.out.format), framework = ffi.string(job.out.framework),
+              kind = ffi.string(job.out.kind), size = tonumber(job.out.size), info = info }
+  lib.ipk_detect_free(job.out)
+  return r
+end
+
+--- Statistics of a CSV/TSV file (delim nil = sniffed), IPFS Kit key names.
+-- @return {num_rows, num_columns, columns, dtypes, missing, column_stats, delimiter, bom}
+function M.table_stats(path, delim)
+  if type(path) ~= "string" then error("detect.table_stats: path string expected", 2) end
+  local job = ffi.new("ipk_table_stats_job_t")
+  job.delim = delim and delim:byte() or 0
+  local rc = run_job(lib.ipk_table_stats_job, job, path)
+  if rc ~= 0 then return core.check(rc, job.eb) end
+  local s = job.out
+  local cols, dtypes, missing, cstats = {}, {}, {}, {}
+  for i = 0, tonumber(s.ncols) - 1 do
+    local c = s.cols[i]
+    local name = ffi.string(c.name)
+    cols[#cols + 1] = name
+    dtypes[name] = ffi.string(lib.ipk_col_type_name(c.type))
+    missing[name] = tonumber(c.missing)
+    cstats[#cstats + 1] = { name = name, dtype = dtypes[name], count = tonumber(c.count),
+      missing = tonumber(c.missing), min = num(c.min), max = num(c.max), mean = num(c.mean), std = num(c.std) }
+  end
+  local r = { num_rows = tonumber(s.rows), num_columns = tonumber(s.ncols), columns = json.array(cols),
+              dtypes = dtypes, missing = missing, column_stats = json.array(cstats),
+              delimiter = string.char(s.delim), bom = s.bom ~= 0 }
+  lib.ipk_table_stats_free(s)
+  return r
+end
+
+--- Record index of a CSV/TSV file: header range and per-record offsets.
+-- @param key_col 0-based column whose values are hashed for stratification, or nil
+-- @return {header = {start, stop}, rows, offsets = uint64_t* (rows+1), keys = uint64_t*|nil, raw}
+function M.table_index(path, delim, key_col)
+  local job = ffi.new("ipk_table_index_job_t")
+  job.delim = delim and delim:byte() or 0
+  job.key_col = key_col or -1
+  local rc = run_job(lib.ipk_table_index_job, job, path)
+  if rc ~= 0 then return core.check(rc, job.eb) end
+  local own = ffi.gc(ffi.new("ipk_table_index_t[1]", job.out), lib.ipk_table_index_free)
+  local x = own[0]
+  return { header = { tonumber(x.header_start), tonumber(x.header_end) }, rows = tonumber(x.rows),
+           offsets = x.offsets, keys = x.keys ~= nil and x.keys or nil, raw = own }
+end
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+--- Regular files under dir (recursive), relative paths sorted bytewise, with sizes.
+-- Symlinks and special files are reported in `other` (the importer rejects them).
+function M.walk(dir)
+  local files, sizes = {}, {}
+  local p = io.popen("cd " .. q(dir) .. " && find . -mindepth 1 \\( -type f -printf 'f %s %P\\n' \\) -o "
+    .. "\\( -type d -printf '' \\) -o -printf 'o 0 %P\\n' | LC_ALL=C sort -k3")
+  local other = {}
+  for l in p:lines() do
+    local t, sz, f = l:match("^(%a) (%d+) (.*)$")
+    if t == "f" then files[#files + 1] = f; sizes[f] = tonumber(sz)
+    elseif t == "o" then other[#other + 1] = f end
+  end
+  p:close()
+  table.sort(files)
+  return files, sizes, other
+end
+
+--- Whether path is a directory.
+function M.is_dir(path)
+  local ok = os.execute("test -d " .. q(path))
+  return ok == true or ok == 0
+end
+
+--- Whether path exists (file or directory).
+function M.exists(path)
+  local ok = os.execute("test -e " .. q(path))
+  return ok == true or ok == 0
+end
+
+--- Detect a file or a directory. A directory is a model when its layout
+-- says so (SavedModel: saved_model.pb + variables/; tfjs: model.json with
+-- a weights manifest), an image folder when every file is an image
+-- (classes = first-level subfolders), else a dataset of its files.
+-- @return {format, framework, kind, files = {{path, size, format, kind, info}}, info}
+function M.path(path)
+  if not M.is_dir(path) then
+    local r, err, name = M.file(path)
+    if not r then return nil, err, name end
+    return r
+  end
+  local files, sizes, other = M.walk(path)
+  if #other > 0 then
+    return nil, path .. "/" .. other[1] .. ": not a regular file or directory (symlinks are not imported)", "EUNSUPP"
+  end
+  local out, byformat = {}, {}
+  for _, f in ipairs(files) do
+    local d, err, name = M.file(path .. "/" .. f)
+    if not d then return nil, err, name end
+    d.path, d.size = f, sizes[f]
+    out[#out + 1] = d
+    byformat[d.format] = (byformat[d.format] or 0) + 1
+  end
+  local r = { files = out, formats = byformat, kind = "dataset", framework = "", format = "directory", info = {} }
+  local by = {}
+  for _, d in ipairs(out) do by[d.path] = d end
+  local sm = by["saved_model.pb"]
+  if sm and sm.format == "tf-savedmodel-pb" and M.is_dir(path .. "/variables") then
+    r.format, r.framework, r.kind = "tf-savedmodel", "tensorflow", "model"
+    r.info = { tags = sm.info.tags, tensorflow_version = sm.info.tensorflow_version }
+    return r
+  end
+  for _, d in ipairs(out) do
+    if d.format == "tfjs-model" then
+      r.format, r.framework, r.kind = "tfjs", "tensorflow.js", "model"
+      r.info = { model_json = d.path }
+      return r
+    end
+  end
+  if #out > 0 and byformat["tfjs-manifest"] and (byformat["tfjs-manifest"] + (byformat.binary or 0)) == #out then
+    r.format, r.framework, r.kind = "tfjs", "tensorflow.js", "model"
+    return r
+  end
+  local images = 0
+  for _, d in ipairs(out) do if d.kind == "image" then images = images + 1 end end
+  if #out > 0 and images == #out then r.format, r.kind = "images", "dataset" end
+  return r
+end
+
+return M

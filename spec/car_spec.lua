@@ -1,0 +1,142 @@
+-- ipk.car and `ipkrun car`: conformance over fixtures/car (CARv1/v2 read,
+-- corrupt files rejected with nothing imported), round trips, CLI.
+local car = require "ipk.car"
+local cjson = require "cjson"
+
+local function count_blocks(home)
+  -- parenthesized: support.sh's </dev/null must not become wc's input
+  local code, out = support.sh("(find " .. support.q(home .. "/blocks") .. " -type f ! -name '*.tmp*' | wc -l)")
+  assert(code == 0)
+  return tonumber(out)
+end
+
+describe("ipk.car", function()
+  local fx = support.fixtures()
+  if not fx then
+    pending("fixtures folder absent: CAR conformance skipped")
+    return
+  end
+  local vectors = cjson.decode(support.read(fx .. "/car/car_vectors.json"))
+  local index = cjson.decode(support.read(fx .. "/car/car_block_index.json")).files
+
+  for _, v in ipairs(vectors) do
+    local path = fx .. "/" .. v.file
+    for _, mode in ipairs { { key = "python_reader_strict", eof = false },
+                            { key = "python_reader_zero_length_section_as_eof", eof = true } } do
+      local want = v[mode.key]
+      it(("%s (%s): %s"):format(v.file, mode.eof and "zero-length = EOF" or "strict",
+        want.ok and "lists roots and blocks" or "rejected"), function()
+        local res, msg = car.list(path, { zero_len_eof = mode.eof })
+        if not want.ok then
+          assert.is_nil(res)
+          assert.is_string(msg)
+          assert.matches("car: ", msg)
+          return
+        end
+        assert.is_table(res, msg)
+        assert.are.equal(want.version, res.version)
+        assert.are.same(want.roots, res.roots)
+        assert.are.equal(want.block_count, #res.blocks)
+        if want.version == 2 then
+          assert.are.equal(want.data_offset, res.data_offset)
+          assert.are.equal(want.data_size, res.data_size)
+          assert.are.equal(want.index_offset, res.index_offset)
+        end
+        local idx = index[v.file]
+        if idx and mode.eof then
+          assert.are.equal(#idx, #res.blocks)
+          for i, e in ipairs(idx) do
+            assert.are.same({ e[1], e[2], e[3] }, { res.blocks[i].cid, res.blocks[i].offset, res.blocks[i].size })
+          end
+        end
+      end)
+    end
+
+    it(v.file .. ": ipkrun car import either imports everything verified or nothing", function()
+      local home = support.tmpdir()
+      local code, out, err = support.ipkrun({ "car", "import", "--pin-roots=false", "--json", path }, { IPK_HOME = home })
+      local want = v.python_reader_strict
+      local hashes_ok = not v.description:find("blake2b") and not v.file:find("sample%-v1") and not v.file:find("wrapped")
+        and not v.file:find("indexless") and not v.file:find("corrupt%-data")
+      if want.ok and hashes_ok then
+        assert.are.equal(0, code, err)
+        local r = cjson.decode(out)
+        assert.are.same(want.roots, r.roots)
+        assert.are.equal(want.block_count, r.blocks)
+        assert.is_true(count_blocks(home) > 0)
+      else
+        assert.are.equal(1, code)
+        assert.matches("^ipkrun: car import: ", err)
+        assert.are.equal(1, select(2, err:gsub("\n", "")))
+        assert.are.equal(0, count_blocks(home))
+      end
+      support.rm_rf(home)
+    end)
+  end
+
+  it("imports padded files with --zero-length-eof and refuses blake2b blocks the store cannot hold", function()
+    local home = support.tmpdir()
+    local code, _, err = support.ipkrun({ "car", "import", "--zero-length-eof", fx .. "/car/go-car/sample-v1-with-zero-len-section.car" },
+      { IPK_HOME = home })
+    assert.are.equal(1, code)
+    assert.matches("the file verifies, but the store cannot hold multihash 0xb220; nothing imported", err, 1, true)
+    assert.are.equal(0, count_blocks(home))
+    support.rm_rf(home)
+  end)
+
+  it("rejects a block whose bytes do not match its CID, importing nothing", function()
+    local home = support.tmpdir()
+    local bad = home .. "/bad.car"
+    local bytes = support.read(fx .. "/car/spec/carv1-basic.car")
+    -- the last block (offset from carv1-basic.json) gets one byte flipped
+    local pos = #bytes - 2
+    bytes = bytes:sub(1, pos - 1) .. string.char((bytes:byte(pos) + 1) % 256) .. bytes:sub(pos + 1)
+    support.write(bad, bytes)
+    local res, msg, name = car.list(bad)
+    assert.is_nil(res)
+    assert.are.equal("EVERIFY", name)
+    assert.matches("bytes do not match the CID", msg)
+    local code, _, err = support.ipkrun({ "car", "import", bad }, { IPK_HOME = home })
+    assert.are.equal(1, code)
+    assert.matches("bytes do not match the CID", err)
+    assert.are.equal(0, count_blocks(home))
+    support.rm_rf(home)
+  end)
+
+  it("round-trips: add, car export, car ls / import elsewhere, same root and bytes", function()
+    local home, home2 = support.tmpdir(), support.tmpdir()
+    local data = home .. "/d.bin"
+    os.execute("head -c 700000 /dev/urandom > " .. support.q(data))
+    local _, root = support.ipkrun({ "add", "-Q", "--chunker=size-65536", data }, { IPK_HOME = home })
+    root = root:gsub("%s+$", "")
+    local out = home .. "/d.car"
+    assert.are.equal(0, (support.ipkrun({ "car", "export", root, "-o", out }, { IPK_HOME = home })))
+    local l = assert(car.list(out))
+    assert.are.same({ root }, l.roots)
+    assert.are.equal(root, l.blocks[1].cid)   -- root first
+    assert.are.equal(12, #l.blocks)           -- 11 leaves + root
+    local code, o2 = support.ipkrun({ "car", "import", out }, { IPK_HOME = home2 })
+    assert.are.equal(0, code)
+    assert.are.equal("pinned root " .. root .. "\n", o2)
+    local code3, bytes = support.ipkrun({ "cat", root }, { IPK_HOME = home2 })
+    assert.are.equal(0, code3)
+    assert.is_true(bytes == support.read(data))
+    -- an export of something absent fails and leaves no file behind
+    local code4, _, err = support.ipkrun({ "car", "export", root, "-o", home2 .. "/x.car" }, { IPK_HOME = home })
+    assert.are.equal(0, code4, err)
+    local code5, _, err5 = support.ipkrun({ "car", "export", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am",
+      "-o", home2 .. "/y.car" }, { IPK_HOME = home })
+    assert.are.equal(1, code5)
+    assert.matches("block not in store", err5)
+    assert.is_false(support.exists(home2 .. "/y.car"))
+    support.rm_rf(home); support.rm_rf(home2)
+  end)
+
+  it("writes the canonical CARv1 header", function()
+    -- carv1-basic's header is {roots:[2 CIDs], version:1}; ours for the same roots is byte-identical
+    local bytes = support.read(fx .. "/car/spec/carv1-basic.car")
+    local l = assert(car.list(fx .. "/car/spec/carv1-basic.car"))
+    local h = assert(car.header(l.roots))
+    assert.are.equal(bytes:sub(1, #h), h)
+  end)
+end)
