@@ -259,4 +259,30 @@ describe("kubo backend on real nodes", function()
     assert.are.equal(1, code)
     assert.matches("^ipkrun: pin ls: .*127%.0%.0%.1:1", err)
   end)
+  it("runs a recipe with --api: same CIDs as offline, artifacts pinned on the node", function()
+    if not support.exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz") then
+      pending("dataset-fashion-mnist not installed")
+      return
+    end
+    local recipe = support.root .. "/recipes/fashion_mnist_fedavg.lua"
+    local args = { "run", recipe, "--param", "clients=2", "--param", "rounds=1", "--json" }
+    local code, out, err = support.ipkrun(args, { IPK_HOME = support.tmpdir() })
+    assert.are.equal(0, code, err)
+    local offline = require("cjson").decode(out)
+    local with_api = { "--api", A.api }
+    for _, x in ipairs(args) do with_api[#with_api + 1] = x end
+    code, out, err = support.ipkrun(with_api, { IPK_HOME = support.tmpdir() })
+    assert.are.equal(0, code, err)
+    local r = require("cjson").decode(out)
+    assert.are.equal(offline.model_cid, r.model_cid)
+    assert.are.equal(offline.dataset_cid, r.dataset_cid)
+    local pins = run(function() return assert(a:pin_ls()) end)
+    for _, c in ipairs { r.model_cid, r.dataset_cid, r.recipe_cid } do
+      assert.are.equal("recursive", pins[c], c .. " not pinned on the node")
+    end
+    -- the node serves the model's bytes
+    local parts = {}
+    run(function() return assert(a:cat(r.model_cid, { write = function(x) parts[#parts + 1] = x end })) end)
+    assert.are.equal(r.model_cid, cid.format(cid.of(1, 0x55, table.concat(parts))))
+  end)
 end)

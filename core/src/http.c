@@ -587,6 +587,7 @@ size_t ipk_http_req_take(ipk_http_req_t *r, uint8_t *buf, size_t cap) {
   if (!r || !buf) return 0;
   size_t n = r->len - r->head;
   if (n > cap) n = cap;
+  if (n == 0) return 0;   /* r->buf may still be NULL: no memcpy from it */
   memcpy(buf, r->buf + r->head, n);
   r->head += n;
   if (r->head == r->len) r->head = r->len = 0;

@@ -1,10 +1,48 @@
 --- ipkrun run: run a recipe (`ipkrun RECIPE.lua` for short).
 local util = require "ipk.cmd.util"
+local runtime = require "ipk.runtime"
 
 local M = {}
 
 M.usage = "run RECIPE.lua [--param k=v ...] [--force STEP ...] [--no-cache] [--json] | run --resume RUN [--json]"
 M.summary = "run a recipe, memoized by CID (`ipkrun RECIPE.lua` for short); --resume continues a failed run"
+
+-- With --api/IPK_API the run computes locally (same CIDs as offline) and its
+-- artifacts are then shipped to the node as CARs (dag/import pins the
+-- roots): every UnixFS "*_cid" in the result (dataset, model, recipe, registry entry).
+local function push_to_node(res, node)
+  if not node.dag_import then return nil, "--api: the backend is read-only (a gateway)" end
+  local cids, seen = {}, {}
+  local function collect(t, depth)
+    if type(t) ~= "table" or depth > 4 then return end
+    for k, v in pairs(t) do
+      local c = type(v) == "string" and type(k) == "string" and (k:match("_cid$") or k == "cid")
+        and not seen[v] and require("ipk.cid").parse(v)
+      -- UnixFS artifacts (dag-pb, raw). Run records (dag-json) stay local:
+      -- the js-ipfs test node does not import dag-json CARs.
+      if c and (c.codec == 0x70 or c.codec == 0x55) then
+        seen[v] = true
+        cids[#cids + 1] = v
+      elseif type(v) == "table" then
+        collect(v, depth + 1)
+      end
+    end
+  end
+  collect(res, 0)
+  table.sort(cids)
+  local store = runtime.store()
+  for _, c in ipairs(cids) do
+    local tmp = os.tmpname()
+    local ok, err = require("ipk.car").export(c, store:blocks(), tmp .. ".car")
+    os.remove(tmp)
+    if not ok then return nil, "push " .. c .. ": " .. tostring(err) end
+    local imp, ierr = node:dag_import(tmp .. ".car")
+    os.remove(tmp .. ".car")
+    if not imp then return nil, "push " .. c .. " to " .. tostring(node.url or "node") .. ": " .. tostring(ierr) end
+  end
+  runtime.log("pushed %d artifacts to the node", #cids)
+  return cids
+end
 
 local function print_human(res)
   local w = io.stdout
@@ -75,6 +113,11 @@ function M.run(argv)
   if type(res) == "table" and sum then
     res.run = { id = sum.id, status = sum.status, record_cid = sum.record_cid, steps = sum.steps,
                 duration = sum.duration }
+  end
+  if runtime.backend() then
+    local pushed, perr = push_to_node(res, runtime.backend())
+    if not pushed then return util.fail("run", perr) end
+    res.pushed = pushed
   end
   if opts.json then util.emit_json(res) else print_human(res) end
   return 0
