@@ -252,7 +252,7 @@ describe("kubo backend on real nodes", function()
     local code, _, err = support.ipkrun({ "--api", D.api, "cat", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am" },
       { IPK_HOME = dir })
     assert.are.equal(1, code)
-    assert.matches("^ipkrun: cat: POST http://127%.0%.0%.1:%d+/api/v0/cat%?arg=[^:]+: .*[Cc]ouldn't connect", err)
+    assert.matches("^ipkrun: cat: POST http://127%.0%.0%.1:%d+/api/v0/dag/export%?arg=[^:]+: .*[Cc]ouldn't connect", err)
     assert.are.equal(1, select(2, err:gsub("\n", "")))
     nodes.destroy(D)
     code, _, err = support.ipkrun({ "--api", "http://127.0.0.1:1", "pin", "ls" }, { IPK_HOME = dir })
@@ -277,7 +277,7 @@ describe("kubo backend on real nodes", function()
     assert.are.equal(offline.model_cid, r.model_cid)
     assert.are.equal(offline.dataset_cid, r.dataset_cid)
     local pins = run(function() return assert(a:pin_ls()) end)
-    for _, c in ipairs { r.model_cid, r.dataset_cid, r.recipe_cid } do
+    for _, c in ipairs { r.model_cid, r.dataset_cid, r.recipe_cid, r.shards[1], r.shards[2] } do
       assert.are.equal("recursive", pins[c], c .. " not pinned on the node")
     end
     -- the node serves the model's bytes

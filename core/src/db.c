@@ -74,6 +74,15 @@ int ipk_db_open(const char *path, ipk_db_t **out, ipk_errbuf_t *eb) {
   for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
     char *why = NULL;
     rc = sqlite3_exec(db->h, pragmas[i], NULL, NULL, &why);
+    /* Two processes opening a fresh database at once: SQLite reports BUSY
+     * for the WAL switch without consulting the busy handler (it could
+     * deadlock), so retry here for up to the busy timeout. */
+    for (int tries = 0; (rc & 0xff) == SQLITE_BUSY && tries < IPK_DB_BUSY_MS / 20; tries++) {
+      sqlite3_free(why);
+      why = NULL;
+      sqlite3_sleep(20);
+      rc = sqlite3_exec(db->h, pragmas[i], NULL, NULL, &why);
+    }
     if (rc != SQLITE_OK) {
       int err = db_code(rc);
       ipk_errf(eb, err, "db open %s: %s: %s", path, pragmas[i], why ? why : sqlite3_errstr(rc));

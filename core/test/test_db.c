@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipk/db.h"
@@ -191,6 +192,34 @@ static void test_reopen_persists(void **state) {
   ipk_db_close(NULL);
 }
 
+/* Regression: several processes opening one fresh database at the same
+ * moment all succeed (the WAL switch used to fail with "database is
+ * locked", seen with two ipkrun processes on a new $IPK_HOME). */
+static void test_concurrent_first_open(void **state) {
+  (void)state;
+  for (int round = 0; round < 20; round++) {
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/fresh%d.db", dir, round);
+    pid_t kids[16];
+    for (int i = 0; i < 16; i++) {
+      kids[i] = fork();
+      if (kids[i] == 0) {
+        ipk_db_t *db = NULL;
+        int rc = ipk_db_open(p2, &db, NULL);
+        if (rc == 0) rc = ipk_db_exec(db, "CREATE TABLE IF NOT EXISTS t(x)");
+        ipk_db_close(db);
+        _exit(rc == 0 ? 0 : 1);
+      }
+    }
+    for (int i = 0; i < 16; i++) {
+      int st = 0;
+      waitpid(kids[i], &st, 0);
+      assert_true(WIFEXITED(st));
+      assert_int_equal(WEXITSTATUS(st), 0);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_pragmas, setup, teardown),
@@ -198,6 +227,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,15 @@
 --- Test support shared by every spec: fixtures, temp dirs, running ipkrun.
 local M = {}
 
+-- The sanitizer pass preloads libasan into this luajit (LD_PRELOAD). Child
+-- processes must not inherit it: the sanitized ipkrun links it itself, and
+-- tools like pkill or chromium hang or crash with it preloaded.
+if os.getenv("LD_PRELOAD") then
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int unsetenv(const char *name);")
+  ffi.C.unsetenv("LD_PRELOAD")
+end
+
 local root = os.getenv("IPK_SOURCE_DIR")
 if not root or root == "" then
   local p = io.popen("pwd"); root = p:read("*l"); p:close()

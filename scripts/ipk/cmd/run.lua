@@ -9,15 +9,17 @@ M.summary = "run a recipe, memoized by CID (`ipkrun RECIPE.lua` for short); --re
 
 -- With --api/IPK_API the run computes locally (same CIDs as offline) and its
 -- artifacts are then shipped to the node as CARs (dag/import pins the
--- roots): every UnixFS "*_cid" in the result (dataset, model, recipe, registry entry).
+-- roots): every UnixFS CID in the result (dataset, shards, model, recipe,
+-- registry entry).
 local function push_to_node(res, node)
   if not node.dag_import then return nil, "--api: the backend is read-only (a gateway)" end
   local cids, seen = {}, {}
   local function collect(t, depth)
-    if type(t) ~= "table" or depth > 4 then return end
-    for k, v in pairs(t) do
-      local c = type(v) == "string" and type(k) == "string" and (k:match("_cid$") or k == "cid")
-        and not seen[v] and require("ipk.cid").parse(v)
+    if type(t) ~= "table" or depth > 5 then return end
+    for _, v in pairs(t) do
+      -- any CID in the result: "*_cid" fields, shard lists, the registry entry
+      local c = type(v) == "string" and #v >= 46 and #v <= 128 and not seen[v] and v:match("^[%w]+$")
+        and require("ipk.cid").parse(v)
       -- UnixFS artifacts (dag-pb, raw). Run records (dag-json) stay local:
       -- the js-ipfs test node does not import dag-json CARs.
       if c and (c.codec == 0x70 or c.codec == 0x55) then
@@ -78,6 +80,24 @@ local function summary_line(sum)
     table.concat(parts, ", "), tostring(sum.record_cid))
 end
 
+--- `ipkrun run RECIPE.lua --help`: the recipe's params, types and defaults.
+function M.help(argv)
+  local path
+  for _, a in ipairs(argv) do if a:match("%.lua$") then path = a end end
+  if not path then return "" end
+  local ok, r = pcall(function() return assert(require("ipk.runner").load(path)) end)
+  if not ok or type(r) ~= "table" or not r.params then return "\n(cannot load " .. path .. ")\n" end
+  local names = {}
+  for k in pairs(r.params) do names[#names + 1] = k end
+  table.sort(names)
+  local out = { "\nparams of " .. (r.name or path) .. " (--param k=v):" }
+  for _, k in ipairs(names) do
+    local p = r.params[k]
+    out[#out + 1] = ("  %-10s %-8s default %-36s %s"):format(k, p.type or "", tostring(p.default), p.doc or "")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 function M.run(argv)
   local opts, pos = util.parse(argv, { param = { kind = "value", multi = true }, json = { kind = "bool" },
     force = { kind = "value", multi = true }, ["no-cache"] = { kind = "bool", key = "no_cache" },
@@ -89,7 +109,10 @@ function M.run(argv)
   local runner = require "ipk.runner"
   local res, err, sum
   if opts.resume then
-    if #pos > 0 then return util.usage_error("run", "--resume RUN takes no recipe or params (it reuses the run's)") end
+    if #pos > 0 or opts.param then
+      return util.usage_error("run", "--resume RUN takes no recipe or params (it reuses the run's); "
+        .. "to change a param, start a new run: finished steps come from the cache")
+    end
     res, err, sum = runner.resume(opts.resume, ropts)
   else
     -- --param takes k=v; extra bare k=v words after a --param are accepted too.
