@@ -318,13 +318,13 @@ describe("ipk.store", function()
     it("defaults home to $IPK_HOME, then the XDG data dir", function()
       local lp = "package.path='bindings/lua/?.lua;scripts/?.lua;'..package.path "
       local prog = "print(require('ipk.store').default_home())"
-      local code, out = support.sh("IPK_HOME=/x/h luajit -e " .. support.q(lp .. prog))
+      local code, out = support.sh("IPK_HOME=/x/h " .. support.luajit .. " -e " .. support.q(lp .. prog))
       assert.are.equal(0, code)
       assert.are.equal("/x/h\n", out)
-      code, out = support.sh("env -u IPK_HOME XDG_DATA_HOME=/x/d luajit -e " .. support.q(lp .. prog))
+      code, out = support.sh("env -u IPK_HOME XDG_DATA_HOME=/x/d " .. support.luajit .. " -e " .. support.q(lp .. prog))
       assert.are.equal(0, code)
       assert.are.equal("/x/d/ipk\n", out)
-      code, out = support.sh("env -u IPK_HOME -u XDG_DATA_HOME HOME=/x/me luajit -e " .. support.q(lp .. prog))
+      code, out = support.sh("env -u IPK_HOME -u XDG_DATA_HOME HOME=/x/me " .. support.luajit .. " -e " .. support.q(lp .. prog))
       assert.are.equal(0, code)
       assert.are.equal("/x/me/.local/share/ipk\n", out)
     end)
@@ -365,9 +365,9 @@ for i = 1, %d do
 end
 s:close()
 ]]):format(home, N))
-      local cmd = ("cd %s && { IPK_BUILD_DIR=%s luajit %s A & a=$!; IPK_BUILD_DIR=%s luajit %s B & b=$!; wait $a && wait $b; }")
-        :format(support.q(support.root), support.q(support.build), support.q(script),
-                support.q(support.build), support.q(script))
+      local cmd = ("cd %s && { IPK_BUILD_DIR=%s %s %s A & a=$!; IPK_BUILD_DIR=%s %s %s B & b=$!; wait $a && wait $b; }")
+        :format(support.q(support.root), support.q(support.build), support.luajit, support.q(script),
+                support.q(support.build), support.luajit, support.q(script))
       local code, _, err = support.sh("bash -c " .. support.q(cmd))
       assert.are.equal(0, code, err)
       local d = s:db()

@@ -4,10 +4,15 @@ local M = {}
 -- The sanitizer pass preloads libasan into this luajit (LD_PRELOAD). Child
 -- processes must not inherit it: the sanitized ipkrun links it itself, and
 -- tools like pkill or chromium hang or crash with it preloaded.
-if os.getenv("LD_PRELOAD") then
+-- Specs that start luajit themselves (loading the sanitized libipk.so) use
+-- M.luajit, which puts the preload back for that process only.
+M.luajit = "luajit"
+local preload = os.getenv("LD_PRELOAD")
+if preload and preload ~= "" then
   local ffi = require "ffi"
   pcall(ffi.cdef, "int unsetenv(const char *name);")
   ffi.C.unsetenv("LD_PRELOAD")
+  M.luajit = "LD_PRELOAD='" .. preload:gsub("'", "'\\''") .. "' luajit"
 end
 
 local root = os.getenv("IPK_SOURCE_DIR")
