@@ -3,9 +3,15 @@
  * Layout: $IPK_HOME/blocks/<XX>/<KEY> where KEY is the base32 (lower, no
  * prefix) of the block's multihash and XX its next-to-last two characters
  * (Kubo's flatfs next-to-last/2 sharding), so CIDv0 and CIDv1 of the same
- * bytes share one file. Writes go to a temp file, fsync, rename: a crash never
- * leaves a partial block. Every read re-hashes the bytes (IPK_EVERIFY on
- * mismatch). $IPK_HOME/ipk.db (SQLite, WAL) holds pins and the registry.
+ * bytes share one file. Writes go to a temp file, then rename: no reader ever
+ * sees a partial block under its name. Durability is established by
+ * ipk_store_sync (syncfs), which ipk_store_pin_add calls before recording a
+ * pin, so every pinned block is on disk before anything refers to it. Every
+ * read re-hashes the bytes (IPK_EVERIFY on mismatch; a re-put of the right
+ * bytes repairs a damaged file). $IPK_HOME/ipk.db (SQLite, WAL) holds pins
+ * and the registry. Each open handle holds $IPK_HOME/store.lock shared; gc
+ * takes it exclusively (waiting up to 10 s, else IPK_EBUSY), so another
+ * process's import in flight never loses its blocks.
  *
  * Thread-safety: put/get/has/del/blocks() may run on worker threads at the
  * same time (plain file operations, no lock); pin/gc/db calls belong to the
@@ -51,6 +57,9 @@ int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid);
 int ipk_store_del(ipk_store_t *s, const ipk_cid_t *cid);
 /* A block sink/source view of this store (valid while s is open). */
 ipk_blocks_t ipk_store_blocks(ipk_store_t *s);
+
+/* Flush every block written so far to disk (syncfs of the blocks dir). */
+int ipk_store_sync(ipk_store_t *s);
 
 /* Pins, keyed by the canonical CID string (v0 base58btc, v1 base32), so a
  * v0 and a v1 pin of one DAG are two pins. A recursive pin requires every
