@@ -248,6 +248,27 @@ describe("ipk.runner", function()
       r, err = runner.load(p)
       assert.is_nil(r)
       assert.matches("ffi%.C is not available in a recipe", err)
+      -- regressions (review): no route to the raw FFI, no pointer types, no
+      -- shared metatables, no rawset, read-only ipk modules
+      local escapes = {
+        { 'local c = require "ipk.core"', "require 'ipk.core' is not allowed in a recipe" },
+        { 'local c = require("ipk").core', "ipk.core is not available in a recipe" },
+        { 'local c = require("ipk").runtime', "ipk.runtime is not available in a recipe" },
+        { 'local f = require "ffi"; local u = f.new("union{uint64_t i; char *p;}")',
+          "ffi.new: only numeric scalar and array types in a recipe" },
+        { 'local f = require "ffi"; local a = f.new("float[4]"); f.copy(a, string.rep("x", 64), 64)',
+          "ffi.copy: size out of bounds" },
+        { 'getmetatable("").__index = nil', "attempt to index a nil value" },
+        { 'rawset(_G, "X", 1)', "attempt to call global 'rawset'" },
+        { 'require("ipk").dataset.add = nil', "ipk.dataset is read-only in a recipe" },
+        { 'require("ipk.fl").fedavg = nil', "ipk.fl is read-only in a recipe" },
+      }
+      for i, e in ipairs(escapes) do
+        p = write(dir .. "/esc" .. i .. ".lua", e[1] .. '\nreturn 1\n')
+        r, err = runner.load(p)
+        assert.is_nil(r, e[1])
+        assert.matches(e[2], err, 1, true)
+      end
       -- a step function is sandboxed at run time too
       p = write(dir .. "/rt.lua", 'local ipk = require "ipk"\nreturn ipk.recipe { name = "rt", steps = {\n'
         .. '  s = ipk.step { cache = false, run = function() x = 1 return 1 end } } }\n')

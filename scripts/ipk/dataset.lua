@@ -369,7 +369,7 @@ M.add = recipe.kind { kind = "dataset.add", version = 1, paths = { path = true }
   run = function(ctx, args)
     local v, err = M.add_version(args)
     if not v then error(err, 0) end
-    ctx.log("dataset %s@%s  cid=%s  rows=%d", v.name, v.version == v.cid and "-" or v.version, v.cid, v.stats.num_rows)
+    ctx.log("dataset %s%s  cid=%s  rows=%d", v.name, v.version == v.cid and "" or ("@" .. v.version), v.cid, v.stats.num_rows)
     return v
   end,
   encode = function(v)

@@ -277,7 +277,8 @@ function M.register(e)
   local rows = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)
   if rows[1] and e.model_cid then
     if rows[1].model_cid ~= e.model_cid then
-      return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s (use a new version)")
+      return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
+        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
         :format(e.name, e.version, rows[1].model_cid, e.model_cid)
     end
     local r = decode_row(rows[1])
@@ -339,7 +340,8 @@ function M.register(e)
     local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1]
     if cur then
       if cur.model_cid ~= model_cid then
-        error(("registry: %s@%s is already registered with model %s; refusing to re-register it with %s (use a new version)")
+        error(("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
+        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
           :format(e.name, e.version, cur.model_cid, model_cid), 0)
       end
       result = decode_row(cur)

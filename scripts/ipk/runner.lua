@@ -25,20 +25,91 @@ M.PROFILE = { cid_version = 1, raw_leaves = true, chunker = "size-262144" }
 -- Sandbox
 ---------------------------------------------------------------------------
 
--- FFI without ways to reach C functions: enough to build numeric buffers
--- (custom strategies), nothing that opens files or sockets.
+-- FFI for numeric buffers only (custom strategies): numeric scalar and
+-- array types, bounds-checked copy/fill; no ffi.C, cdef, cast, load, and no
+-- pointer or struct types (a union with a pointer member would let a recipe
+-- write to any address). Note: cdata indexing itself is not bounds-checked
+-- by LuaJIT, so the sandbox stops I/O and C calls, not a numeric
+-- out-of-range index in user code from crashing the process.
+local NUMERIC = { int8_t = true, uint8_t = true, int16_t = true, uint16_t = true, int32_t = true,
+  uint32_t = true, int64_t = true, uint64_t = true, float = true, double = true, bool = true,
+  char = true, int = true }
+local function numeric_ct(ct)
+  if type(ct) ~= "string" then return false end
+  local base = ct:match("^%s*([%w_]+)%s*%[%s*[%?%d]*%s*%]%s*$") or ct:match("^%s*([%w_]+)%s*$")
+  return base ~= nil and NUMERIC[base] == true
+end
+
 local function safe_ffi()
   local ffi = require "ffi"
   local t = {}
-  for _, k in ipairs { "new", "typeof", "sizeof", "alignof", "offsetof", "istype", "copy", "fill",
-                       "string", "abi", "os", "arch" } do t[k] = ffi[k] end
+  for _, k in ipairs { "sizeof", "alignof", "istype", "string", "abi", "os", "arch" } do t[k] = ffi[k] end
+  t.new = function(ct, ...)
+    if not numeric_ct(ct) then error("ffi.new: only numeric scalar and array types in a recipe, not '" .. tostring(ct) .. "'", 2) end
+    return ffi.new(ct, ...)
+  end
+  t.typeof = function(ct)
+    if not numeric_ct(ct) then error("ffi.typeof: only numeric types in a recipe", 2) end
+    return ffi.typeof(ct)
+  end
+  local function room(x)
+    local ok, n = pcall(ffi.sizeof, x)
+    return ok and n or nil
+  end
+  t.copy = function(dst, src, n)
+    local cap = room(dst)
+    local have = type(src) == "string" and #src or room(src)
+    n = n or (type(src) == "string" and #src + 1)
+    if not (cap and have and type(n) == "number" and n >= 0 and n <= cap and n <= have) then
+      error("ffi.copy: size out of bounds", 2)
+    end
+    return ffi.copy(dst, src, n)
+  end
+  t.fill = function(dst, n, c)
+    local cap = room(dst)
+    if not (cap and type(n) == "number" and n >= 0 and n <= cap) then error("ffi.fill: size out of bounds", 2) end
+    return ffi.fill(dst, n, c)
+  end
   return setmetatable(t, { __index = function(_, k)
     error("ffi." .. tostring(k) .. " is not available in a recipe (file and network access only through ipk)", 2)
-  end, __newindex = function() error("ffi is read-only in a recipe", 2) end })
+  end, __newindex = function() error("ffi is read-only in a recipe", 2) end, __metatable = false })
 end
 
+-- ipk modules a recipe may not reach: they hold the raw FFI binding, the
+-- process state, or the command line.
+local HIDDEN = { core = true, runtime = true, runner = true, cli = true, repl = true, store_mod = true,
+  cdef = true, cmd = true, lineedit = true, sig = true }
+
+-- A read-only view of a module table: recipes cannot replace ipk's
+-- functions (which would change what later steps, or the host, do), and
+-- fields holding the FFI binding are hidden.
+local proxies = setmetatable({}, { __mode = "k" })
+local function readonly(mod, name)
+  if type(mod) ~= "table" then return mod end
+  if proxies[mod] then return proxies[mod] end
+  local p = setmetatable({}, {
+    __index = function(_, k)
+      if k == "ffi" or k == "lib" or (name == "ipk" and HIDDEN[k]) then
+        error((name or "module") .. "." .. tostring(k) .. " is not available in a recipe", 2)
+      end
+      local v = mod[k]
+      if name == "ipk" and type(v) == "table" and k ~= "param" then return readonly(v, "ipk." .. k) end
+      return v
+    end,
+    __newindex = function(_, k)
+      error((name or "module") .. " is read-only in a recipe (assignment to '" .. tostring(k) .. "')", 2)
+    end,
+    __call = function(_, ...) return mod(...) end,
+    __metatable = false,
+  })
+  proxies[mod] = p
+  return p
+end
+
+-- No rawset/rawget (they bypass the global-write guard) and no raw access
+-- to metatables (the sandbox wraps getmetatable/setmetatable below).
 local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "select", "tonumber",
-  "tostring", "type", "unpack", "rawequal", "rawget", "getmetatable", "setmetatable", "_VERSION" }
+  "tostring", "type", "unpack", "rawequal", "_VERSION" }
 local SAFE_LIBS = { "string", "table", "math", "bit" }
 
 --- A fresh sandbox environment for recipe code: the pure standard library,
@@ -59,10 +130,20 @@ function M.sandbox(name)
     io.stderr:write(table.concat(parts, "\t"), "\n")
   end
   local ffi_proxy
+  -- Metatables: strings' shared metatable and protected tables are not
+  -- reachable; user tables work as usual.
+  g.getmetatable = function(v)
+    if type(v) ~= "table" then return nil end
+    return getmetatable(v)
+  end
+  g.setmetatable = function(t, mt)
+    if type(t) ~= "table" then error("setmetatable: table expected", 2) end
+    return setmetatable(t, mt)
+  end
   g.require = function(mod)
-    if mod == "ipk" or (type(mod) == "string" and mod:match("^ipk%.[%w_.]+$") and not mod:match("^ipk%.cmd")) then
-      return require(mod)
-    end
+    if mod == "ipk" then return readonly(require("ipk"), "ipk") end
+    local sub = type(mod) == "string" and mod:match("^ipk%.([%w_]+)$")
+    if sub and not HIDDEN[sub] then return readonly(require(mod), mod) end
     if mod == "ffi" then ffi_proxy = ffi_proxy or safe_ffi(); return ffi_proxy end
     error("require '" .. tostring(mod) .. "' is not allowed in a recipe (only ipk modules and ffi)", 2)
   end
@@ -72,6 +153,7 @@ function M.sandbox(name)
       error((name or "recipe") .. ": assignment to global '" .. tostring(k)
         .. "' (recipes are sandboxed: use local)", 2)
     end,
+    __metatable = false,
   })
 end
 

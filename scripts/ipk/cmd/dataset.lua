@@ -87,7 +87,13 @@ function M.run(argv)
       if opts.json then util.emit_json(r) end
       return util.fail(cmd, r.cid .. ": content re-hashes to " .. r.recomputed)
     end
-    return out(r, "ok " .. r.cid)
+    -- The stored version is intact; say so, and say when the folder it was
+    -- added from no longer gives the same CID (DVC's "modified").
+    if r.source and r.source_matches == false then
+      io.stderr:write("ipkrun: dataset verify: note: ", r.source, " has changed since it was added (it no longer gives ",
+        r.cid, "); add it again for a new version\n")
+    end
+    return out(r, "ok " .. r.cid .. ((r.source_matches == false) and " (source modified)" or ""))
   end
   return util.usage_error("dataset", "expected add|get|list|show|shard|split|diff|verify (see ipkrun --help)")
 end
