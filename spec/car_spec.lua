@@ -140,3 +140,36 @@ describe("ipk.car", function()
     assert.are.equal(bytes:sub(1, #h), h)
   end)
 end)
+
+-- Regressions from review: a CAR whose DAG is incomplete imports nothing
+-- (not even the blocks it does carry); export never overwrites.
+describe("ipkrun car", function()
+  local fx = support.fixtures()
+  if not fx then pending("fixtures folder absent: skipped") return end
+  local tmp, env
+  before_each(function() tmp = support.tmpdir(); env = { IPK_HOME = tmp .. "/home" } end)
+  after_each(function() support.rm_rf(tmp) end)
+
+  it("imports nothing from a CAR whose DAG misses a block", function()
+    local code, _, err = support.ipkrun({ "car", "import", fx .. "/car/go-car/simple-unixfs-missing-blocks.car" }, env)
+    assert.are.equal(1, code)
+    assert.matches("the DAG is incomplete: block Qm%w+ %(linked from Qm%w+%) is neither in the file nor in the store", err)
+    local _, n = support.sh("find " .. support.q(tmp .. "/home/blocks") .. " -type f | wc -l")
+    assert.are.equal(0, tonumber(n))
+    local _, pins = support.ipkrun({ "pin", "ls" }, env)
+    assert.are.equal("", pins)
+  end)
+
+  it("export refuses an existing output file", function()
+    local code = support.ipkrun({ "car", "import", fx .. "/car/go-car/simple-unixfs.car" }, env)
+    assert.are.equal(0, code)
+    support.write(tmp .. "/keep.car", "keep")
+    local _, err
+    code, _, err = support.ipkrun({ "car", "export", "QmPLPpnptHc1DMhJAWNYMTqBTqqRQNy5WsY7F9pZgsBfMT", "-o", tmp .. "/keep.car" }, env)
+    assert.are.equal(1, code)
+    assert.matches("already exists", err)
+    assert.are.equal("keep", support.read(tmp .. "/keep.car"))
+    code = support.ipkrun({ "car", "export", "QmPLPpnptHc1DMhJAWNYMTqBTqqRQNy5WsY7F9pZgsBfMT", "-o", tmp .. "/new.car" }, env)
+    assert.are.equal(0, code)
+  end)
+end)

@@ -191,6 +191,13 @@ describe("ipkrun", function()
       assert.equal("another", require("cjson").decode(out).error:match("another"))
     end)
 
+    it("gc removes what a killed model/dataset add left in staging", function()
+      os.execute("mkdir -p " .. u.q(tmp .. "/home/staging/reg.dead"))
+      u.write(tmp .. "/home/staging/reg.dead/model.safetensors", string.rep("x", 1000))
+      assert.equal(0, (u.ipkrun({ "gc" }, env)))
+      assert.is_false(u.exists(tmp .. "/home/staging/reg.dead/model.safetensors"))
+    end)
+
     it("escapes control characters of bad input in the one-line error", function()
       local code, out, err = u.ipkrun({ "cat", "Qm\nab\27c", "--json" }, env)
       assert.equal(1, code)

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -724,9 +725,25 @@ static int gc_lock(ipk_store_t *s) {
 
 static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes);
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st; (void)ftw;
+  if (flag == FTW_DP) rmdir(path); else unlink(path);
+  return 0;
+}
+
 int ipk_store_gc(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed_bytes) {
   int rc = gc_lock(s);
   if (rc < 0) return rc;
+  /* $IPK_HOME/staging holds the copies registry/dataset adds assemble before
+   * importing; with the lock exclusive no process is using it, so whatever
+   * is left there was abandoned by a killed add. */
+  char staging[PATH_MAX];
+  struct stat sst;
+  if ((size_t)snprintf(staging, sizeof staging, "%s/staging", s->home) < sizeof staging &&
+      stat(staging, &sst) == 0 && S_ISDIR(sst.st_mode)) {
+    nftw(staging, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mkdir(staging, 0755);
+  }
   rc = gc_locked(s, removed_blocks, removed_bytes);
   /* Back to shared (this handle stays open and may import again). */
   flock(s->lockfd, LOCK_SH);

@@ -110,7 +110,9 @@ function Client:json(path, params, o)
   local res, msg, name = self:call(path, params, o)
   if not res then return nil, msg, name end
   local ok, obj = pcall(json.decode, res.body)
-  if not ok then return nil, "kubo: " .. path .. ": response is not JSON: " .. res.body:sub(1, 120), "EFORMAT" end
+  if not ok or obj == nil then
+    return nil, "kubo: " .. path .. ": response is not JSON: " .. res.body:sub(1, 120), "EFORMAT"
+  end
   return obj
 end
 
@@ -119,7 +121,9 @@ local function ndjson(path, body)
   local out = {}
   for line in body:gmatch("[^\n]+") do
     local ok, obj = pcall(json.decode, line)
-    if not ok then return nil, "kubo: " .. path .. ": bad JSON line: " .. line:sub(1, 120), "EFORMAT" end
+    if not ok or obj == nil then
+      return nil, "kubo: " .. path .. ": bad JSON line: " .. line:sub(1, 120), "EFORMAT"
+    end
     out[#out + 1] = obj
   end
   return out
@@ -390,11 +394,19 @@ function Client:dag_import(path, o)
   if not res then return nil, msg, name end
   local lines, lmsg, lname = ndjson("dag/import", res.body)
   if not lines then return nil, lmsg, lname end
+  local confirmed = 0
   for _, l in ipairs(lines) do
-    if l.Root and l.Root.PinErrorMsg and l.Root.PinErrorMsg ~= "" then
+    if type(l) == "table" and type(l.Root) == "table" then confirmed = confirmed + 1 end
+    if type(l) == "table" and type(l.Root) == "table" and l.Root.PinErrorMsg and l.Root.PinErrorMsg ~= "" then
       return nil, "kubo: dag/import: pinning " .. tostring(reply_cid(l.Root.Cid) and cid.format(reply_cid(l.Root.Cid)))
         .. " failed: " .. l.Root.PinErrorMsg, "EREMOTE"
     end
+  end
+  -- A 200 with a body that confirms no root (garbage, an empty stream) is
+  -- not a successful import.
+  if o.pin_roots ~= false and #info.roots > 0 and confirmed == 0 then
+    return nil, "kubo: dag/import: the node's reply confirms no root (" .. #res.body .. " bytes); nothing is known to be imported",
+      "EREMOTE"
   end
   return info
 end
@@ -462,8 +474,10 @@ function Client:pin_ls(o)
   if not res then return nil, msg, name end
   local out = {}
   -- Kubo answers {"Keys":{cid:{Type}}}; with stream=true one {"Cid","Type"} per line.
-  local objs = ndjson("pin/ls", res.body) or {}
+  local objs, jmsg, jname = ndjson("pin/ls", res.body)
+  if not objs then return nil, jmsg, jname end
   for _, obj in ipairs(objs) do
+    if type(obj) ~= "table" then return nil, "kubo: pin/ls: unexpected reply " .. tostring(obj), "EFORMAT" end
     if obj.Keys then
       for k, v in pairs(obj.Keys) do
         local pc = cid.parse(k)

@@ -13,17 +13,80 @@ local function export(argv)
   if #pos ~= 1 or not opts.output then return util.usage_error("car export", "expected CID -o FILE") end
   local _, err = util.parse_cid(pos[1])
   if err then return util.fail("car export", err) end
-  local backend = runtime.backend()
-  local res
-  if backend then
-    res, err = backend:dag_export(pos[1], opts.output)
-  else
-    res, err = require("ipk.car").export(pos[1], runtime.store():blocks(), opts.output)
+  -- Never overwrite (as get): a CAR is often the only copy being made.
+  local f = io.open(opts.output, "rb")
+  if f then
+    f:close()
+    return util.fail("car export", opts.output .. ": already exists (remove it or choose another -o)")
   end
+  local res
+  if runtime.backend() then
+    -- Remote DAG: fetched into the local cache, every block verified; the
+    -- export below then walks it from the root, so a CAR that lacks blocks
+    -- (or carries unrelated ones) never becomes the output.
+    local got, ferr = runtime.cache():fetch_dag(pos[1])
+    if not got then return util.fail("car export", ferr) end
+  end
+  res, err = require("ipk.car").export(pos[1], runtime.store():blocks(), opts.output)
   if not res then return util.fail("car export", err) end
   if opts.json then util.emit_json({ root = pos[1], path = opts.output, blocks = res.blocks, bytes = res.bytes })
   else io.stderr:write("exported ", pos[1], " (", res.blocks, " blocks) to ", opts.output, "\n") end
   return 0
+end
+
+-- Before anything is stored: every block reachable from the roots must be in
+-- the file or already in the store, or the pin that follows would fail and
+-- leave the file's blocks behind. Returns true or nil, msg.
+local function check_complete(path, store, zero_len_eof)
+  local car, cidmod = require "ipk.car", require "ipk.cid"
+  local core = require "ipk.core"
+  local ffi, lib = core.ffi, core.lib
+  local r, msg = car.open(path, { zero_len_eof = zero_len_eof })
+  if not r then return nil, msg end
+  local info = r:info()
+  local have, nodes = {}, {}
+  local function key(c) return tostring(tonumber(c.mh.code)) .. ":" .. ffi.string(c.mh.digest, c.mh.len) end
+  while true do
+    local c, data = r:next()
+    if not c then
+      if data then r:close(); return nil, data end
+      break
+    end
+    local cc = type(c) == "string" and assert(cidmod.parse(c)) or c
+    have[key(cc)] = true
+    if cc.codec == 0x70 then nodes[key(cc)] = data end
+  end
+  r:close()
+  local seen = {}
+  local function walk(c, from)
+    local k = key(c)
+    if seen[k] then return true end
+    seen[k] = true
+    if not have[k] then
+      if store:has(c) then return true end
+      return nil, ("%s: the DAG is incomplete: block %s%s is neither in the file nor in the store; nothing imported")
+        :format(path, cidmod.format(c), from and (" (linked from " .. from .. ")") or "")
+    end
+    local data = nodes[k]
+    if not data then return true end
+    local node, eb = ffi.new("ipk_dagpb_node_t"), core.errbuf()
+    if lib.ipk_dagpb_decode(data, #data, node, eb) ~= 0 then
+      return nil, path .. ": block " .. cidmod.format(c) .. ": " .. ffi.string(eb.msg)
+    end
+    local links = {}
+    for i = 0, tonumber(node.nlinks) - 1 do links[#links + 1] = ffi.new("ipk_cid_t", node.links[i].cid) end
+    lib.ipk_dagpb_node_free(node)
+    for _, l in ipairs(links) do
+      local ok, err = walk(l, cidmod.format(c))
+      if not ok then return nil, err end
+    end
+    return true
+  end
+  for _, root in ipairs(info.roots or {}) do
+    local ok, err = walk(type(root) == "string" and assert(cidmod.parse(root)) or root, nil)
+    if not ok then return nil, err end
+  end
+  return true
 end
 
 local function import(argv)
@@ -39,6 +102,10 @@ local function import(argv)
     if not res then return util.fail("car import", err) end
   else
     local store = runtime.store()
+    if pin then
+      local ok, cerr = check_complete(pos[1], store, opts["zero-length-eof"])
+      if not ok then return util.fail("car import", cerr) end
+    end
     res, err = require("ipk.car").import(pos[1], { sink = store:blocks(), zero_len_eof = opts["zero-length-eof"] })
     if not res then return util.fail("car import", err) end
     if pin then
