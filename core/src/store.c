@@ -686,7 +686,7 @@ static int sweep(ipk_store_t *s, mark_t *m, uint64_t *removed, uint64_t *bytes) 
       int is_tmp = strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0;
       if (is_tmp) {
         if (!tmp_is_stale(name, &st, now)) continue;
-      } else if (strlen(name) < KEY_MAX && bsearch(name, m->keys, m->n, sizeof *m->keys, key_cmp)) {
+      } else if (strlen(name) < KEY_MAX && m->n > 0 && bsearch(name, m->keys, m->n, sizeof *m->keys, key_cmp)) {
         continue;
       }
       if (unlink(path) != 0) {
@@ -800,7 +800,7 @@ static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed
     }
   }
   if (rc < 0) goto out;
-  qsort(m.keys, m.n, sizeof *m.keys, key_cmp);
+  if (m.n > 1) qsort(m.keys, m.n, sizeof *m.keys, key_cmp);   /* m.keys is NULL when nothing is pinned */
   rc = sweep(s, &m, &removed, &bytes);
 out:
   free(pins);
