@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/kubo_add_cat.sh - adding and cat-ing a file through a real node's
 # RPC API: ipk (`ipkrun --api URL add`: local import + CAR + dag/import;
-# `ipkrun --api URL cat`: streamed /api/v0/cat to a file) side by side with
+# `ipkrun --api URL cat`: dag/export as a CAR, every block verified into the
+# local cache, then a verified local cat) side by side with
 # curl (`curl -F file=@F URL/api/v0/add`, `curl URL/api/v0/cat`) against the
 # same node in one run. Prints seconds, MiB/s and the ipk/curl ratio.
 #

@@ -198,6 +198,23 @@ describe("ipkrun", function()
       assert.is_false(u.exists(tmp .. "/home/staging/reg.dead/model.safetensors"))
     end)
 
+    it("resume refuses a run that is still running; once its process is killed it shows as interrupted", function()
+      u.write(tmp .. "/slow.lua", 'local ipk = require "ipk"\nreturn ipk.recipe { name = "slow", steps = {\n'
+        .. '  s = ipk.step { cache = false, run = function() ipk.sched.sleep(30) return 1 end } } }\n')
+      os.execute("IPK_HOME=" .. u.q(env.IPK_HOME) .. " " .. u.q(u.build .. "/ipkrun") .. " run " .. u.q(tmp .. "/slow.lua")
+        .. " >/dev/null 2>&1 & echo $! > " .. u.q(tmp .. "/pid"))
+      os.execute("sleep 2")
+      local _, out = u.ipkrun({ "runs", "--json" }, env)
+      local run = json.decode(out).runs[1]
+      assert.equal("running", run.status)
+      local code, _, err = u.ipkrun({ "run", "--resume", run.id }, env)
+      assert.equal(1, code)
+      assert.matches("is still running", err)
+      os.execute("kill -9 $(cat " .. u.q(tmp .. "/pid") .. "); sleep 0.5")
+      _, out = u.ipkrun({ "runs", "--json" }, env)
+      assert.equal("interrupted", json.decode(out).runs[1].status)
+    end)
+
     it("escapes control characters of bad input in the one-line error", function()
       local code, out, err = u.ipkrun({ "cat", "Qm\nab\27c", "--json" }, env)
       assert.equal(1, code)

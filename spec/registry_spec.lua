@@ -153,6 +153,14 @@ describe("ipkrun model", function()
     code, _, err = run(env, "model", "add", dir .. "/models/tiny.gguf", "--name", "x", "--version", "1.0")
     assert.equal(1, code)
     assert.matches("is not semver", err)
+    -- regressions (review): leading zeros; an alias that looks like a version
+    code, _, err = run(env, "model", "add", dir .. "/models/tiny.gguf", "--name", "x", "--version", "01.0.0")
+    assert.equal(1, code)
+    assert.matches("must not have leading zeros", err)
+    code, _, err = run(env, "model", "add", dir .. "/models/tiny.gguf", "--name", "x", "--version", "1.0.0",
+      "--alias", "2.0.0")
+    assert.equal(1, code)
+    assert.matches("invalid alias '2.0.0'", err, 1, true)
     local bad = tmp .. "/cut.gguf"
     u.sh("(head -c 100 " .. u.q(dir .. "/models/tiny.gguf") .. " > " .. u.q(bad) .. ")")
     code, _, err = run(env, "model", "add", bad, "--name", "x", "--version", "1.0.0")

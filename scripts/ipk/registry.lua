@@ -80,6 +80,12 @@ function M.semver(v)
   if not a or (rest ~= "" and not rest:match("^[-+][0-9A-Za-z.+-]+$")) then
     return nil, "version '" .. v .. "' is not semver (MAJOR.MINOR.PATCH)"
   end
+  -- semver.org section 2: no leading zeros ("01.0.0" would sort as 1.0.0)
+  for _, part in ipairs { a, b, c } do
+    if #part > 1 and part:sub(1, 1) == "0" then
+      return nil, "version '" .. v .. "' is not semver (numbers must not have leading zeros)"
+    end
+  end
   return { major = tonumber(a), minor = tonumber(b), patch = tonumber(c), pre = rest:match("^%-([^+]*)") }
 end
 
@@ -357,7 +363,10 @@ function M.register(e)
       meta.description, meta.signature and json.encode(meta.signature) or nil,
       json.encode(json.sanitize(info or {})), fname, created)
     for _, a in ipairs(e.aliases or {}) do
-      if not valid_name(a) then error("registry: invalid alias '" .. tostring(a) .. "'", 0) end
+      -- an alias that looks like a version (or "latest") would shadow it
+      if not valid_name(a) or a == "latest" or M.semver(a) then
+        error("registry: invalid alias '" .. tostring(a) .. "' (a name, not a version or 'latest')", 0)
+      end
       d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", e.name, a, e.version, created)
     end
     update_index(d)

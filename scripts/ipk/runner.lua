@@ -226,8 +226,41 @@ local schema_done = setmetatable({}, { __mode = "k" })
 --- The store's database with the engine's tables.
 function M.db()
   local d = runtime.store():db()
-  if not schema_done[d] then d:exec(SCHEMA); schema_done[d] = true end
+  if not schema_done[d] then
+    d:exec(SCHEMA)
+    -- v2: the process running a run, so a run whose process died (kill -9,
+    -- SIGPIPE, power) is shown as interrupted instead of running forever.
+    pcall(d.exec, d, "ALTER TABLE runs ADD COLUMN pid INTEGER")
+    schema_done[d] = true
+  end
   return d
+end
+
+local proc = { ffi = require "ffi" }
+pcall(proc.ffi.cdef, "int kill(int pid, int sig); int getpid(void);")
+
+local function alive(pid)
+  if not pid then return false end
+  -- A zombie (killed, not yet reaped by its parent) has finished too.
+  local f = io.open("/proc/" .. pid .. "/stat", "rb")
+  if f then
+    local st = f:read("*l") or ""
+    f:close()
+    if st:match("%) (%a)") == "Z" then return false end
+  end
+  if proc.ffi.C.kill(pid, 0) == 0 then return true end
+  return proc.ffi.errno() == 1   -- EPERM: exists, not ours
+end
+
+-- Mark runs still "running" whose process is gone as "interrupted".
+local function reap(d)
+  for _, r in ipairs(d:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
+    local pid = tonumber(r.pid)
+    if pid ~= proc.ffi.C.getpid() and not alive(pid) then
+      d:query("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'",
+        "the process running it" .. (pid and (" (pid " .. pid .. ")") or "") .. " ended without finishing", r.id)
+    end
+  end
 end
 
 local function wallclock()
@@ -249,6 +282,7 @@ end
 
 --- A run row by id (or unique id prefix), params decoded.
 function M.get_run(id)
+  reap(M.db())
   local rows = M.db():query("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY seq DESC", id, id .. "%")
   if #rows == 0 then return nil, "no run '" .. tostring(id) .. "' (see ipkrun runs)" end
   if #rows > 1 and rows[1].id ~= id then return nil, "run id prefix '" .. id .. "' is ambiguous" end
@@ -260,6 +294,7 @@ end
 --- Runs, newest first. opts {limit=, recipe=}
 function M.list_runs(opts)
   opts = opts or {}
+  reap(M.db())
   local rows
   if opts.recipe then
     rows = M.db():query("SELECT * FROM runs WHERE recipe = ? ORDER BY seq DESC LIMIT ?", opts.recipe, opts.limit or -1)
@@ -442,9 +477,9 @@ function M.execute(r, opts)
   if progress == nil then progress = require("ipk.progress").new(order, { quiet = opts.quiet or runtime.quiet }) end
 
   if memo then
-    db:query("INSERT INTO runs (id, recipe, recipe_path, recipe_cid, params, status, started, resumed_from)"
-      .. " VALUES (?,?,?,?,?,?,?,?)", run_id, r.name, opts.recipe_path, opts.recipe_cid,
-      json.encode(params), "running", wall_start, opts.resumed_from)
+    db:query("INSERT INTO runs (id, recipe, recipe_path, recipe_cid, params, status, started, resumed_from, pid)"
+      .. " VALUES (?,?,?,?,?,?,?,?,?)", run_id, r.name, opts.recipe_path, opts.recipe_cid,
+      json.encode(params), "running", wall_start, opts.resumed_from, proc.ffi.C.getpid())
   end
 
   local outputs, states, tasks = {}, {}, {}
@@ -741,6 +776,9 @@ function M.resume(id, opts)
   opts = opts or {}
   local run, err = M.get_run(id)
   if not run then return nil, err end
+  if run.status == "running" then
+    return nil, "run " .. run.id .. " is still running (pid " .. tostring(run.pid) .. "); wait for it or stop it first"
+  end
   if run.status == "ok" then runtime.log("run %s already succeeded; re-running it restores every step from the cache", run.id) end
   if not run.recipe_cid then return nil, "run " .. run.id .. " has no recorded recipe" end
   local chunks = {}
