@@ -246,3 +246,25 @@ print(json.dumps(out))
     assert.same({ id = "int64", name = "string", score = "float64", flag = "bool" }, st.dtypes)
   end)
 end)
+
+-- No Debian package ships or writes Arrow IPC / Feather files (pyarrow is not
+-- in bookworm), so these are byte strings laid out by hand from the Arrow
+-- format spec (file = "ARROW1" + padding ... footer + "ARROW1"; Feather v1
+-- = "FEA1" ... "FEA1"), not by ipk. Detection is by these magics only.
+describe("detect: Arrow and Feather by their magics", function()
+  local tmp
+  before_each(function() tmp = u.tmpdir() end)
+  after_each(function() u.rm_rf(tmp) end)
+  it("recognizes an Arrow IPC file and a Feather v1 file; a cut one names the offset", function()
+    u.write(tmp .. "/t.arrow", "ARROW1\0\0" .. string.rep("\0", 32) .. "\16\0\0\0ARROW1")
+    local r = d(tmp .. "/t.arrow")
+    assert.equal("arrow", r.format)
+    u.write(tmp .. "/t.feather", "FEA1" .. string.rep("\0", 16) .. "FEA1")
+    r = d(tmp .. "/t.feather")
+    assert.equal("feather", r.format)
+    u.write(tmp .. "/cut.arrow", "ARROW1\0\0" .. string.rep("\0", 32))
+    local x, err = detect.file(tmp .. "/cut.arrow")
+    assert.is_nil(x)
+    assert.matches("cut%.arrow: offset %d+: arrow: no ARROW1 footer magic", err)
+  end)
+end)
