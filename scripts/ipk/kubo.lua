@@ -60,8 +60,8 @@ end
 -- The RPC error text from a failed response.
 local function rpc_error(path, res)
   local msg
-  local ok, obj = pcall(json.decode, res.body or "")
-  if ok and type(obj) == "table" and obj.Message then msg = tostring(obj.Message) end
+  local obj = json.decode(res.body or "")
+  if type(obj) == "table" and obj.Message then msg = tostring(obj.Message) end
   if not msg then
     msg = (res.body or ""):gsub("%s+$", "")
     if #msg > 200 then msg = msg:sub(1, 200) .. "…" end
@@ -109,8 +109,9 @@ end
 function Client:json(path, params, o)
   local res, msg, name = self:call(path, params, o)
   if not res then return nil, msg, name end
-  local ok, obj = pcall(json.decode, res.body)
-  if not ok or obj == nil then
+  -- ipk.json.decode returns nil, msg on bad input (it never raises)
+  local obj = json.decode(res.body)
+  if obj == nil then
     return nil, "kubo: " .. path .. ": response is not JSON: " .. res.body:sub(1, 120), "EFORMAT"
   end
   return obj
@@ -120,8 +121,8 @@ end
 local function ndjson(path, body)
   local out = {}
   for line in body:gmatch("[^\n]+") do
-    local ok, obj = pcall(json.decode, line)
-    if not ok or obj == nil then
+    local obj = json.decode(line)
+    if obj == nil then
       return nil, "kubo: " .. path .. ": bad JSON line: " .. line:sub(1, 120), "EFORMAT"
     end
     out[#out + 1] = obj
@@ -540,8 +541,8 @@ function Sub:next()
     if self.st.status and self.st.status ~= 200 then
       return rpc_error("pubsub/sub", { status = self.st.status, body = line })
     end
-    local ok, m = pcall(json.decode, line)
-    if ok and type(m) == "table" and m.data ~= nil then
+    local m = json.decode(line)
+    if type(m) == "table" and m.data ~= nil then
       local topics = {}
       for _, t in ipairs(m.topicIDs or m.topics or {}) do topics[#topics + 1] = unbase(t) end
       return { from = m.from, data = unbase(m.data), seqno = unbase(m.seqno), topics = topics }
