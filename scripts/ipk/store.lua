@@ -299,25 +299,30 @@ function Store:get(c)
   return s
 end
 
+-- The shape every one-CID call shares: parse the CID, call fn(handle, cid),
+-- turn a negative rc into the luv triple. Returns rc (>= 0) or nil, msg, name.
+local function cid_call(self, c, what, fn)
+  local h = handle(self)
+  local cid, msg, name = to_cid(c, what)
+  if not cid then return nil, msg, name end
+  local rc = fn(h, cid)
+  if rc < 0 then return fail(h, rc) end
+  return rc
+end
+
 --- Whether the block is present.
 -- @return true/false or nil, msg, name
 function Store:has(c)
-  local h = handle(self)
-  local cid, msg, name = to_cid(c, "has")
-  if not cid then return nil, msg, name end
-  local rc = lib.ipk_store_has(h, cid)
-  if rc < 0 then return fail(h, rc) end
+  local rc, msg, name = cid_call(self, c, "has", lib.ipk_store_has)
+  if not rc then return nil, msg, name end
   return rc == 1
 end
 
 --- Delete one block file (pins are not consulted; gc is the safe way).
 -- @return true or nil, msg, name ("ENOBLOCK" when absent)
 function Store:del(c)
-  local h = handle(self)
-  local cid, msg, name = to_cid(c, "del")
-  if not cid then return nil, msg, name end
-  local rc = lib.ipk_store_del(h, cid)
-  if rc < 0 then return fail(h, rc) end
+  local rc, msg, name = cid_call(self, c, "del", lib.ipk_store_del)
+  if not rc then return nil, msg, name end
   return true
 end
 
@@ -349,22 +354,16 @@ end
 --- Remove a pin.
 -- @return true or nil, msg, "ENOENT" when the CID is not pinned
 function Store:pin_rm(c)
-  local h = handle(self)
-  local cid, msg, name = to_cid(c, "pin rm")
-  if not cid then return nil, msg, name end
-  local rc = lib.ipk_store_pin_rm(h, cid)
-  if rc < 0 then return fail(h, rc) end
+  local rc, msg, name = cid_call(self, c, "pin rm", lib.ipk_store_pin_rm)
+  if not rc then return nil, msg, name end
   return true
 end
 
 --- Whether a CID is pinned (by its canonical string; v0 and v1 differ).
 -- @return true/false or nil, msg, name
 function Store:pin_has(c)
-  local h = handle(self)
-  local cid, msg, name = to_cid(c, "pin has")
-  if not cid then return nil, msg, name end
-  local rc = lib.ipk_store_pin_has(h, cid)
-  if rc < 0 then return fail(h, rc) end
+  local rc, msg, name = cid_call(self, c, "pin has", lib.ipk_store_pin_has)
+  if not rc then return nil, msg, name end
   return rc == 1
 end
 
