@@ -5,25 +5,7 @@ local u = require "support.util"
 local files = require "support.files"
 local json = require "cjson"
 
-local function run(env, ...)
-  local code, out, err = u.ipkrun({ ... }, env)
-  return code, out, err
-end
-
-local function ok_json(env, ...)
-  local code, out, err = run(env, ...)
-  assert(code == 0, table.concat({ ... }, " ") .. ": " .. err)
-  return json.decode(out)
-end
-
-local function only_hash(env, path, recursive)
-  local args = { "add", "-n", "-Q", "--cid-version=1" }
-  if recursive then table.insert(args, 2, "-r") end
-  args[#args + 1] = path
-  local code, out = u.ipkrun(args, env)
-  assert.equal(0, code)
-  return (out:gsub("%s+$", ""))
-end
+local run, ok_json, only_hash = u.run, u.ok_json, u.only_hash
 
 describe("ipkrun model", function()
   local dir, why = files.made()

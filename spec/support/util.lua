@@ -94,4 +94,26 @@ function M.ipkrun(args, env)
   return M.sh(table.concat(parts, " "))
 end
 
+--- ipkrun with varargs: run(env, "model", "list") -> code, stdout, stderr.
+function M.run(env, ...)
+  return M.ipkrun({ ... }, env)
+end
+
+--- ipkrun that must succeed; returns its stdout decoded as JSON.
+function M.ok_json(env, ...)
+  local code, out, err = M.run(env, ...)
+  assert(code == 0, table.concat({ ... }, " ") .. ": " .. err)
+  return require("cjson").decode(out)
+end
+
+--- The CID `ipkrun add -n -Q --cid-version=1 [-r] PATH` prints.
+function M.only_hash(env, path, recursive)
+  local args = { "add", "-n", "-Q", "--cid-version=1" }
+  if recursive then table.insert(args, 2, "-r") end
+  args[#args + 1] = path
+  local code, out, err = M.ipkrun(args, env)
+  assert(code == 0, "add -n " .. path .. ": " .. err)
+  return (out:gsub("%s+$", ""))
+end
+
 return M
