@@ -1,0 +1,67 @@
+-- The FFI declarations in bindings/lua/ipk/cdef/*.lua restate the public C
+-- headers by hand (LuaJIT's ffi.cdef takes no preprocessor input). This spec
+-- keeps the two from drifting: every ipk_* function and every typedef'd
+-- struct declared for Lua must match its header, after comments, macros and
+-- white space are normalized. (A struct that drifts is memory corruption,
+-- not an error: ipk_unixfs_opts_t once gained a field in C only.)
+local u = support
+
+local function strip(s)
+  s = s:gsub("/%*.-%*/", " "):gsub("//[^\n]*", " "):gsub("\n#[^\n]*", "\n")
+  return s
+end
+
+local function norm(s)
+  s = s:gsub("%s+", " "):gsub(" ?([%(%)%*,;{}%[%]]) ?", "%1")
+  s = s:gsub("^ ", ""):gsub(" $", "")
+  return s
+end
+
+-- name -> normalized declaration, for functions and typedef'd structs.
+local function decls(text)
+  local out = {}
+  text = strip(text)
+  for body, name in text:gmatch("typedef%s+struct%s*[%w_]*%s*(%b{})%s*([%w_]+)%s*;") do
+    out[name] = norm(body)
+  end
+  local flat = text:gsub("typedef%s+struct%s*[%w_]*%s*%b{}%s*[%w_]+%s*;", ";")
+  for stmt in flat:gmatch("[^;{}]+") do
+    local name = stmt:match("(ipk_[%w_]+)%s*%b()%s*$")
+    if name and not stmt:match("typedef") then out[name] = norm(stmt) end
+  end
+  return out
+end
+
+describe("FFI declarations", function()
+  it("match the public headers", function()
+    local headers, texts, defines = {}, {}, {}
+    local p = io.popen("ls " .. u.q(u.root .. "/core/include/ipk") .. "/*.h")
+    for f in p:lines() do
+      local t = u.read(f)
+      texts[#texts + 1] = t
+      -- integer constants (array sizes), which the cdefs spell as numbers
+      for name, val in t:gmatch("\n#define%s+([%w_]+)%s+(%d+)%s*\n") do defines[name] = val end
+    end
+    p:close()
+    for _, t in ipairs(texts) do
+      t = t:gsub("%[([%w_]+)%]", function(n) return "[" .. (defines[n] or n) .. "]" end)
+      for k, v in pairs(decls(t)) do headers[k] = v end
+    end
+    local checked, mismatched = 0, {}
+    p = io.popen("ls " .. u.q(u.root .. "/bindings/lua/ipk/cdef") .. "/*.lua")
+    for f in p:lines() do
+      local text = dofile(f)
+      for k, v in pairs(decls(text)) do
+        if headers[k] then
+          checked = checked + 1
+          if headers[k] ~= v then
+            mismatched[#mismatched + 1] = ("%s (%s)\n  header: %s\n  cdef:   %s"):format(k, f:match("[^/]+$"), headers[k], v)
+          end
+        end
+      end
+    end
+    p:close()
+    assert.is_true(checked > 100, "only " .. checked .. " declarations compared")
+    assert.equal("", table.concat(mismatched, "\n"))
+  end)
+end)
