@@ -77,4 +77,19 @@ describe("ipk.sched cancellation", function()
     end)
     assert.same({ "cancelled: early", "cancelled: loop" }, res)
   end)
+  it("cancelling a task whose timer already fired does not end the loop early (regression)", function()
+    -- A and B sleep alike, so both timers complete in one loop turn; libuv
+    -- runs close callbacks newest first, so B's wake-up is queued before
+    -- A's. B cancels A while A's wake-up is already queued.
+    local res = sched.run_task(function()
+      local b
+      local a = sched.spawn(function() sched.sleep(0.01) end)
+      b = sched.spawn(function() sched.sleep(0.01); sched.cancel(a, "stop") end)
+      sched.settle({ a, b })
+      -- the scheduler must still wait for this timer
+      sched.sleep(0.05)
+      return a.err
+    end)
+    assert.matches("cancelled: stop", res)
+  end)
 end)

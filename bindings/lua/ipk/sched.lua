@@ -160,7 +160,11 @@ function M.cancel(t, reason)
   if t.wait and t.wait_kind ~= "job" then
     -- Wake it now: drop the timer/join registration (a late completion of
     -- the timer finds no waiter and is ignored).
-    if t.wait_id then
+    -- Only a completion still to come is an orphan: if the timer already
+    -- fired and was drained (its wake-up is queued), counting it would make
+    -- run() return while another task still waits (seen as a rare
+    -- "task did not finish (deadlock)" under ASan timing).
+    if t.wait_id and waiting[t.wait_id] then
       waiting[t.wait_id] = nil
       orphans[t.wait_id] = true
       norphans = norphans + 1
