@@ -1,0 +1,102 @@
+/* detect_npy.c - NumPy .npy headers (also the members of .npz, see detect_zip.c). */
+#include "detect_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * npy: "\x93NUMPY" major minor, header length (u16 v1, u32 v2/3), then a
+ * Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
+
+/* Parse an npy header from b[0..n); data_len is the total length when known
+ * (0 = unknown: only the header is checked). Returns 0 or an error. */
+int ipk__npy_parse(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, npy_t *o,
+                   const char *member) {
+  memset(o, 0, sizeof *o);
+  const char *what = member ? member : "npy";
+  if (n < 10) return ipk__detect_fail(c, IPK_ETRUNC, base + n, what, "header ends after %zu bytes", n);
+  int major = b[6];
+  size_t hl, start;
+  if (major == 1) { hl = le16(b + 8); start = 10; }
+  else if (major == 2 || major == 3) {
+    if (n < 12) return ipk__detect_fail(c, IPK_ETRUNC, base + n, what, "header ends early");
+    hl = le32(b + 8);
+    start = 12;
+  } else return ipk__detect_fail(c, IPK_EFORMAT, base + 6, what, "unsupported npy version %d", major);
+  if (start + hl > n) return ipk__detect_fail(c, IPK_ETRUNC, base + n, what, "header of %zu bytes ends at %zu", hl, n - start);
+  const char *h = (const char *)b + start;
+  const char *end = h + hl;
+  o->header_end = start + hl;
+  const char *d = memfind(h, hl, "'descr'");
+  if (!d) return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "header lacks 'descr'");
+  d += 7;
+  while (d < end && *d != '\'' && *d != '"') d++;
+  if (d >= end) return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "bad 'descr'");
+  char q = *d++;
+  size_t k = 0;
+  while (d < end && *d != q && k + 1 < sizeof o->descr) o->descr[k++] = *d++;
+  o->descr[k] = 0;
+  const char *f = memfind(h, hl, "'fortran_order'");
+  if (f) {
+    const char *colon = memchr(f, ':', (size_t)(end - f));
+    if (colon) {
+      const char *v = colon + 1;
+      while (v < end && *v == ' ') v++;
+      o->fortran = (end - v >= 4 && memcmp(v, "True", 4) == 0);
+    }
+  }
+  const char *s = memfind(h, hl, "'shape'");
+  if (!s) return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "header lacks 'shape'");
+  s = memchr(s, '(', (size_t)(end - s));
+  if (!s) return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "bad 'shape'");
+  s++;
+  while (s < end && *s != ')') {
+    while (s < end && (*s == ' ' || *s == ',')) s++;
+    if (s < end && *s >= '0' && *s <= '9') {
+      uint64_t v = 0;
+      while (s < end && *s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+      if (s < end && (*s == 'L' || *s == 'l')) s++; /* Python 2 long literal */
+      if (o->ndim < 16) o->shape[o->ndim++] = v;
+    } else if (s < end && *s != ')') {
+      return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "bad 'shape'");
+    }
+  }
+  /* itemsize: the digits after the type letter ('<f8' -> 8, '<U5' -> 20) */
+  const char *p = o->descr;
+  if (*p == '<' || *p == '>' || *p == '|' || *p == '=') p++;
+  char t = *p ? *p++ : 0;
+  uint64_t w = (uint64_t)strtoull(p, NULL, 10);
+  if (t == 'U') w *= 4;
+  if (t == 'O' || t == 'V' || w == 0) w = 0; /* object / structured: size unknown */
+  if (o->descr[0] == '[' || o->descr[0] == '{') w = 0;
+  o->itemsize = w;
+  return 0;
+}
+
+void ipk__npy_json(jb_t *j, const npy_t *o) {
+  ipk__jb_kstr(j, "dtype", o->descr);
+  ipk__jb_key(j, "shape");
+  ipk__jb_open(j, '[');
+  for (int i = 0; i < o->ndim; i++) ipk__jb_u64(j, o->shape[i]);
+  ipk__jb_close(j, ']');
+  ipk__jb_kbool(j, "fortran_order", o->fortran);
+}
+
+int ipk__detect_npy(ctx_t *c) {
+  npy_t o;
+  int rc = ipk__npy_parse(c, c->b, c->n, 0, &o, NULL);
+  if (rc) return rc;
+  if (o.itemsize) {
+    uint64_t count = 1;
+    for (int i = 0; i < o.ndim; i++) count *= o.shape[i];
+    uint64_t want = o.header_end + count * o.itemsize;
+    if (c->n < want)
+      return ipk__detect_fail(c, IPK_ETRUNC, c->n, "npy", "data ends early: shape needs %" PRIu64 " bytes, file has %zu",
+                  want, c->n);
+  }
+  ipk__detect_set(c, "npy", "numpy", "array");
+  ipk__npy_json(&c->j, &o);
+  return 0;
+}
