@@ -63,6 +63,40 @@ build() {
   cmake --build "$dir" -j "$JOBS" >&2
 }
 
+# The main job must need only the product's packages (a new user runs
+# `scripts/dev.sh main` on a fresh machine). Prove it on this machine, where
+# the test-only packages are installed: configure and build with every
+# pkg-config file and CMake package directory those packages ship hidden,
+# then run the main recipe for a few rounds in a throwaway store.
+product_check() {
+  local dir="$BUILD-product" tmp pcdir owned d f ignore=""
+  tmp="$(mktemp -d)"; pcdir="$tmp/pkgconfig"; mkdir -p "$pcdir"
+  owned="$(dpkg -L "${PKGS_TEST[@]}" 2>/dev/null || true)"
+  for d in $(pkg-config --variable pc_path pkg-config | tr ':' ' '); do
+    for f in "$d"/*.pc; do
+      [ -e "$f" ] || continue
+      grep -qxF "$f" <<<"$owned" && continue
+      [ -e "$pcdir/${f##*/}" ] || ln -s "$f" "$pcdir/"
+    done
+  done
+  for d in $(grep -E '/cmake/[^/]+$' <<<"$owned" | sort -u); do ignore="$ignore;$d"; done
+  rm -rf "$dir"
+  log "product check: configure and build with the test-only packages hidden"
+  PKG_CONFIG_LIBDIR="$pcdir" PKG_CONFIG_PATH="" \
+    build "$dir" -DCMAKE_IGNORE_PATH="${ignore#;}"
+  if grep -q '^CMOCKA_' "$dir/CMakeCache.txt"; then
+    log "product check: the product build looked for a test-only package:"
+    grep '^CMOCKA_' "$dir/CMakeCache.txt" >&2
+    return 1
+  fi
+  log "product check: main recipe, 3 rounds, fresh store"
+  IPK_HOME="$tmp/home" "$dir/ipkrun" run "$ROOT/recipes/fashion_mnist_fedavg.lua" \
+    --param rounds=3 --param version=0.0.1-check --json > "$tmp/main.json"
+  grep -q '"test_accuracy"' "$tmp/main.json" || { log "product check: no test_accuracy in:"; cat "$tmp/main.json" >&2; return 1; }
+  log "product check: ok (final $(grep -o '"test_accuracy":[0-9.]*' "$tmp/main.json" | tail -n 1))"
+  rm -rf "$tmp" "$dir"
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
   main)
@@ -76,14 +110,15 @@ case "$cmd" in
     ;;
   test)
     install_missing "${PKGS_PRODUCT[@]}" "${PKGS_TEST[@]}"
-    build "$BUILD"
+    product_check
+    build "$BUILD" -DIPK_TESTS=ON
     log "lint: luacheck"
     (cd "$ROOT" && luacheck -q bindings/lua scripts spec recipes examples)
     install_test_node
     log "tests: ctest (C unit tests, Lua specs, conformance, end to end)"
     (cd "$BUILD" && ctest --output-on-failure -j "$JOBS")
     log "tests: C unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-    build "$BUILD-asan" -DIPK_SANITIZE=ON
+    build "$BUILD-asan" -DIPK_SANITIZE=ON -DIPK_TESTS=ON
     (cd "$BUILD-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --output-on-failure -j "$JOBS" -L c)
     # The specs too: libasan preloaded into luajit, which then loads the
