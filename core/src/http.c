@@ -90,7 +90,9 @@ static void notify(ipk_http_req_t *r) {
   if (r->done || (r->stream && r->len > r->head)) {
     ipk__op_t *op = r->wait_op;
     r->wait_op = NULL;
-    ipk__loop_op_end(op, 0);
+    /* A cancelled transfer completes its wait with IPK_ECANCELED (loop.h's
+     * rule); any other end is rc 0 and the caller reads the result. */
+    ipk__loop_op_end(op, r->done && r->result == IPK_ECANCELED ? IPK_ECANCELED : 0);
   }
 }
 
@@ -568,6 +570,8 @@ int ipk_http_req_start(ipk_http_req_t *r) {
   return 0;
 }
 
+static void cancel_from_loop(void *ud) { ipk_http_req_cancel(ud); }
+
 int ipk_http_req_wait(ipk_http_req_t *r, uint64_t *id) {
   if (!r || !id) return IPK_EINVAL;
   if (r->wait_op) return IPK_EBUSY;
@@ -578,6 +582,9 @@ int ipk_http_req_wait(ipk_http_req_t *r, uint64_t *id) {
   }
   ipk__op_t *op = ipk__loop_op_begin(r->h->loop, id);
   if (!op) return IPK_ENOMEM;
+  /* ipk_loop_cancel(id) cancels the transfer itself, so a cancelled waiter
+   * (sched.cancel) leaves no request running behind it. */
+  ipk__loop_op_on_cancel(op, cancel_from_loop, r);
   r->wait_op = op;
   notify(r);
   return 0;

@@ -20,6 +20,10 @@ uv_loop_t *ipk__loop_uv(ipk_loop_t *l);
 ipk__op_t *ipk__loop_op_begin(ipk_loop_t *l, uint64_t *id);
 /* Complete op with rc (queues it for ipk_loop_next_done). Once only. */
 void ipk__loop_op_end(ipk__op_t *op, int rc);
+/* How ipk_loop_cancel ends op early: fn(ud) on the loop thread, which must
+ * lead to ipk__loop_op_end(op, IPK_ECANCELED) (now or later). Without one,
+ * ipk_loop_cancel answers IPK_EUNSUPP. */
+void ipk__loop_op_on_cancel(ipk__op_t *op, void (*fn)(void *ud), void *ud);
 
 /* Run fn(ud) when the loop is freed, before its handles are closed, so a
  * module that owns handles on the loop can release them (newest first).

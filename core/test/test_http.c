@@ -92,10 +92,29 @@ static void test_timeout_and_cancel(void **state) {
   assert_int_equal(ipk_http_req_result(t), IPK_EBUSY);       /* timed out */
   assert_non_null(strstr(ipk_http_req_errmsg(t), "timed out"));
   assert_int_equal(ipk_http_req_cancel(c), 0);
-  assert_int_equal(wait_op(l, cid), 0);
+  assert_int_equal(wait_op(l, cid), IPK_ECANCELED);   /* the wait says so too */
   assert_int_equal(ipk_http_req_result(c), IPK_ECANCELED);
   ipk_http_req_free(t);
   ipk_http_req_free(c);
+  /* ipk_loop_cancel of a wait id cancels the transfer itself: it leaves the
+   * multi handle at once and the wait completes once, with IPK_ECANCELED. */
+  ipk_http_req_t *w;
+  uint64_t wid;
+  assert_int_equal(ipk_http_req_new(h, "GET", url, &w), 0);
+  assert_int_equal(ipk_http_req_start(w), 0);
+  assert_int_equal(ipk_http_active(h), 2);
+  assert_int_equal(ipk_http_req_wait(w, &wid), 0);
+  size_t before = ipk_loop_pending(l);
+  uint64_t t0 = ipk_now_ns();
+  assert_int_equal(ipk_loop_cancel(l, wid), 0);
+  assert_int_equal(ipk_http_active(h), 1);
+  assert_true(ipk_http_req_done(w));
+  assert_int_equal(ipk_http_req_result(w), IPK_ECANCELED);
+  assert_int_equal(wait_op(l, wid), IPK_ECANCELED);
+  assert_true(ipk_now_ns() - t0 < 500000000u);
+  assert_int_equal(ipk_loop_pending(l), before - 1);
+  assert_int_equal(ipk_loop_cancel(l, wid), IPK_ENOENT);  /* drained: gone */
+  ipk_http_req_free(w);
   /* The loop goes first: it detaches the still-active request. */
   ipk_loop_free(l);
   assert_int_equal(ipk_http_req_result(leak), IPK_ECANCELED);

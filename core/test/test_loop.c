@@ -5,7 +5,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ipk/loop.h"
 
@@ -79,8 +82,139 @@ static void test_misuse_and_free_with_pending(void **state) {
   int v = 0;
   loop_thread = pthread_self();
   assert_int_equal(ipk_loop_submit(l, job_add, &v, &id), 0);
-  ipk_loop_free(l);  /* waits for the job; frees the undrained completion */
-  assert_int_equal(v, 41);
+  /* Waits for the job if it started (it cannot be taken off the queue once
+   * running) or cancels it; frees the undrained completion. */
+  ipk_loop_free(l);
+  assert_true(v == 0 || v == 41);
+}
+
+/* A long job that polls its cancel flag between "chunks" (1 ms each, 10 s
+ * at most), like the UnixFS import or a training epoch. */
+static atomic_int started, released;
+static int job_chunks(void *arg) {
+  int *chunks = arg;
+  atomic_fetch_add(&started, 1);
+  for (int i = 0; i < 10000; i++) {
+    if (ipk_job_cancelled()) return IPK_ECANCELED;
+    usleep(1000);
+    (*chunks)++;
+  }
+  return 0;
+}
+
+/* Blocks a pool thread until released (bounded: 10 s). */
+static int job_block(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&started, 1);
+  for (int i = 0; i < 10000 && !atomic_load(&released); i++) usleep(1000);
+  return 0;
+}
+
+static int job_never(void *arg) { *(int *)arg = 1; return 0; }
+
+/* Drive l until op want completes; returns its rc (or -9999). Completions
+ * of other ops drained meanwhile are kept for their own wait_op. */
+static struct { uint64_t id; int rc; } seen[64];
+static int nseen;
+static int wait_op(ipk_loop_t *l, uint64_t want) {
+  for (int i = 0; i < 100000; i++) {
+    for (int k = 0; k < nseen; k++) {
+      if (seen[k].id == want) { int rc = seen[k].rc; seen[k] = seen[--nseen]; return rc; }
+    }
+    uint64_t id; int rc;
+    while (ipk_loop_next_done(l, &id, &rc)) {
+      if (id == want) return rc;
+      if (nseen < 64) { seen[nseen].id = id; seen[nseen].rc = rc; nseen++; }
+    }
+    ipk_loop_run(l, 0);
+  }
+  return -9999;
+}
+
+static void test_cancel_timer(void **state) {
+  (void)state;
+  ipk_loop_t *l;
+  assert_int_equal(ipk_loop_new(&l), 0);
+  uint64_t id, other, t0 = ipk_now_ns();
+  assert_int_equal(ipk_loop_timer(l, 60000, &id), 0);
+  assert_int_equal(ipk_loop_timer(l, 10, &other), 0);
+  assert_int_equal(ipk_loop_cancel(l, id), 0);
+  assert_int_equal(ipk_loop_cancel(l, id), 0);          /* twice: harmless */
+  assert_int_equal(wait_op(l, id), IPK_ECANCELED);      /* one completion */
+  assert_true(ipk_now_ns() - t0 < 1000000000u);
+  assert_int_equal(ipk_loop_cancel(l, id), IPK_ENOENT); /* drained */
+  assert_int_equal(ipk_loop_cancel(l, 999999), IPK_ENOENT);
+  assert_int_equal(wait_op(l, other), 0);               /* others unaffected */
+  /* A timer that already fired completes with rc 0 even if cancelled
+   * before its completion is drained. */
+  assert_int_equal(ipk_loop_timer(l, 1, &id), 0);
+  usleep(20000);
+  ipk_loop_run(l, 0);
+  int c = ipk_loop_cancel(l, id);
+  assert_true(c == 0 || c == IPK_ENOENT);
+  assert_int_equal(wait_op(l, id), 0);
+  assert_int_equal(ipk_loop_pending(l), 0);
+  uint64_t i; int rc;
+  assert_int_equal(ipk_loop_next_done(l, &i, &rc), 0);  /* nothing extra */
+  ipk_loop_free(l);
+}
+
+static void test_cancel_running_job(void **state) {
+  (void)state;
+  ipk_loop_t *l;
+  assert_int_equal(ipk_loop_new(&l), 0);
+  atomic_store(&started, 0);
+  int chunks = 0;
+  uint64_t id;
+  assert_int_equal(ipk_loop_submit(l, job_chunks, &chunks, &id), 0);
+  while (atomic_load(&started) == 0) usleep(1000);
+  usleep(20000);
+  uint64_t t0 = ipk_now_ns();
+  assert_int_equal(ipk_loop_cancel(l, id), 0);
+  assert_int_equal(wait_op(l, id), IPK_ECANCELED);
+  assert_true(ipk_now_ns() - t0 < 1000000000u);
+  assert_true(chunks > 0 && chunks < 10000);
+  assert_int_equal(ipk_job_cancelled(), 0);  /* not a job: never cancelled */
+  ipk_loop_free(l);
+}
+
+static void test_cancel_queued_job(void **state) {
+  (void)state;
+  ipk_loop_t *l;
+  assert_int_equal(ipk_loop_new(&l), 0);
+  atomic_store(&started, 0);
+  atomic_store(&released, 0);
+  /* Fill the pool (UV_THREADPOOL_SIZE=2, set in main), so the next job
+   * stays queued. */
+  uint64_t b1, b2, q;
+  assert_int_equal(ipk_loop_submit(l, job_block, NULL, &b1), 0);
+  assert_int_equal(ipk_loop_submit(l, job_block, NULL, &b2), 0);
+  while (atomic_load(&started) < 2) usleep(1000);
+  int ran = 0;
+  assert_int_equal(ipk_loop_submit(l, job_never, &ran, &q), 0);
+  assert_int_equal(ipk_loop_cancel(l, q), 0);
+  assert_int_equal(wait_op(l, q), IPK_ECANCELED);
+  atomic_store(&released, 1);
+  assert_int_equal(wait_op(l, b1), 0);
+  assert_int_equal(wait_op(l, b2), 0);
+  assert_int_equal(ran, 0);                  /* fn never ran */
+  assert_int_equal(ipk_loop_pending(l), 0);
+  ipk_loop_free(l);
+}
+
+static void test_free_cancels_running_job(void **state) {
+  (void)state;
+  ipk_loop_t *l;
+  assert_int_equal(ipk_loop_new(&l), 0);
+  atomic_store(&started, 0);
+  int chunks = 0;
+  uint64_t id;
+  assert_int_equal(ipk_loop_submit(l, job_chunks, &chunks, &id), 0);
+  while (atomic_load(&started) == 0) usleep(1000);
+  uint64_t t0 = ipk_now_ns();
+  ipk_loop_free(l);   /* does not wait the job's 10 s */
+  assert_true(ipk_now_ns() - t0 < 1000000000u);
+  assert_true(chunks < 10000);
 }
 
 static void test_errors_have_names(void **state) {
@@ -97,11 +231,16 @@ static void test_errors_have_names(void **state) {
 }
 
 int main(void) {
+  setenv("UV_THREADPOOL_SIZE", "2", 1);   /* before the pool starts */
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_job_completes_with_rc),
     cmocka_unit_test(test_timer_fires_after_delay),
     cmocka_unit_test(test_misuse_and_free_with_pending),
     cmocka_unit_test(test_errors_have_names),
+    cmocka_unit_test(test_cancel_timer),
+    cmocka_unit_test(test_cancel_running_job),
+    cmocka_unit_test(test_cancel_queued_job),
+    cmocka_unit_test(test_free_cancels_running_job),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,10 @@
  * the caller takes bytes, so a slow reader never grows memory.
  *
  * Timeouts are per request (total, connect, idle = no byte for N ms).
- * Cancellation: ipk_http_req_cancel; the result is IPK_ECANCELED. Retries
+ * Cancellation: ipk_http_req_cancel, or ipk_loop_cancel of a pending wait id
+ * (which cancels the transfer); the transfer is removed from curl's multi
+ * handle at once, the result is IPK_ECANCELED and a pending wait completes
+ * with rc IPK_ECANCELED (any other end completes it with rc 0). Retries
  * with backoff are the Lua wrapper's job (scripts/ipk/http.lua) because only
  * it knows which calls are idempotent.
  *
@@ -88,7 +91,8 @@ size_t ipk_http_req_take(ipk_http_req_t *r, uint8_t *buf, size_t cap);
 size_t ipk_http_req_buffered(ipk_http_req_t *r);
 /* 1 when the transfer has ended (see result). */
 int ipk_http_req_done(ipk_http_req_t *r);
-/* Abort an active request (result IPK_ECANCELED). No-op when done. */
+/* Abort an active request (result IPK_ECANCELED; a pending wait completes
+ * with IPK_ECANCELED). No-op when done. */
 int ipk_http_req_cancel(ipk_http_req_t *r);
 
 /* Result once done: 0 or IPK_E* (see above). */

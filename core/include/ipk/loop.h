@@ -11,6 +11,21 @@
  * A submit that fails never produces a completion (libuv's rule).
  * Ownership: the job's arg belongs to the caller until its completion has
  * been drained.
+ *
+ * Cancellation (ipk_loop_cancel): every started operation -- a job, a timer,
+ * an HTTP wait (http.h) -- completes exactly once, cancelled or not; a start
+ * that failed never completes. Cancelling asks the operation to end early:
+ *  - a timer is stopped; its completion carries IPK_ECANCELED;
+ *  - a job still queued is taken off the queue (uv_cancel): IPK_ECANCELED,
+ *    fn never runs; a job already running gets its cancel flag set, which
+ *    the job polls with ipk_job_cancelled() between chunks and then returns
+ *    IPK_ECANCELED (work in flight, e.g. one BLAS call, finishes first);
+ *  - an HTTP wait cancels its transfer (curl_multi_remove_handle):
+ *    IPK_ECANCELED.
+ * An operation that had already finished when the cancel came (the timer
+ * fired, the job returned, the transfer ended) completes with its own rc.
+ * So the caller keeps waiting for the completion after a cancel; only then
+ * may it release the job's arg.
  */
 #ifndef IPK_LOOP_H
 #define IPK_LOOP_H
@@ -24,13 +39,26 @@ typedef struct ipk_loop_s ipk_loop_t;
 typedef int (*ipk_job_fn)(void *arg);
 
 int ipk_loop_new(ipk_loop_t **out);
-/* Waits for running jobs, then frees the loop. */
+/* Cancels what is in flight (a queued job never runs, a running one sees
+ * ipk_job_cancelled), waits for running jobs, then frees the loop. */
 void ipk_loop_free(ipk_loop_t *loop);
 
 /* Queue fn(arg) on the thread pool. *id identifies its completion. */
 int ipk_loop_submit(ipk_loop_t *loop, ipk_job_fn fn, void *arg, uint64_t *id);
 /* Fire a completion (rc 0) after ms milliseconds. */
 int ipk_loop_timer(ipk_loop_t *loop, uint64_t ms, uint64_t *id);
+
+/* Ask operation id to end early (see the header comment); loop thread only.
+ * Returns 0 when the request was made (the completion still comes, once),
+ * IPK_ENOENT when id is not in flight (unknown, or already completed: its
+ * completion is queued or drained), IPK_EUNSUPP for an operation kind that
+ * cannot be cancelled. Cancelling twice is harmless (0). */
+int ipk_loop_cancel(ipk_loop_t *loop, uint64_t id);
+
+/* Inside a job function: 1 when the job's operation was cancelled (poll it
+ * between chunks and return IPK_ECANCELED), 0 otherwise, and 0 when called
+ * outside a pool job (a job function run synchronously). Thread-safe. */
+int ipk_job_cancelled(void);
 
 /* Run the loop: mode 0 = block until at least one event, 1 = don't block.
  * Returns the number of operations still pending. */

@@ -11,6 +11,8 @@ int ipk_loop_new(ipk_loop_t **out);
 void ipk_loop_free(ipk_loop_t *loop);
 int ipk_loop_submit(ipk_loop_t *loop, ipk_job_fn fn, void *arg, uint64_t *id);
 int ipk_loop_timer(ipk_loop_t *loop, uint64_t ms, uint64_t *id);
+int ipk_loop_cancel(ipk_loop_t *loop, uint64_t id);
+int ipk_job_cancelled(void);
 int ipk_loop_run(ipk_loop_t *loop, int nowait);
 int ipk_loop_next_done(ipk_loop_t *loop, uint64_t *id, int *rc);
 size_t ipk_loop_pending(ipk_loop_t *loop);
