@@ -92,4 +92,109 @@ describe("ipk.sched cancellation", function()
     end)
     assert.matches("cancelled: stop", res)
   end)
+
+  it("a cancelled sleep stops its timer: nothing stays pending", function()
+    local core = require "ipk.core"
+    local t0 = core.now()
+    local err = sched.run_task(function()
+      local t = sched.spawn(function() sched.sleep(60) end)
+      sched.sleep(0.01)
+      sched.cancel(t, "stop")
+      sched.settle({ t })
+      return t.err
+    end)
+    assert.equal("cancelled: stop", err)
+    assert.is_true(core.now() - t0 < 1)
+    -- the 60 s timer was stopped, not orphaned: the loop holds nothing
+    assert.equal(0, tonumber(core.lib.ipk_loop_pending(sched.loop)))
+  end)
+
+  it("cancels a task waiting for a C job: the job stops between batches", function()
+    local core = require "ipk.core"
+    local ffi = core.ffi
+    -- softmax training, 20000 epochs of 4000 rows x 256 features: minutes
+    -- uncancelled; the cancel lands within one batch.
+    local n, F, C = 4000, 256, 10
+    local X, y, idx = ffi.new("float[?]", n * F), ffi.new("uint8_t[?]", n), ffi.new("uint32_t[?]", n)
+    for i = 0, n * F - 1 do X[i] = (i % 13) / 13 end
+    for i = 0, n - 1 do y[i] = i % C; idx[i] = i end
+    local W, b = ffi.new("float[?]", C * F), ffi.new("float[?]", C)
+    local job = ffi.new("ipk_softmax_train_job_t")
+    job.cfg.features, job.cfg.classes, job.cfg.epochs, job.cfg.batch = F, C, 20000, 32
+    job.cfg.lr, job.cfg.l2, job.cfg.seed = 0.01, 0, 1
+    job.W, job.b, job.X, job.y, job.idx, job.n = W, b, X, y, idx, n
+    local t0, rc_seen
+    local err = sched.run_task(function()
+      local t = sched.spawn(function() rc_seen = sched.job(core.lib.ipk_softmax_train_job, job) end)
+      sched.sleep(0.2)
+      t0 = core.now()
+      sched.cancel(t, "timeout after 0.2s")
+      sched.settle({ t })
+      return t.err
+    end)
+    local dt = core.now() - t0
+    assert.equal("cancelled: timeout after 0.2s", err)
+    assert.is_nil(rc_seen)                      -- the wait raised, it did not return
+    assert.is_true(dt < 1, "job not stopped between batches: " .. dt .. " s")
+    assert.matches("^softmax train: cancelled in epoch %d+$", ffi.string(job.eb.msg))
+    assert.equal(0, tonumber(core.lib.ipk_loop_pending(sched.loop)))
+  end)
+
+  describe("HTTP waits (loopback server that accepts and never answers)", function()
+    local http = require "ipk.http"
+    local pid, url
+    setup(function()
+      -- python3: a silent listener; prints its pid and port
+      local f = io.popen([[python3 -c 'import os,socket,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(64)
+print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(120)' &]])
+      local line = f:read("*l")
+      f:close()
+      local p, port = line:match("^(%d+) (%d+)$")
+      pid, url = p, "http://127.0.0.1:" .. port
+    end)
+    teardown(function() if pid then os.execute("kill " .. pid) end end)
+
+    local function cancel_after(sec, body)
+      local core = require "ipk.core"
+      local t0, dt
+      local err, active = sched.run_task(function()
+        local t = sched.spawn(body)
+        sched.sleep(sec)
+        t0 = core.now()
+        sched.cancel(t, "stop")
+        sched.settle({ t })
+        dt = core.now() - t0
+        return t.err, http.active()
+      end)
+      return err, active, dt
+    end
+
+    it("a request wait ends at once and its transfer is removed", function()
+      local got
+      local err, active, dt = cancel_after(0.1, function()
+        got = { http.request { url = url .. "/api/v0/id", idle_timeout = 0 } }
+      end)
+      assert.equal("cancelled: stop", err)
+      assert.is_nil(got)
+      assert.equal(0, active)
+      assert.is_true(dt < 0.5, dt)
+    end)
+
+    it("a stream read (a pubsub subscription's wait) ends at once", function()
+      local reads = 0
+      local err, active, dt = cancel_after(0.1, function()
+        local st = assert(http.open { method = "POST", url = url .. "/api/v0/pubsub/sub?arg=x", idle_timeout = 0 })
+        while true do
+          local chunk = st:read()
+          reads = reads + 1
+          if not chunk then break end
+        end
+      end)
+      assert.equal("cancelled: stop", err)
+      assert.equal(0, reads)
+      assert.equal(0, active)
+      assert.is_true(dt < 0.5, dt)
+    end)
+  end)
 end)

@@ -2,6 +2,7 @@
  * detects the 1f 8b magic), so one code path serves both; offsets in error
  * messages count decompressed bytes. */
 #include "ipk/idx.h"
+#include "ipk/loop.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,13 +21,16 @@ static size_t dtype_size(uint8_t t) {
   }
 }
 
-/* Reads up to len bytes; returns bytes read, or -1 on a zlib/io error
- * (with *why set). A short count means end of input. */
+/* Reads up to len bytes; returns bytes read, -1 on a zlib/io error (with
+ * *why set), or -2 when the job running the load was cancelled (checked
+ * between 16 MiB chunks of a larger read). A short count means end of
+ * input. */
 static long long read_full(gzFile gz, void *buf, size_t len, const char **why) {
   size_t got = 0;
   while (got < len) {
+    if (got && ipk_job_cancelled()) return -2;   /* small reads: never */
     size_t chunk = len - got;
-    if (chunk > (1u << 30)) chunk = 1u << 30;
+    if (chunk > (16u << 20)) chunk = 16u << 20;
     int k = gzread(gz, (uint8_t *)buf + got, (unsigned)chunk);
     if (k < 0) {
       int zerr;
@@ -126,6 +130,10 @@ int ipk_idx_load(const char *path, ipk_idx_t *out, ipk_errbuf_t *eb) {
   }
   why = NULL;
   k = read_full(gz, out->data, nbytes, &why);
+  if (k == -2) {
+    rc = ipk_errf(eb, IPK_ECANCELED, "%s: load cancelled", path);
+    goto fail;
+  }
   if (k < 0) {
     rc = ipk_errf(eb, IPK_EIO, "%s: offset %zu: read: %s", path, data_off, why);
     goto fail;

@@ -3,6 +3,7 @@
  * passes are two sgemm calls; the weight update is folded into the second
  * (beta = 1 - lr*l2, alpha = -lr/B), so no gradient matrix is stored. */
 #include "ipk/train.h"
+#include "ipk/loop.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -97,6 +98,12 @@ int ipk_softmax_train(const ipk_softmax_cfg_t *cfg, float *W, float *b,
     ipk_rng_shuffle_u32(&r, order, n);
     epoch_loss = 0.0;
     for (size_t at = 0; at < n; at += B) {
+      /* Between batches: a cancelled job (a step's timeout, Ctrl-C) stops
+       * here; the batch in flight (two sgemm calls) finishes first. */
+      if (ipk_job_cancelled()) {
+        rc = ipk_errf(eb, IPK_ECANCELED, "softmax train: cancelled in epoch %d", e + 1);
+        goto out;
+      }
       size_t m = n - at < B ? n - at : B;
       for (size_t i = 0; i < m; i++) {
         memcpy(Xb + i * (size_t)F, X + (size_t)order[at + i] * (size_t)F, (size_t)F * sizeof *Xb);

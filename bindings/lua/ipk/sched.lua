@@ -6,10 +6,25 @@
 -- that waits for each id.
 -- Calling a yielding function outside a task raises an error.
 --
--- Cancellation (M.cancel) is cooperative: a cancelled task raises
--- "cancelled: REASON" from its current or next wait. Sleeps and joins end at
--- once; a C job cannot be interrupted, so a task waiting for one raises when
--- the job completes (its buffers stay anchored until then).
+-- Cancellation (M.cancel) ends any wait at once by cancelling the operation
+-- underneath (ipk_loop_cancel: a timer stops, a queued job is dropped, a
+-- running job sees its cancel flag between chunks, an HTTP transfer --
+-- request, stream read, pubsub subscription -- is aborted). The waiting call
+-- does not return: it raises the string "cancelled: REASON" (error level 0)
+-- once the operation's one completion has arrived, so no C job is still
+-- using the task's buffers when the task unwinds. Joins and yields end at
+-- once. The runner recognises the "cancelled: " prefix.
+--
+-- Preemption: pure-Lua code that never waits cannot be woken that way. A
+-- task with a `preempt` function (set on the record before it first runs)
+-- runs with a count hook while it is resumed: every HOOK_COUNT VM
+-- instructions of interpreted code the hook asks t.preempt(t) for a reason
+-- (deadline passed, Ctrl-C, memory cap...) and, when one is given and the
+-- code running is preemptible (its chunk was marked with M.preemptible),
+-- raises "cancelled: REASON" there. LuaJIT never runs hooks inside compiled
+-- traces, so preemptible chunks must run with the JIT off (jit.off(chunk,
+-- true)); library code is never interrupted mid-way, it is cancelled at its
+-- next wait.
 local core = require "ipk.core"
 local ffi, lib = core.ffi, core.lib
 
@@ -26,12 +41,43 @@ M.loop = loop
 local waiting = {}     -- op id (number) -> {co, token}
 local ready = {}       -- list of {co, token, n, values...} to resume
 local tasks = {}       -- coroutine -> task record
-local orphans, norphans = {}, 0  -- timers whose waiter was cancelled
+local orphans, norphans = {}, 0  -- ops whose waiter left without cancelling them
 local id_box = ffi.new("uint64_t[1]")
 local rc_box = ffi.new("int[1]")
 
--- The wake-up of a cancelled wait: await() sees it and raises.
-local CANCEL = {}
+---------------------------------------------------------------------------
+-- Preemption hook (see the module comment)
+
+--- VM instructions between two preemption checks (interpreted code only):
+-- about 20 us of step code; costs ~5% of JIT-off Lua speed (README).
+M.HOOK_COUNT = 10000
+local preemptible_src = {} -- chunk source ("@path") -> true
+local hooked -- the task being resumed with the hook set
+local getinfo, sethook, gethook = debug.getinfo, debug.sethook, debug.gethook
+
+--- Mark a chunk (a function loaded from source) as preemptible: the hook
+-- may raise inside any function defined in that source. Returns chunk.
+function M.preemptible(chunk)
+  local src = getinfo(chunk, "S").source
+  preemptible_src[src] = true
+  return chunk
+end
+
+local function hook()
+  local t = hooked
+  if not t or co_running() ~= t.co then return end
+  local why = t.cancel or t.preempt(t)
+  if not why then return end
+  -- Only inside recipe code: library code (a half-done database
+  -- transaction, a job being submitted) stops at its next wait instead.
+  local info = getinfo(2, "S")
+  if not (info and preemptible_src[info.source]) then return end
+  t.cancel = t.cancel or why
+  error("cancelled: " .. tostring(why), 0)
+end
+
+local CANCEL = {} -- the wake-up of a cancelled wait: resumed() raises
+
 
 local function finish(t)
   tasks[t.co] = nil
@@ -41,7 +87,19 @@ end
 
 local function step(co, ...)
   local t = tasks[co]
-  local ok, res = co_resume(co, ...)
+  local ok, res
+  if t.preempt then
+    -- The hook is global in LuaJIT: set it only while this task runs and
+    -- give back any other (a coverage tool's) afterwards.
+    local oh, om, oc = gethook()
+    hooked = t
+    sethook(hook, "", M.HOOK_COUNT)
+    ok, res = co_resume(co, ...)
+    hooked = nil
+    if oh then sethook(oh, om, oc) else sethook() end
+  else
+    ok, res = co_resume(co, ...)
+  end
   if not ok then
     t.done, t.err = true, res
     finish(t)
@@ -120,22 +178,12 @@ function M.job(fn, arg)
   return await_kind(id_box[0], "job")
 end
 
--- Longest single timer: a cancelled sleep leaves its timer running in
--- libuv (the loop API cannot stop one), and the loop waits for it when it
--- is freed at exit, so long sleeps are taken in slices.
-local SLICE = 0.25
-
---- Sleep for seconds inside a task (cancellable at once).
+--- Sleep for seconds inside a task (cancellable at once: the timer stops).
 function M.sleep(sec)
   if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 2) end
-  local left = math.max(0, sec)
-  repeat
-    local d = math.min(left, SLICE)
-    local rc = lib.ipk_loop_timer(loop, math.floor(d * 1000 + 0.5), id_box)
-    if rc ~= 0 then return nil, "timer failed" end
-    await_kind(id_box[0], "timer")
-    left = left - d
-  until left <= 0
+  local rc = lib.ipk_loop_timer(loop, math.floor(math.max(0, sec) * 1000 + 0.5), id_box)
+  if rc ~= 0 then return nil, "timer failed" end
+  await_kind(id_box[0], "timer")
   return true
 end
 
@@ -157,20 +205,24 @@ end
 function M.cancel(t, reason)
   if t.done or t.cancel then return end
   t.cancel = reason or "cancelled"
-  if t.wait and t.wait_kind ~= "job" then
-    -- Wake it now: drop the timer/join registration (a late completion of
-    -- the timer finds no waiter and is ignored).
-    -- Only a completion still to come is an orphan: if the timer already
-    -- fired and was drained (its wake-up is queued), counting it would make
-    -- run() return while another task still waits (seen as a rare
-    -- "task did not finish (deadlock)" under ASan timing).
-    if t.wait_id and waiting[t.wait_id] then
-      waiting[t.wait_id] = nil
-      orphans[t.wait_id] = true
-      norphans = norphans + 1
-    end
-    ready[#ready + 1] = { t.co, t.wait, 1, CANCEL }
+  if not t.wait then return end   -- running or runnable: raises at its next wait
+  local id = t.wait_id
+  if id and waiting[id] then
+    -- End the operation: its one completion (IPK_ECANCELED, or its own rc
+    -- if it had just finished) wakes the task, which then raises.
+    local rc = lib.ipk_loop_cancel(loop, id)
+    -- ENOENT: it completed meanwhile; the completion is queued.
+    if rc == 0 or ffi.string(lib.ipk_err_name(rc)) == "ENOENT" then return end
+    -- An operation that cannot be cancelled: wake the task now and ignore
+    -- the late completion (counted so run() does not wait for it).
+    waiting[id] = nil
+    orphans[id] = true
+    norphans = norphans + 1
+  elseif id then
+    -- Completion already drained, wake-up queued: it raises.
+    return
   end
+  ready[#ready + 1] = { t.co, t.wait, 1, CANCEL }
 end
 
 --- Wait until every task in list is done; returns results in order, or
@@ -232,7 +284,7 @@ function M.run()
       if orphans[id] then orphans[id] = nil; norphans = norphans - 1 end
     end
     if #ready == 0 then
-      -- Done when only cancelled sleeps' timers are left: nobody waits.
+      -- Done when only orphaned operations are left: nobody waits.
       if tonumber(lib.ipk_loop_pending(loop)) <= norphans then return end
       lib.ipk_loop_run(loop, 0)
     end
