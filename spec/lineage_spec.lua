@@ -114,14 +114,15 @@ describe("ipkrun verify and the memoized main recipe", function()
                 test = { images = "t10k-images-idx3-ubyte.gz", labels = "t10k-labels-idx1-ubyte.gz" } } })
     local sp = kind_split.decode({ dataset = require("ipk.dagjson").link("bafkqaaa"), alpha = 0, seed = 0,
       classes = 10, features = 784, clients = {} }, nil, { data = version })
-    local real, loads = dataset.load_idx, 0
-    dataset.load_idx = function(p) loads = loads + 1 return real(p) end
+    local idx = require "ipk.dataset.idx"
+    local real, loads = idx.load, 0
+    idx.load = function(p) loads = loads + 1 return real(p) end
     local rows = sched.run_task(function()
       local ts = {}
       for i = 1, 8 do ts[i] = sched.spawn(function() return sp.train.rows + sp.test.rows end) end
       return sched.join(ts)
     end)
-    dataset.load_idx = real
+    idx.load = real
     assert.equal(4, loads)   -- train images + labels, test images + labels
     for i = 1, 8 do assert.equal(70000, rows[i]) end
   end)

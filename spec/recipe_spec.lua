@@ -1,12 +1,13 @@
 -- ipk.recipe: params, DAG order, references, errors with file:line.
-local recipe = require "ipk.recipe"
+local recipe = require "ipk.run.recipe"
+local run = require "ipk.run"
 local sched = require "ipk.sched"
 
 local function make(steps, params)
   return recipe.recipe { name = "t", params = params or {}, steps = steps }
 end
 
-describe("ipk.recipe", function()
+describe("ipk.run.recipe", function()
   it("runs steps in dependency order and passes outputs as inputs", function()
     local seen = {}
     local add = recipe.kind { kind = "test.add", inputs = { from = true }, run = function(_, a)
@@ -18,7 +19,7 @@ describe("ipk.recipe", function()
       a = add { n = 1, label = "a" },
       b = add { from = "a", n = recipe.param "k", label = "b" },
     }, { k = 10 })
-    local out = sched.run_task(recipe.run, r, { params = assert(recipe.resolve_params(r, { k = "20" })) })
+    local out = sched.run_task(run.run_recipe, r, { params = assert(recipe.resolve_params(r, { k = "20" })) })
     assert.same({ "a", "b", "c" }, seen)
     assert.equal(121, out.c)
   end)
@@ -50,7 +51,7 @@ describe("ipk.recipe", function()
 
   it("reports a failing step by name", function()
     local r = make({ bad = recipe.step { run = function() error("disk on fire", 0) end } })
-    local out, err = sched.run_task(recipe.run, r, {})
+    local out, err = sched.run_task(run.run_recipe, r, {})
     assert.is_nil(out)
     assert.equal("step 'bad': disk on fire", err)
   end)

@@ -16,7 +16,7 @@ setmetatable(M, { __index = function(t, k)
   return v
 end })
 
-local recipe = require "ipk.recipe"
+local recipe = require "ipk.run.recipe"
 M.recipe = recipe.recipe
 M.param = recipe.param
 M.step = recipe.step

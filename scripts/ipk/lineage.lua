@@ -4,7 +4,7 @@
 -- table) -> the run record of the latest run with that output -> each
 -- step's input links -> ... -> dataset.add, whose source folder is also
 -- re-hashed (only-hash import) and compared with the recorded dataset CID.
-local runner = require "ipk.runner"
+local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
 local dagjson = require "ipk.dagjson"
 

@@ -23,8 +23,9 @@ local function pretty(v, indent, seen)
 end
 M.pretty = pretty
 
--- Engine modules reachable as ipk.X in the REPL besides require "ipk"'s.
-local EXTRA = { runner = "ipk.runner", recipe_mod = "ipk.recipe", lineage = "ipk.lineage", report = "ipk.report",
+-- Engine modules reachable as ipk.X in the REPL besides require "ipk"'s
+-- (the engine, ipk.run, is ipk.runner here: ipk.run is the task runner).
+local EXTRA = { runner = "ipk.run", recipe_mod = "ipk.run.recipe", lineage = "ipk.lineage", report = "ipk.report",
                 cron = "ipk.cron", dagjson = "ipk.dagjson", schedule = "ipk.schedule" }
 
 --- The `ipk` table the REPL gives: require "ipk" plus the engine modules.

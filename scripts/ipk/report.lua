@@ -2,7 +2,7 @@
 -- inline SVG charts (per-round loss and accuracy, per-client participation
 -- and sample counts, step timings) and the lineage graph of the run's steps.
 -- No scripts, no external resources: it renders offline and in print.
-local runner = require "ipk.runner"
+local runner = require "ipk.run"
 local dagjson = require "ipk.dagjson"
 
 local M = {}

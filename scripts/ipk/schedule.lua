@@ -5,7 +5,7 @@
 -- never overlaps itself (due times passed meanwhile are skipped and logged),
 -- and a failing run is recorded and the schedule goes on.
 local cron = require "ipk.cron"
-local runner = require "ipk.runner"
+local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
 
 local M = {}

@@ -10,7 +10,7 @@ function M.run(argv)
   local opts, pos = util.parse(argv, { json = { kind = "bool" } })
   if not opts then return util.usage_error("logs", pos) end
   if not pos[1] then return util.usage_error("logs", "expected a RUN id (see ipkrun runs)") end
-  local runner = require "ipk.runner"
+  local runner = require "ipk.run"
   local run, err = runner.get_run(pos[1])
   if not run then return util.fail("logs", err) end
   local step = pos[2]

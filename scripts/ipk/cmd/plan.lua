@@ -22,7 +22,7 @@ function M.run(argv)
   end
   local force = {}
   for _, f in ipairs(opts.force or {}) do force[f] = true end
-  local plan, err = require("ipk.runner").plan(path, overrides, { force = force, no_cache = opts.no_cache })
+  local plan, err = require("ipk.run").plan(path, overrides, { force = force, no_cache = opts.no_cache })
   if not plan then return util.fail("plan", err) end
   if opts.json then
     local json = require "ipk.json"

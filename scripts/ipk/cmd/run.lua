@@ -85,7 +85,7 @@ function M.help(argv)
   local path
   for _, a in ipairs(argv) do if a:match("%.lua$") then path = a end end
   if not path then return "" end
-  local ok, r = pcall(function() return assert(require("ipk.runner").load(path)) end)
+  local ok, r = pcall(function() return assert(require("ipk.run").load(path)) end)
   if not ok or type(r) ~= "table" or not r.params then return "\n(cannot load " .. path .. ")\n" end
   local names = {}
   for k in pairs(r.params) do names[#names + 1] = k end
@@ -106,7 +106,7 @@ function M.run(argv)
   local force = {}
   for _, f in ipairs(opts.force or {}) do force[f] = true end
   local ropts = { force = force, no_cache = opts.no_cache, interruptible = true, quiet = opts.quiet }
-  local runner = require "ipk.runner"
+  local runner = require "ipk.run"
   local res, err, sum
   if opts.resume then
     if #pos > 0 or opts.param then

@@ -13,7 +13,7 @@ function M.run(argv)
   if #pos > 0 then return util.usage_error("runs", "unexpected argument '" .. pos[1] .. "'") end
   local limit = opts.limit and tonumber(opts.limit)
   if opts.limit and (not limit or limit < 1) then return util.usage_error("runs", "--limit expects a positive number") end
-  local rows = require("ipk.runner").list_runs { recipe = opts.recipe, limit = limit }
+  local rows = require("ipk.run").list_runs { recipe = opts.recipe, limit = limit }
   local json = require "ipk.json"
   if opts.json then
     local out = {}

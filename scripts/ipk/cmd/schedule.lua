@@ -12,7 +12,7 @@ function M.run(argv)
   local sub = table.remove(pos, 1)
   if sub ~= "ls" then return util.usage_error("schedule", "expected 'ls'") end
   if #pos == 0 then pos = { "recipes" } end
-  local schedule, cron, runner = require "ipk.schedule", require "ipk.cron", require "ipk.runner"
+  local schedule, cron, runner = require "ipk.schedule", require "ipk.cron", require "ipk.run"
   local entries, problems = schedule.discover(pos)
   for _, p in ipairs(problems) do require("ipk.runtime").log("schedule: %s: %s", p.path, p.error) end
   local now = runner.wallclock()

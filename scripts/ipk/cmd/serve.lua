@@ -19,7 +19,7 @@ function M.run(argv)
   if #entries == 0 then return util.fail("serve", "no recipe with a schedule in " .. table.concat(pos, ", ")) end
   for _, e in ipairs(entries) do runtime.log("serve: %s (%s) schedule %q", e.name, e.path, e.schedule) end
   local core = require "ipk.core"
-  local runner = require "ipk.runner"
+  local runner = require "ipk.run"
   local SIGINT, SIGTERM = 2, 15
   core.lib.ipk_sig_reset(SIGINT); core.lib.ipk_sig_watch(SIGINT)
   core.lib.ipk_sig_reset(SIGTERM); core.lib.ipk_sig_watch(SIGTERM)

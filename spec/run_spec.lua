@@ -1,4 +1,4 @@
--- ipk.runner: the recipe engine in process (memoization, concurrency,
+-- ipk.run: the recipe engine in process (memoization, concurrency,
 -- retries, timeouts, cancellation, sandbox, run records) and its commands
 -- end to end (runs, plan, resume, logs, graph). Own temporary $IPK_HOME.
 local u = support
@@ -9,8 +9,8 @@ pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite);
 local home_root = u.tmpdir()
 ffi.C.setenv("IPK_HOME", home_root .. "/home", 1)
 
-local runner = require "ipk.runner"
-local recipe = require "ipk.recipe"
+local runner = require "ipk.run"
+local recipe = require "ipk.run.recipe"
 local sched = require "ipk.sched"
 local runtime = require "ipk.runtime"
 runtime.quiet = true
@@ -43,7 +43,7 @@ end
 
 local function write(path, s) u.write(path, s) return path end
 
-describe("ipk.runner", function()
+describe("ipk.run", function()
   teardown(function() u.rm_rf(home_root) end)
   before_each(function() calls = {} end)
 

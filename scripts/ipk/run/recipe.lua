@@ -1,11 +1,15 @@
---- ipk.recipe: the recipe model.
+--- ipk.run.recipe: the recipe model (what `ipk.recipe`, `ipk.param`,
+-- `ipk.step` and `ipk.kind` are).
 -- A recipe file returns `ipk.recipe { name=, params=, steps=, result=,
 -- schedule= }` (ARCHITECTURE.md section 7). Steps are built by step
 -- constructors (ipk.dataset.add{...}, ipk.fl.train{...}, or ipk.step{run=fn})
 -- and name their inputs by step name; `ipk.param "k"` refers to a recipe
 -- parameter, `ipk.cid "bafy..."` is a literal CID and `ipk.path "dir"` a
 -- literal path whose contents (names, sizes, mtimes) enter the step key.
--- Execution and memoization live in ipk.runner (M.run delegates to it).
+-- Execution and memoization live in ipk.run.exec; this module runs nothing.
+local cidmod = require "ipk.cid"
+local dagjson = require "ipk.dagjson"
+
 local M = {}
 
 local pairs, ipairs, type, tostring, tonumber, error, setmetatable, getmetatable =
@@ -30,7 +34,7 @@ local CIDLIT, PATHLIT = {}, {}
 
 --- A literal CID input (its link enters the step key as is).
 function M.cid(s)
-  if type(s) ~= "string" or not require("ipk.cid").parse(s) then
+  if type(s) ~= "string" or not cidmod.parse(s) then
     error("bad argument #1 to 'cid' (a valid CID string expected, got " .. tostring(s) .. ")", 2)
   end
   return setmetatable({ cid = s }, CIDLIT)
@@ -47,8 +51,8 @@ function M.is_cid(v) return getmetatable(v) == CIDLIT end
 
 --- In a kind's encode: a link to an artifact CID (string) inside the output
 -- record; link_cid reads it back in decode.
-function M.link(cid) return require("ipk.dagjson").link(cid) end
-function M.link_cid(v) return require("ipk.dagjson").is_link(v) end
+function M.link(cid) return dagjson.link(cid) end
+function M.link_cid(v) return dagjson.is_link(v) end
 function M.is_path(v) return getmetatable(v) == PATHLIT end
 
 -- Step arguments that steer execution, not results: kept out of the key.
@@ -289,17 +293,6 @@ function M.resolve_args(step, params, outputs)
     out.inputs = ins
   end
   return out
-end
-
---- Run a recipe inside the current task without memoization (the engine
--- with an in-memory store of nothing): see ipk.runner.execute for opts.
--- @return result table (recipe.result(outputs, ctx) or the outputs), or nil, msg
-function M.run(recipe, opts)
-  opts = opts or {}
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  if o.memo == nil then o.memo = false end
-  return require("ipk.runner").execute(recipe, o)
 end
 
 return M

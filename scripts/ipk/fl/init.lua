@@ -6,7 +6,8 @@
 -- result is the same whatever order the threads finished in.
 local core = require "ipk.core"
 local sched = require "ipk.sched"
-local recipe = require "ipk.recipe"
+local recipe = require "ipk.run.recipe"
+local sandbox = require "ipk.run.sandbox"
 local train = require "ipk.train"
 local json = require "ipk.json"
 local runtime = require "ipk.runtime"
@@ -98,7 +99,7 @@ function M.strategy(v)
   if v == nil or v == "fedavg" then return M.fedavg() end
   if type(v) == "table" then return v end
   if type(v) == "string" then
-    local s, err = require("ipk.runner").load_script(v)
+    local s, err = sandbox.load_script(v)
     if s == nil then return nil, "strategy " .. v .. ": " .. tostring(err) end
     if type(s) == "function" then s = s() end
     if type(s) ~= "table" or type(s.aggregate) ~= "function" then

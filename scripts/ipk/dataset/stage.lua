@@ -1,0 +1,52 @@
+--- ipk.dataset.stage: scratch copies of versions under $IPK_HOME/staging
+-- (materialized from the store, so every block is verified) and adding a
+-- derived directory (shards, splits) back as a pinned UnixFS directory.
+local runtime = require "ipk.runtime"
+local unixfs = require "ipk.unixfs"
+local catalog = require "ipk.dataset.catalog"
+
+local M = {}
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- A new directory under $IPK_HOME/staging.
+function M.mktemp()
+  local base = runtime.home() .. "/staging"
+  os.execute("mkdir -p " .. q(base))
+  local p = io.popen("mktemp -d " .. q(base .. "/ds.XXXXXX"))
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+--- Remove a staging directory made by mktemp (nothing else).
+function M.rm_rf(d)
+  if d and d:match("/staging/[%w.]+$") then os.execute("rm -rf " .. q(d)) end
+end
+
+-- The version's bytes as a local path: its recorded source when it still
+-- hashes to the CID would be faster, but the store is the truth: materialize.
+function M.local_copy(v)
+  local tmp = M.mktemp()
+  local out = tmp .. "/data"
+  local ok, err = unixfs.get(v.cid, runtime.store():blocks(), out)
+  if not ok then M.rm_rf(tmp); return nil, tostring(err) end
+  return out, tmp
+end
+
+-- Add dir (recursive) with the dataset import options and pin it.
+function M.add_and_pin(dir, pin_name)
+  local store = runtime.store()
+  local opts = { recursive = true, blocks = store:blocks() }
+  for k, x in pairs(catalog.import) do opts[k] = x end
+  local added, err = unixfs.add(dir, opts)
+  if not added then return nil, err end
+  local ok, perr = store:pin_add(added.root, { recursive = true, name = pin_name })
+  if not ok then return nil, perr end
+  local by = {}
+  local top = dir:match("[^/]+$")
+  for _, e in ipairs(added.entries) do by[e.path:sub(#top + 2)] = e end
+  return added.root, by
+end
+
+return M

@@ -1,0 +1,256 @@
+--- ipk.dataset.stats: what `dataset add` records about a dataset version:
+-- format and statistics with IPFS Kit's key names (num_rows, num_columns,
+-- size_bytes, columns, dtypes). Formats are detected from content
+-- (ipk.detect, in C); IDX image/label folders (Fashion-MNIST) keep their
+-- train/test splits.
+local detect = require "ipk.detect"
+local json = require "ipk.json"
+local idxmod = require "ipk.dataset.idx"
+
+local M = {}
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Regular files directly in dir, sorted bytewise, with their sizes.
+local function list_files(dir)
+  local out, sizes = {}, {}
+  local p = io.popen("find " .. q(dir) .. " -mindepth 1 -maxdepth 1 -type f -printf '%s %f\\n' | LC_ALL=C sort -k2")
+  for l in p:lines() do
+    local sz, f = l:match("^(%d+) (.*)$")
+    out[#out + 1] = f
+    sizes[f] = tonumber(sz)
+  end
+  p:close()
+  return out, sizes
+end
+
+-- Pair IDX files into splits: PREFIX-images-idx3-ubyte[.gz] + PREFIX-labels-idx1-ubyte[.gz].
+local function idx_splits(dir, files)
+  local splits, names = {}, {}
+  for _, f in ipairs(files) do
+    local prefix, what = f:match("^(.-)%-(%a+)%-idx%d%-ubyte")
+    if prefix and (what == "images" or what == "labels") then
+      local name = (prefix == "t10k" or prefix == "test") and "test" or prefix
+      if not splits[name] then splits[name] = {}; names[#names + 1] = name end
+      splits[name][what] = dir .. "/" .. f
+    end
+  end
+  table.sort(names)
+  return splits, names
+end
+
+--- Statistics of an IDX image/label split, IPFS Kit key names where they exist.
+local function idx_stats(images, labels, classes)
+  local counts = {}
+  for i = 0, classes - 1 do counts[i + 1] = 0 end
+  local y = labels.data
+  for i = 0, labels.count - 1 do
+    local v = y[i]
+    if v >= classes then return nil, labels.path .. ": label " .. v .. " at row " .. i .. " is >= " .. classes end
+    counts[v + 1] = counts[v + 1] + 1
+  end
+  local shape = {}
+  for i = 2, #images.dims do shape[#shape + 1] = images.dims[i] end
+  return { num_rows = images.dims[1], sample_shape = json.array(shape), dtype = "uint8",
+           label_counts = json.array(counts), num_classes = classes }
+end
+
+-- Statistics of a list of JSON records (objects): columns in first-seen
+-- order, inferred dtypes, missing counts (absent or null), numeric stats.
+local function records_stats(recs, where)
+  local cols, seen, acc = {}, {}, {}
+  for i, r in ipairs(recs) do
+    if type(r) ~= "table" then return nil, where .. ": record " .. i .. " is not an object" end
+    for k in pairs(r) do
+      if not seen[k] then seen[k] = true; cols[#cols + 1] = k end
+    end
+  end
+  table.sort(cols)
+  for _, k in ipairs(cols) do acc[k] = { missing = 0, n = 0, mean = 0, m2 = 0, dtype = "empty" } end
+  local function merge(a, b)
+    if a == "empty" or a == b then return b end
+    if (a == "int64" and b == "float64") or (a == "float64" and b == "int64") then return "float64" end
+    return "object"
+  end
+  for _, r in ipairs(recs) do
+    for _, k in ipairs(cols) do
+      local v, a = r[k], acc[k]
+      if v == nil or v == json.null then a.missing = a.missing + 1
+      else
+        local t = type(v) == "number" and (v == math.floor(v) and "int64" or "float64")
+          or type(v) == "boolean" and "bool" or type(v) == "string" and "string" or "object"
+        a.dtype = merge(a.dtype, t)
+        if type(v) == "number" then
+          a.n = a.n + 1
+          local d = v - a.mean
+          a.mean = a.mean + d / a.n
+          a.m2 = a.m2 + d * (v - a.mean)
+          a.min = math.min(a.min or v, v)
+          a.max = math.max(a.max or v, v)
+        end
+      end
+    end
+  end
+  local dtypes, missing, cstats = {}, {}, {}
+  for _, k in ipairs(cols) do
+    local a = acc[k]
+    dtypes[k], missing[k] = a.dtype, a.missing
+    local numeric = a.dtype == "int64" or a.dtype == "float64"
+    cstats[#cstats + 1] = { name = k, dtype = a.dtype, missing = a.missing, count = #recs - a.missing,
+      min = numeric and a.min or nil, max = numeric and a.max or nil, mean = numeric and a.n > 0 and a.mean or nil,
+      std = numeric and a.n > 1 and math.sqrt(a.m2 / (a.n - 1)) or nil }
+  end
+  return { num_rows = #recs, num_columns = #cols, columns = json.array(cols), dtypes = dtypes,
+           missing = missing, column_stats = json.array(cstats) }
+end
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- JSON / JSON Lines records; a bad line is an error naming file, line and offset.
+local function json_stats(path, format)
+  local s, err = read_all(path)
+  if not s then return nil, path .. ": " .. tostring(err) end
+  if s:sub(1, 3) == "\239\187\191" then s = s:sub(4) end
+  local recs = {}
+  if format == "jsonl" then
+    local off, line = 0, 0
+    for l in (s .. "\n"):gmatch("([^\n]*)\n") do
+      line = line + 1
+      if l:match("%S") then
+        local v, jerr = json.decode(l)
+        if v == nil then
+          return nil, ("%s: offset %d: jsonl: line %d is not JSON (%s)"):format(path, off, line, tostring(jerr))
+        end
+        recs[#recs + 1] = v
+      end
+      off = off + #l + 1
+    end
+  else
+    local v, jerr = json.decode(s)
+    if v == nil then return nil, path .. ": offset 0: json: " .. tostring(jerr) end
+    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then return { num_rows = 1, type = "object" } end
+    recs = v
+  end
+  return records_stats(recs, path)
+end
+
+--- Statistics of one file, by its detected format.
+-- @return stats table (always with format and size_bytes) or nil, msg
+function M.file_stats(path, det)
+  local st, err
+  local f = det.format
+  if f == "csv" or f == "tsv" then
+    st, err = detect.table_stats(path, det.info.delimiter)
+  elseif f == "json" or f == "jsonl" then
+    st, err = json_stats(path, f)
+  else
+    st = {}
+    for k, v in pairs(det.info or {}) do st[k] = v end
+  end
+  if not st then return nil, err end
+  st.format = f
+  st.size_bytes = det.size
+  return st
+end
+
+-- Statistics of a directory from its per-file detection.
+local function dir_stats(path, det)
+  local st = { format = det.format, num_files = #det.files, size_bytes = 0, formats = det.formats }
+  for _, d in ipairs(det.files) do st.size_bytes = st.size_bytes + d.size end
+  if det.format == "images" then
+    local classes, sizes, fmts = {}, {}, {}
+    local wmin, wmax, hmin, hmax
+    for _, d in ipairs(det.files) do
+      local cls = d.path:match("^([^/]+)/")
+      if cls then classes[cls] = (classes[cls] or 0) + 1 end
+      fmts[d.format] = (fmts[d.format] or 0) + 1
+      local w, h = d.info.width, d.info.height
+      if w and h then
+        local key = w .. "x" .. h
+        sizes[key] = (sizes[key] or 0) + 1
+        wmin, wmax = math.min(wmin or w, w), math.max(wmax or w, w)
+        hmin, hmax = math.min(hmin or h, h), math.max(hmax or h, h)
+      end
+    end
+    st.num_images = #det.files
+    st.num_rows = #det.files
+    st.image_formats = fmts
+    st.sizes = sizes
+    st.width = { min = wmin, max = wmax }
+    st.height = { min = hmin, max = hmax }
+    if next(classes) then
+      st.classes = classes
+      local n = 0
+      for _ in pairs(classes) do n = n + 1 end
+      st.num_classes = n
+    end
+    return st
+  end
+  local files, rows = {}, 0
+  for _, d in ipairs(det.files) do
+    local fs, err = M.file_stats(path .. "/" .. d.path, d)
+    if not fs then return nil, err end
+    fs.path = d.path
+    fs.column_stats = nil
+    files[#files + 1] = fs
+    if type(fs.num_rows) == "number" then rows = rows + fs.num_rows end
+  end
+  st.files = json.array(files)
+  st.num_rows = rows
+  local only
+  for f in pairs(det.formats) do only = only == nil and f or false end
+  if only then st.format = only end
+  return st
+end
+
+--- Measure a file or directory as a dataset: IDX image/label folders by
+-- split, other folders per file, files by their detected format.
+-- @param path file or directory (exists); dir: whether it is a directory
+-- @param name the dataset name (for messages); args {classes=10}
+-- @return stats, format, splits ({split = {images=path, labels=path}}) or nil, msg
+function M.measure(path, dir, name, args)
+  local stats, format, splits
+  local files, sizes = {}, {}
+  if dir then files, sizes = list_files(path) end
+  local snames
+  if dir then splits, snames = idx_splits(path, files) end
+  if dir and #snames > 0 then
+    format = "idx"
+    stats = { format = "idx", num_files = #files, splits = {}, num_rows = 0, size_bytes = 0 }
+    local classes = args.classes or 10
+    for _, sname in ipairs(snames) do
+      local s = splits[sname]
+      if not (s.images and s.labels) then return nil, "dataset " .. name .. ": split '" .. sname .. "' lacks images or labels" end
+      local im, err = idxmod.load(s.images)
+      if not im then return nil, err end
+      local lb; lb, err = idxmod.load(s.labels)
+      if not lb then return nil, err end
+      if #im.dims < 2 or #lb.dims ~= 1 or im.dims[1] ~= lb.dims[1] then
+        return nil, ("dataset %s: split '%s': %d images but %d labels"):format(name, sname, im.dims[1], lb.dims[1] or -1)
+      end
+      local st; st, err = idx_stats(im, lb, classes)
+      if not st then return nil, err end
+      stats.splits[sname] = st
+      stats.num_rows = stats.num_rows + st.num_rows
+      stats.sample_shape = st.sample_shape
+    end
+    for _, f in ipairs(files) do stats.size_bytes = stats.size_bytes + sizes[f] end
+  else
+    splits = {}
+    local det, err = detect.path(path)
+    if not det then return nil, "dataset " .. name .. ": " .. tostring(err) end
+    if dir then stats, err = dir_stats(path, det)
+    else stats, err = M.file_stats(path, det) end
+    if not stats then return nil, "dataset " .. name .. ": " .. tostring(err) end
+    format = stats.format
+  end
+  return stats, format, splits
+end
+
+return M

@@ -1,0 +1,362 @@
+--- ipk.registry.catalog: registering, finding, aliasing and removing model
+-- versions (see ipk.registry for the model).
+local runtime = require "ipk.runtime"
+local json = require "ipk.json"
+local detect = require "ipk.detect"
+local cidmod = require "ipk.cid"
+local unixfs = require "ipk.unixfs"
+local rdb = require "ipk.registry.db"
+local semver = require "ipk.registry.semver"
+local export = require "ipk.registry.export"
+
+local type, tostring, tonumber, ipairs, pairs, error = type, tostring, tonumber, ipairs, pairs, error
+
+local M = {}
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function mktemp()
+  local base = runtime.home() .. "/staging"
+  os.execute("mkdir -p " .. q(base))
+  local p = io.popen("mktemp -d " .. q(base .. "/reg.XXXXXX") .. " 2>/dev/null")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+local function rm_rf(d)
+  if d and d:match("/staging/[%w.]+$") then os.execute("rm -rf " .. q(d)) end
+end
+
+-- Copy src (file or dir) to dst: hard links when on one filesystem, else a copy.
+local function stage_copy(src, dst)
+  local ok = os.execute("cp -rl " .. q(src) .. " " .. q(dst) .. " 2>/dev/null")
+  if ok == true or ok == 0 then return true end
+  ok = os.execute("cp -r " .. q(src) .. " " .. q(dst))
+  return ok == true or ok == 0
+end
+
+local function write_file(path, s)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  f:write(s)
+  f:close()
+  return true
+end
+
+-- Fill e.signature from what detection tells (ONNX graph inputs/outputs,
+-- safetensors tensors) when the caller gave none.
+local function signature_from(det)
+  local i = det.info or {}
+  if i.inputs or i.outputs then
+    return { inputs = i.inputs or json.array {}, outputs = i.outputs or json.array {} }
+  end
+  return nil
+end
+
+local function check_entry(e)
+  if not rdb.valid_name(e.name) then return nil, "registry: invalid model name '" .. tostring(e.name) .. "'" end
+  local ok, err = semver.semver(e.version)
+  if not ok then return nil, "registry: " .. err end
+  for _, k in ipairs { "metrics", "params", "lineage", "signature" } do
+    if e[k] ~= nil and type(e[k]) ~= "table" then return nil, "registry: " .. k .. " must be a table" end
+  end
+  for k, v in pairs(e.metrics or {}) do
+    if type(v) ~= "number" then return nil, "registry: metric '" .. tostring(k) .. "' must be a number" end
+  end
+  return true
+end
+
+--- Register a model version from a file or directory (or, for an
+-- fl.train output, from model_cid / bytes already in the store).
+-- @param e {name, version, path | model_cid [, bytes], framework?, format?, metrics,
+--   params, tags = {..}, description, signature = {inputs, outputs}, lineage =
+--   {dataset_cid, parent_cid, run_cid, recipe_cid}, aliases = {..}}
+-- @return the entry (with existing=true when it was already registered) or nil, msg
+function M.register(e)
+  if type(e) ~= "table" then error("registry.register: table expected", 2) end
+  local ok, err = check_entry(e)
+  if not ok then return nil, err end
+  local store = runtime.store()
+  local d = rdb.db()
+  -- Fast path: an existing version (no file work at all).
+  local rows = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)
+  if rows[1] and e.model_cid then
+    if rows[1].model_cid ~= e.model_cid then
+      return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
+        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
+        :format(e.name, e.version, rows[1].model_cid, e.model_cid)
+    end
+    local r = rdb.decode_row(rows[1])
+    r.existing = true
+    return r
+  end
+  local stage = mktemp()
+  if not stage then return nil, "registry: cannot create a staging directory under " .. runtime.home() end
+  local function fail(msg) rm_rf(stage); return nil, msg end
+  local fname, src
+  if e.path then
+    if type(e.path) ~= "string" then error("registry.register: path must be a string", 2) end
+    local p = e.path:gsub("/+$", "")
+    if not detect.exists(p) then return fail("registry: " .. p .. ": no such file or directory") end
+    fname = p:match("[^/]+$")
+    if fname == "metadata.json" then fname = "model.json" end
+    if not stage_copy(p, stage .. "/" .. fname) then return fail("registry: " .. p .. ": cannot stage a copy") end
+    src = p
+  else
+    if type(e.model_cid) ~= "string" or not cidmod.parse(e.model_cid) then
+      return fail("registry: invalid model CID '" .. tostring(e.model_cid) .. "'")
+    end
+    fname = (e.format == "safetensors" and "model.safetensors") or "model.bin"
+    local okw, werr
+    if e.bytes then okw, werr = write_file(stage .. "/" .. fname, e.bytes)
+    else okw, werr = unixfs.get(e.model_cid, store:blocks(), stage .. "/" .. fname) end
+    if not okw then return fail("registry: model " .. e.model_cid .. ": " .. tostring(werr)) end
+    src = e.model_cid
+  end
+  local det, derr = detect.path(stage .. "/" .. fname)
+  if not det then return fail("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)) end
+  if e.path and det.kind ~= "model" and det.kind ~= "array" then
+    return fail(("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format))
+  end
+  local created = rdb.now()
+  local meta = {
+    name = e.name, version = e.version, framework = e.framework or det.framework,
+    format = e.format or det.format, created_at = created, metrics = e.metrics or {},
+    tags = json.array(e.tags or {}), params = e.params or {}, description = e.description or "",
+    signature = e.signature or signature_from(det), lineage = e.lineage or {}, file = fname,
+  }
+  local okm, merr = write_file(stage .. "/metadata.json", json.encode(meta))
+  if not okm then return fail("registry: metadata.json: " .. tostring(merr)) end
+  local opts = { recursive = true, blocks = store:blocks() }
+  for k, v in pairs(export.import) do opts[k] = v end
+  local added, aerr = unixfs.add(stage, opts)
+  if not added then return fail("registry: " .. tostring(aerr)) end
+  local model_cid
+  local want = stage:match("[^/]+$") .. "/" .. fname
+  for _, x in ipairs(added.entries) do if x.path == want then model_cid = x.cid end end
+  if e.model_cid and model_cid ~= e.model_cid then
+    return fail(("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid))
+  end
+  local entry_cid = added.root
+  local info = det.info
+  if det.files then info = { formats = det.formats, num_files = #det.files, info = det.info } end
+  local result
+  ok, err = d:tx(function()
+    local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1]
+    if cur then
+      if cur.model_cid ~= model_cid then
+        error(("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
+        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
+          :format(e.name, e.version, cur.model_cid, model_cid), 0)
+      end
+      result = rdb.decode_row(cur)
+      result.existing = true
+      return
+    end
+    local pok, perr = store:pin_add(entry_cid, { recursive = true, name = "model:" .. e.name .. "@" .. e.version })
+    if not pok then error("registry: pin " .. entry_cid .. ": " .. tostring(perr), 0) end
+    d:query("INSERT INTO models (name, version, model_cid, entry_cid, framework, format, metrics, params, lineage,"
+      .. " tags, description, signature, info, file, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+      e.name, e.version, model_cid, entry_cid, meta.framework or "", meta.format or "",
+      json.encode(meta.metrics), json.encode(meta.params), json.encode(meta.lineage), json.encode(meta.tags),
+      meta.description, meta.signature and json.encode(meta.signature) or nil,
+      json.encode(json.sanitize(info or {})), fname, created)
+    for _, a in ipairs(e.aliases or {}) do
+      -- an alias that looks like a version (or "latest") would shadow it
+      if not rdb.valid_name(a) or a == "latest" or semver.semver(a) then
+        error("registry: invalid alias '" .. tostring(a) .. "' (a name, not a version or 'latest')", 0)
+      end
+      d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", e.name, a, e.version, created)
+    end
+    export.update_index(d)
+    result = rdb.decode_row(d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1])
+  end)
+  rm_rf(stage)
+  if not ok then return nil, err end
+  return result
+end
+
+local function resolve(d, name, ref)
+  local rows = d:query("SELECT * FROM models WHERE name = ?", name)
+  if #rows == 0 then return nil, "registry: no versions of " .. tostring(name), "ENOENT" end
+  if ref and ref ~= "latest" then
+    for _, r in ipairs(rows) do if r.version == ref then return r end end
+    local v = rdb.alias_target(d, name, ref)
+    if v then
+      for _, r in ipairs(rows) do if r.version == v then return r end end
+    end
+    return nil, "registry: " .. name .. "@" .. ref .. " not found", "ENOENT"
+  end
+  local best
+  for _, r in ipairs(rows) do
+    if semver.semver(r.version) and (not best or semver.compare(r.version, best.version) > 0) then best = r end
+  end
+  if not best then return nil, "registry: no semver versions of " .. name, "ENOENT" end
+  return best
+end
+
+--- Parse "name[@version|@alias]".
+function M.parse_ref(s)
+  if type(s) ~= "string" then return nil end
+  local name, ref = s:match("^([^@]+)@(.+)$")
+  if name then return name, ref end
+  return s, nil
+end
+
+--- Look up name@version, name@alias, or (version nil / "latest") the highest semver.
+-- @return entry or nil, msg, name
+function M.get(name, version)
+  local d = rdb.db()
+  local r, err, ename = resolve(d, name, version)
+  if not r then return nil, err, ename end
+  r = rdb.decode_row(r)
+  r.aliases = json.array {}
+  for a, v in pairs(rdb.all_aliases(d)[name] or {}) do
+    if v == r.version then r.aliases[#r.aliases + 1] = a end
+  end
+  table.sort(r.aliases)
+  return r
+end
+
+--- Parse a metric condition list: "accuracy>0.9", "loss<=0.3,f1>=0.5".
+-- @return list of {metric, op, value} or nil, msg
+function M.parse_where(s)
+  local out = {}
+  for part in tostring(s):gmatch("[^,]+") do
+    local k, op, v = part:match("^%s*([%w_.%-]+)%s*([<>=!]=?)%s*([^%s]+)%s*$")
+    local x = tonumber(v)
+    if not k or not x or (op ~= ">" and op ~= "<" and op ~= ">=" and op ~= "<=" and op ~= "=" and op ~= "=="
+        and op ~= "!=") then
+      return nil, "bad condition '" .. part .. "' (expected METRIC OP NUMBER, OP one of > >= < <= = !=)"
+    end
+    out[#out + 1] = { metric = k, op = op, value = x }
+  end
+  return out
+end
+
+local function holds(m, c)
+  local x = m[c.metric]
+  if type(x) ~= "number" then return false end
+  local op, v = c.op, c.value
+  if op == ">" then return x > v elseif op == ">=" then return x >= v
+  elseif op == "<" then return x < v elseif op == "<=" then return x <= v
+  elseif op == "!=" then return x ~= v end
+  return x == v
+end
+
+--- Entries, by name then semver. filter: {name, framework, format, tag, where = string|list}.
+-- @return list or nil, msg (bad where)
+function M.list(filter)
+  filter = filter or {}
+  local conds = {}
+  local wh = filter.where
+  if type(wh) == "string" then wh = { wh } end
+  for _, w in ipairs(wh or {}) do
+    local cs, err = M.parse_where(w)
+    if not cs then return nil, "registry: " .. err end
+    for _, c in ipairs(cs) do conds[#conds + 1] = c end
+  end
+  local tags = filter.tag
+  if type(tags) == "string" then tags = { tags } end
+  local out = {}
+  for _, r in ipairs(rdb.db():query("SELECT * FROM models ORDER BY name")) do
+    rdb.decode_row(r)
+    local ok = (not filter.name or r.name == filter.name) and (not filter.framework or r.framework == filter.framework)
+      and (not filter.format or r.format == filter.format)
+    for _, t in ipairs(tags or {}) do
+      local has = false
+      for _, x in ipairs(r.tags) do if x == t then has = true end end
+      ok = ok and has
+    end
+    for _, c in ipairs(conds) do ok = ok and holds(r.metrics, c) end
+    if ok then out[#out + 1] = r end
+  end
+  table.sort(out, function(a, b)
+    if a.name ~= b.name then return a.name < b.name end
+    local c = semver.compare(a.version, b.version)
+    if c then return c < 0 end
+    return a.version < b.version
+  end)
+  return out
+end
+
+------------------------------------------------------------------------------
+-- aliases, rm, get, import
+
+--- Point alias at name@version (version nil removes the alias); history is kept.
+-- @return {name, alias, version, previous} or nil, msg
+function M.set_alias(name, alias, version)
+  if not rdb.valid_name(alias) or alias == "latest" or semver.semver(alias) then
+    return nil, "registry: invalid alias '" .. tostring(alias) .. "'"
+  end
+  local d = rdb.db()
+  local res
+  local ok, err = d:tx(function()
+    if version then
+      local r = d:query("SELECT version FROM models WHERE name = ? AND version = ?", name, version)[1]
+      if not r then error("registry: " .. name .. "@" .. version .. " not found", 0) end
+    end
+    local prev = rdb.alias_target(d, name, alias)
+    d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", name, alias, version, rdb.now())
+    export.update_index(d)
+    res = { name = name, alias = alias, version = version, previous = prev }
+  end)
+  if not ok then return nil, err end
+  return res
+end
+
+--- History of an alias, oldest first: {{version, set_at}} (version nil = removed).
+function M.alias_history(name, alias)
+  local out = {}
+  for _, r in ipairs(rdb.db():query("SELECT version, set_at FROM model_aliases WHERE name = ? AND alias = ? ORDER BY seq",
+      name, alias)) do
+    out[#out + 1] = { version = r.version or json.null, set_at = r.set_at }
+  end
+  return json.array(out)
+end
+
+--- Current aliases of a model: {alias = version}.
+function M.aliases(name)
+  return rdb.all_aliases(rdb.db())[name] or {}
+end
+
+--- Remove name@version from the registry and unpin its entry (blocks stay
+-- until `ipkrun gc`). Aliases pointing at it are removed (history kept).
+-- @return the removed entry or nil, msg
+function M.remove(name, version)
+  local d = rdb.db()
+  local removed
+  local ok, err = d:tx(function()
+    local r = d:query("SELECT * FROM models WHERE name = ? AND version = ?", name, version)[1]
+    if not r then error("registry: " .. name .. "@" .. tostring(version) .. " not found", 0) end
+    d:query("DELETE FROM models WHERE name = ? AND version = ?", name, version)
+    local store = runtime.store()
+    local pin = r.entry_cid or r.model_cid
+    local others = d:query("SELECT 1 AS x FROM models WHERE entry_cid = ? OR model_cid = ?", pin, pin)
+    if #others == 0 and store:pin_has(pin) then store:pin_rm(pin) end
+    for a, v in pairs(rdb.all_aliases(d)[name] or {}) do
+      if v == version then
+        d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,NULL,?)", name, a, rdb.now())
+      end
+    end
+    export.update_index(d)
+    removed = rdb.decode_row(r)
+  end)
+  if not ok then return nil, err end
+  return removed
+end
+
+--- Materialize name@ref's entry directory (model files + metadata.json) at outdir.
+-- @return entry or nil, msg
+function M.fetch(name, ref, outdir)
+  local e, err = M.get(name, ref)
+  if not e then return nil, err end
+  local cid = e.entry_cid or e.model_cid
+  local ok, gerr = unixfs.get(cid, runtime.store():blocks(), outdir)
+  if not ok then return nil, "registry: get " .. cid .. ": " .. tostring(gerr) end
+  e.path = outdir
+  return e
+end
+
+return M

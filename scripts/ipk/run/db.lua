@@ -1,0 +1,138 @@
+--- ipk.run.db: the engine's tables in $IPK_HOME/ipk.db (runs, run_steps,
+-- run_logs, step_cache, artifacts) and the queries on them. A run whose
+-- process died is shown as "interrupted" when runs are listed.
+local ffi = require "ffi"
+local runtime = require "ipk.runtime"
+local json = require "ipk.json"
+
+local M = {}
+
+local SCHEMA = [[
+CREATE TABLE IF NOT EXISTS runs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
+  recipe_path TEXT, recipe_cid TEXT, params TEXT NOT NULL, status TEXT NOT NULL,
+  started REAL NOT NULL, duration REAL, record_cid TEXT, error TEXT, resumed_from TEXT);
+CREATE TABLE IF NOT EXISTS run_steps (
+  run_id TEXT NOT NULL, step TEXT NOT NULL, kind TEXT NOT NULL, key TEXT, status TEXT NOT NULL,
+  output_cid TEXT, started REAL, seconds REAL, attempts INTEGER, error TEXT, why TEXT, detail TEXT,
+  PRIMARY KEY (run_id, step));
+CREATE INDEX IF NOT EXISTS run_steps_output ON run_steps (output_cid);
+CREATE TABLE IF NOT EXISTS run_logs (
+  run_id TEXT NOT NULL, step TEXT, seq INTEGER NOT NULL, t REAL NOT NULL, line TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS run_logs_run ON run_logs (run_id, seq);
+CREATE TABLE IF NOT EXISTS step_cache (
+  key TEXT PRIMARY KEY, kind TEXT NOT NULL, output_cid TEXT NOT NULL, seconds REAL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS artifacts (
+  cid TEXT NOT NULL, output_cid TEXT NOT NULL, PRIMARY KEY (cid, output_cid));
+]]
+
+local schema_done = setmetatable({}, { __mode = "k" })
+
+--- The store's database with the engine's tables.
+function M.db()
+  local d = runtime.store():db()
+  if not schema_done[d] then
+    d:exec(SCHEMA)
+    -- v2: the process running a run, so a run whose process died (kill -9,
+    -- SIGPIPE, power) is shown as interrupted instead of running forever.
+    pcall(d.exec, d, "ALTER TABLE runs ADD COLUMN pid INTEGER")
+    schema_done[d] = true
+  end
+  return d
+end
+
+local proc = { ffi = ffi }
+pcall(proc.ffi.cdef, "int kill(int pid, int sig); int getpid(void);")
+
+local function alive(pid)
+  if not pid then return false end
+  -- A zombie (killed, not yet reaped by its parent) has finished too.
+  local f = io.open("/proc/" .. pid .. "/stat", "rb")
+  if f then
+    local st = f:read("*l") or ""
+    f:close()
+    if st:match("%) (%a)") == "Z" then return false end
+  end
+  if proc.ffi.C.kill(pid, 0) == 0 then return true end
+  return proc.ffi.errno() == 1   -- EPERM: exists, not ours
+end
+
+-- Mark runs still "running" whose process is gone as "interrupted".
+local function reap(d)
+  for _, r in ipairs(d:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
+    local pid = tonumber(r.pid)
+    if pid ~= proc.ffi.C.getpid() and not alive(pid) then
+      d:query("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'",
+        "the process running it" .. (pid and (" (pid " .. pid .. ")") or "") .. " ended without finishing", r.id)
+    end
+  end
+end
+
+--- Wall-clock time in seconds since the epoch (fractional; os.time has whole seconds).
+local function wallclock()
+  pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } ipk_timespec_t;"
+    .. " int clock_gettime(int clk, ipk_timespec_t *ts);")
+  local ts = ffi.new("ipk_timespec_t")
+  ffi.C.clock_gettime(0, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
+M.wallclock = wallclock
+
+--- A new run id: UTC time and 24 random bits (20261207-223000-a1b2c3).
+function M.new_run_id()
+  local f = io.open("/dev/urandom", "rb")
+  local r = f and f:read(3) or tostring(os.clock())
+  if f then f:close() end
+  return os.date("!%Y%m%d-%H%M%S") .. "-" .. (r:gsub(".", function(c) return ("%02x"):format(c:byte()) end)):sub(1, 6)
+end
+
+--- A run row by id (or unique id prefix), params decoded.
+function M.get_run(id)
+  reap(M.db())
+  local rows = M.db():query("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY seq DESC", id, id .. "%")
+  if #rows == 0 then return nil, "no run '" .. tostring(id) .. "' (see ipkrun runs)" end
+  if #rows > 1 and rows[1].id ~= id then return nil, "run id prefix '" .. id .. "' is ambiguous" end
+  local r = rows[1]
+  r.params = json.decode(r.params) or {}
+  return r
+end
+
+--- Runs, newest first. opts {limit=, recipe=}
+function M.list_runs(opts)
+  opts = opts or {}
+  reap(M.db())
+  local rows
+  if opts.recipe then
+    rows = M.db():query("SELECT * FROM runs WHERE recipe = ? ORDER BY seq DESC LIMIT ?", opts.recipe, opts.limit or -1)
+  else
+    rows = M.db():query("SELECT * FROM runs ORDER BY seq DESC LIMIT ?", opts.limit or -1)
+  end
+  for _, r in ipairs(rows) do r.params = json.decode(r.params) or {} end
+  return rows
+end
+
+--- Steps of a run in the recipe's topological order, with decoded detail.
+function M.run_steps(id)
+  local rows = M.db():query("SELECT * FROM run_steps WHERE run_id = ? ORDER BY rowid", id)
+  for _, r in ipairs(rows) do r.detail = r.detail and json.decode(r.detail) or nil end
+  return rows
+end
+
+--- Log lines of a run (optionally one step), in order.
+function M.logs(id, step)
+  if step then
+    return M.db():query("SELECT step, t, line FROM run_logs WHERE run_id = ? AND step = ? ORDER BY seq", id, step)
+  end
+  return M.db():query("SELECT step, t, line FROM run_logs WHERE run_id = ? ORDER BY seq", id)
+end
+
+--- The output record CID memoized for a step key, or nil.
+function M.cache_get(key)
+  local rows = M.db():query("SELECT output_cid FROM step_cache WHERE key = ?", key)
+  return rows[1] and rows[1].output_cid
+end
+
+--- The pid of this process (the `pid` column of the runs it starts).
+function M.getpid() return proc.ffi.C.getpid() end
+
+return M

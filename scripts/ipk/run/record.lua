@@ -1,0 +1,34 @@
+--- ipk.run.record: step output records and run records, DAG-JSON blocks in
+-- the store (ARCHITECTURE.md section 7), and the links inside them.
+local runtime = require "ipk.runtime"
+local dagjson = require "ipk.dagjson"
+
+local M = {}
+
+--- Read a DAG-JSON record block. @return value or nil, msg
+function M.read_record(cid)
+  local bytes, err = runtime.store():get(cid)
+  if not bytes then return nil, err end
+  return dagjson.decode(bytes)
+end
+
+--- Store a value as a DAG-JSON block. @return its CID or nil, msg
+local function put_record(v)
+  local cid, bytes = dagjson.cid(v)
+  local ok, err = runtime.store():put(cid, bytes)
+  if not ok then return nil, err end
+  return cid
+end
+M.put_record = put_record
+
+-- Every link inside a record value (the artifacts it points to).
+local function links(v, out)
+  out = out or {}
+  local l = dagjson.is_link(v)
+  if l then out[#out + 1] = l
+  elseif type(v) == "table" then for _, x in pairs(v) do links(x, out) end end
+  return out
+end
+M.links = links
+
+return M

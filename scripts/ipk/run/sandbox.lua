@@ -1,0 +1,187 @@
+--- ipk.run.sandbox: loads recipe files and user scripts (strategies) in a
+-- sandbox: the pure standard library, `require` of ipk modules (read-only
+-- views) and a restricted ffi; no io, os (except time), load*, debug or
+-- package. Errors: nil, msg (file:line of the recipe).
+local ffi = require "ffi"
+local recipe = require "ipk.run.recipe"
+
+local M = {}
+
+
+-- FFI for numeric buffers only (custom strategies): numeric scalar and
+-- array types, bounds-checked copy/fill; no ffi.C, cdef, cast, load, and no
+-- pointer or struct types (a union with a pointer member would let a recipe
+-- write to any address). Note: cdata indexing itself is not bounds-checked
+-- by LuaJIT, so the sandbox stops I/O and C calls, not a numeric
+-- out-of-range index in user code from crashing the process.
+local NUMERIC = { int8_t = true, uint8_t = true, int16_t = true, uint16_t = true, int32_t = true,
+  uint32_t = true, int64_t = true, uint64_t = true, float = true, double = true, bool = true,
+  char = true, int = true }
+local function numeric_ct(ct)
+  if type(ct) ~= "string" then return false end
+  local base = ct:match("^%s*([%w_]+)%s*%[%s*[%?%d]*%s*%]%s*$") or ct:match("^%s*([%w_]+)%s*$")
+  return base ~= nil and NUMERIC[base] == true
+end
+
+local function safe_ffi()
+  local t = {}
+  for _, k in ipairs { "sizeof", "alignof", "istype", "string", "abi", "os", "arch" } do t[k] = ffi[k] end
+  t.new = function(ct, ...)
+    if not numeric_ct(ct) then error("ffi.new: only numeric scalar and array types in a recipe, not '" .. tostring(ct) .. "'", 2) end
+    return ffi.new(ct, ...)
+  end
+  t.typeof = function(ct)
+    if not numeric_ct(ct) then error("ffi.typeof: only numeric types in a recipe", 2) end
+    return ffi.typeof(ct)
+  end
+  local function room(x)
+    local ok, n = pcall(ffi.sizeof, x)
+    return ok and n or nil
+  end
+  t.copy = function(dst, src, n)
+    local cap = room(dst)
+    local have = type(src) == "string" and #src or room(src)
+    n = n or (type(src) == "string" and #src + 1)
+    if not (cap and have and type(n) == "number" and n >= 0 and n <= cap and n <= have) then
+      error("ffi.copy: size out of bounds", 2)
+    end
+    return ffi.copy(dst, src, n)
+  end
+  t.fill = function(dst, n, c)
+    local cap = room(dst)
+    if not (cap and type(n) == "number" and n >= 0 and n <= cap) then error("ffi.fill: size out of bounds", 2) end
+    return ffi.fill(dst, n, c)
+  end
+  return setmetatable(t, { __index = function(_, k)
+    error("ffi." .. tostring(k) .. " is not available in a recipe (file and network access only through ipk)", 2)
+  end, __newindex = function() error("ffi is read-only in a recipe", 2) end, __metatable = false })
+end
+
+-- ipk modules a recipe may not reach: they hold the raw FFI binding, the
+-- process state, or the command line.
+local HIDDEN = { core = true, runtime = true, cli = true, repl = true, store_mod = true,
+  cdef = true, cmd = true, lineedit = true, sig = true }
+
+-- A read-only view of a module table: recipes cannot replace ipk's
+-- functions (which would change what later steps, or the host, do), and
+-- fields holding the FFI binding are hidden.
+local proxies = setmetatable({}, { __mode = "k" })
+local function readonly(mod, name)
+  if type(mod) ~= "table" then return mod end
+  if proxies[mod] then return proxies[mod] end
+  local p = setmetatable({}, {
+    __index = function(_, k)
+      if k == "ffi" or k == "lib" or (name == "ipk" and HIDDEN[k]) then
+        error((name or "module") .. "." .. tostring(k) .. " is not available in a recipe", 2)
+      end
+      local v = mod[k]
+      if name == "ipk" and type(v) == "table" and k ~= "param" then return readonly(v, "ipk." .. k) end
+      return v
+    end,
+    __newindex = function(_, k)
+      error((name or "module") .. " is read-only in a recipe (assignment to '" .. tostring(k) .. "')", 2)
+    end,
+    __call = function(_, ...) return mod(...) end,
+    __metatable = false,
+  })
+  proxies[mod] = p
+  return p
+end
+
+-- No rawset/rawget (they bypass the global-write guard) and no raw access
+-- to metatables (the sandbox wraps getmetatable/setmetatable below).
+local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpcall", "select", "tonumber",
+  "tostring", "type", "unpack", "rawequal", "_VERSION" }
+local SAFE_LIBS = { "string", "table", "math", "bit" }
+
+--- A fresh sandbox environment for recipe code: the pure standard library,
+-- `require` of ipk modules (and a restricted ffi), print to stderr; no io,
+-- os (except time/clock/date), load*, debug or package; global writes raise.
+function M.sandbox(name)
+  local g = {}
+  for _, k in ipairs(SAFE_GLOBALS) do g[k] = _G[k] end
+  for _, k in ipairs(SAFE_LIBS) do
+    local src, copy = _G[k], {}
+    for kk, vv in pairs(src) do copy[kk] = vv end
+    g[k] = copy
+  end
+  g.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+  g.print = function(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    io.stderr:write(table.concat(parts, "\t"), "\n")
+  end
+  local ffi_proxy
+  -- Metatables: strings' shared metatable and protected tables are not
+  -- reachable; user tables work as usual.
+  g.getmetatable = function(v)
+    if type(v) ~= "table" then return nil end
+    return getmetatable(v)
+  end
+  g.setmetatable = function(t, mt)
+    if type(t) ~= "table" then error("setmetatable: table expected", 2) end
+    return setmetatable(t, mt)
+  end
+  g.require = function(mod)
+    -- `ipk` is the lazy facade (scripts/ipk/init.lua), which reaches this
+    -- module again through ipk.fl: required here, on use, not at load.
+    if mod == "ipk" then return readonly(require("ipk"), "ipk") end
+    local sub = type(mod) == "string" and mod:match("^ipk%.([%w_]+)$")
+    -- `require "ipk.run"` is the engine (hidden); the `ipk.run` field of the
+    -- facade is the task runner, which a recipe may call.
+    if sub and not HIDDEN[sub] and sub ~= "run" then return readonly(require(mod), mod) end
+    if mod == "ffi" then ffi_proxy = ffi_proxy or safe_ffi(); return ffi_proxy end
+    error("require '" .. tostring(mod) .. "' is not allowed in a recipe (only ipk modules and ffi)", 2)
+  end
+  g._G = g
+  return setmetatable(g, {
+    __newindex = function(_, k)
+      error((name or "recipe") .. ": assignment to global '" .. tostring(k)
+        .. "' (recipes are sandboxed: use local)", 2)
+    end,
+    __metatable = false,
+  })
+end
+
+--- Load Lua source in the sandbox and run it; returns what the chunk returns.
+-- @return value or nil, msg
+function M.load_sandboxed(bytes, chunkname)
+  local chunk, err = loadstring(bytes, "@" .. chunkname)
+  if not chunk then return nil, err end
+  setfenv(chunk, M.sandbox(chunkname))
+  local ok, r = pcall(chunk)
+  if not ok then return nil, tostring(r) end
+  return r
+end
+
+--- Load a Lua script file in the sandbox (e.g. a user strategy).
+-- @return value, bytes or nil, msg
+function M.load_script(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", "") end
+  local bytes = f:read("*a")
+  f:close()
+  local v, err = M.load_sandboxed(bytes, path)
+  if v == nil then return nil, err end
+  return v, bytes
+end
+
+--- Load a recipe from its bytes (chunkname: its path, for file:line errors).
+function M.load_bytes(bytes, path)
+  local r, err = M.load_sandboxed(bytes, path)
+  if r == nil then return nil, err end
+  if not recipe.is_recipe(r) then return nil, path .. ": does not return ipk.recipe { ... }" end
+  return r, bytes
+end
+
+--- Load a recipe file without running it.
+-- @return recipe, bytes or nil, msg
+function M.load(path)
+  local f, oerr = io.open(path, "rb")
+  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", "") end
+  local bytes = f:read("*a")
+  f:close()
+  return M.load_bytes(bytes, path)
+end
+
+return M
