@@ -63,13 +63,17 @@ typedef struct {
   uint64_t bpos;
 } src_t;
 
+/* Stands in for a NULL buffer (empty file or empty memory): NULL + 0 is
+ * undefined behaviour in C, so a pointer into nothing is never formed. */
+static const uint8_t NO_BYTES[1];
+
 /* Make at least min(want, end-pos) bytes available at the cursor; returns a
  * pointer to them and the count available in *have. */
 static const uint8_t *src_peek(src_t *s, size_t want, size_t *have, int *err) {
   uint64_t left = s->end - s->pos;
   if ((uint64_t)want > left) want = (size_t)left;
   *err = 0;
-  if (s->fd < 0) { *have = (size_t)left; return s->mem + s->pos; }
+  if (s->fd < 0) { *have = (size_t)left; return s->mem ? s->mem + s->pos : NO_BYTES; }
   if (s->pos < s->bpos || s->pos > s->bpos + s->blen) { s->bpos = s->pos; s->blen = 0; }
   size_t off = (size_t)(s->pos - s->bpos);
   if (s->blen - off < want) {
@@ -93,8 +97,11 @@ static const uint8_t *src_peek(src_t *s, size_t want, size_t *have, int *err) {
       s->blen += (size_t)k;
     }
   }
+  /* The buffer may hold bytes past end: filled before a CARv2 header
+   * narrowed end to its data payload. They are not the payload's. */
   *have = s->blen - off;
-  return s->buf + off;
+  if ((uint64_t)*have > left) *have = (size_t)left;
+  return s->buf ? s->buf + off : NO_BYTES;
 }
 
 /* ------------------------------------------------------------------ */
