@@ -93,7 +93,133 @@ for path in sorted(glob.glob(fx("car", "*", "*.car"))):
 # safetensors
 for path in sorted(glob.glob(fx("safetensors", "*", "*.safetensors"))):
     with open(path, "rb") as f:
-        add("safetensors", os.path.basename(path), f.read())
+        data = f.read()
+    add("safetensors", os.path.basename(path), data)
+    add("detect", "st_" + os.path.basename(path), data[:16384])
+
+
+# ---- formats without fixtures: generated here ----
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MAXSEED = 16384
+
+
+def detect_seed(name, data):
+    """A detector seed, cut to MAXSEED (a cut file is an ETRUNC seed too)."""
+    add("detect", name, data[:MAXSEED])
+
+
+# The spec suite's independent writers (numpy, h5py, protoc, pickle, zip):
+# PyTorch/TorchScript/Keras zips, SavedModel, GGUF, TFRecord, tfjs, npy/npz,
+# HDF5, pickles, PNG/BMP, CSV/TSV, JSON/JSONL, IDX. Needs the Debian python
+# (python3-numpy, python3-h5py, protobuf-compiler); skipped without them.
+import subprocess
+import tempfile
+py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+with tempfile.TemporaryDirectory() as tmp:
+    r = subprocess.run([py, os.path.join(ROOT, "spec", "support", "make_files.py"), tmp],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.stderr.write("seeds: make_files.py failed, detector seeds are the built-in ones only: "
+                         + r.stderr.decode(errors="replace").strip().splitlines()[-1] + "\n")
+    for dirpath, _, files in os.walk(tmp):
+        for fn in files:
+            rel = os.path.relpath(os.path.join(dirpath, fn), tmp).replace("/", "_")
+            with open(os.path.join(dirpath, fn), "rb") as f:
+                data = f.read()
+            detect_seed("mf_" + rel, data)
+            if fn.endswith((".csv", ".tsv")):
+                add("table", rel, data)
+            if fn.endswith((".json", ".jsonl")):
+                add("json", rel, data)
+            if fn.endswith(".idx"):
+                add("idx", rel, data)
+# Real files the Lua specs downloaded (apt-get download) into their cache,
+# when present: parquet, onnx, hdf5, npy/npz, feather.
+cache = os.path.join(os.environ.get("IPK_TEST_CACHE", "/tmp/ipk-test-debs"), "x")
+n = 0
+for dirpath, _, files in sorted(os.walk(cache)):
+    for fn in sorted(files):
+        if fn.endswith((".parquet", ".onnx", ".h5", ".npy", ".npz", ".feather", ".pickle", ".pkl")):
+            path = os.path.join(dirpath, fn)
+            if os.path.getsize(path) <= MAXSEED and n < 80:
+                with open(path, "rb") as f:
+                    detect_seed("deb_%02d_%s" % (n, fn), f.read())
+                n += 1
+# Hand-laid headers for formats no writer above covers.
+def gguf_str(t):
+    return struct.pack("<Q", len(t)) + t.encode()
+gguf = (b"GGUF" + struct.pack("<IQQ", 3, 1, 2) +
+        gguf_str("general.architecture") + struct.pack("<I", 8) + gguf_str("llama") +
+        gguf_str("general.alignment") + struct.pack("<II", 4, 32) +
+        gguf_str("w") + struct.pack("<I", 2) + struct.pack("<QQ", 2, 2) + struct.pack("<IQ", 0, 0))
+detect_seed("gguf_v3", gguf + b"\0" * (32 - len(gguf) % 32) + b"\0" * 16)
+detect_seed("gguf_v2_arr", b"GGUF" + struct.pack("<IQQ", 2, 0, 1) + gguf_str("tokenizer.ggml.tokens") +
+            struct.pack("<IIQ", 9, 8, 2) + gguf_str("a") + gguf_str("b"))
+npy_hdr = "{'descr': '<f2', 'fortran_order': False, 'shape': (3,), }"
+npy_hdr += " " * (118 - len(npy_hdr)) + "\n"
+detect_seed("npy_f16", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(npy_hdr)) + npy_hdr.encode()
+            + struct.pack("<3e", 1.0, -2.5, 65504.0))
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("a.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(npy_hdr)) + npy_hdr.encode() + b"\0" * 6)
+detect_seed("npz_f16", buf.getvalue())
+detect_seed("arrow_file", b"ARROW1\0\0" + b"\xff\xff\xff\xff" + struct.pack("<i", 16) + b"\0" * 16 + b"ARROW1")
+detect_seed("arrow_stream", b"\xff\xff\xff\xff" + struct.pack("<i", 16) + b"\x10\0\0\0" + b"\0" * 12)
+detect_seed("feather_v1", b"FEA1" + b"\0" * 16 + struct.pack("<i", 8) + b"FEA1")
+detect_seed("parquet_min", b"PAR1" + b"\x15\x00" + b"\x00" + struct.pack("<i", 3) + b"PAR1")
+detect_seed("gif", b"GIF89a" + struct.pack("<HH", 3, 2) + b"\0" * 8)
+detect_seed("jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+            b"\xff\xc0\x00\x11\x08\x00\x02\x00\x03\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9")
+detect_seed("webp", b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8X" + struct.pack("<I", 10) + b"\0" * 4
+            + (2).to_bytes(3, "little") + (1).to_bytes(3, "little"))
+detect_seed("tiff", b"II*\0" + struct.pack("<I", 8) + b"\0\0")
+detect_seed("gzip", gzip.compress(b"hello\n", mtime=0))
+detect_seed("pickle_p5", b"\x80\x05\x95\x10\0\0\0\0\0\0\0\x8c\x08builtins\x94\x8c\x03set\x94\x93\x94)\x85R\x94.")
+detect_seed("zip_empty", b"PK\x05\x06" + b"\0" * 18)
+detect_seed("text", "héllo\nworld\n")
+detect_seed("empty", b"")
+
+# IDX: small files of every dtype, plain and gzip, and a Fashion-MNIST cut.
+for code, fmt in ((0x08, "B"), (0x09, "b"), (0x0B, ">h"), (0x0C, ">i"), (0x0D, ">f"), (0x0E, ">d")):
+    body = b"\0\0" + bytes([code, 2]) + struct.pack(">II", 2, 3)
+    body += b"".join(struct.pack(fmt if fmt.startswith(">") else ">" + fmt, v) for v in (0, 1, 2, 3, 4, 5))
+    add("idx", "t%02x" % code, body)
+    add("idx", "t%02x.gz" % code, gzip.compress(body, mtime=0))
+    detect_seed("idx_%02x" % code, body)
+add("idx", "ndim1", b"\0\0\x08\x01" + struct.pack(">I", 4) + b"abcd")
+fm = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+if os.path.exists(fm):
+    with gzip.open(fm) as f:
+        head = f.read(8 + 64)
+    add("idx", "fashion_labels_cut", head)      # declared 10000 labels, 64 present
+    add("idx", "fashion_labels_64", head[:4] + struct.pack(">I", 64) + head[8:])
+
+# CSV/TSV (table statistics and the record index).
+for name, text in {
+    "basic": "a,b,c\n1,2.5,x\n3,,y\n",
+    "quoted": 'name,"v,al"\n"NA",NA\n"x""y",1e3\r\n',
+    "bom_tsv": "\ufeffk\tv\ntrue\t1\nFalse\tN/A\n",
+    "one_col": "x\n1\n2\n\n3\n",
+    "semicolon": "a;b\n-0.5;inf\nnan;7\n",
+    "pipe_nl_in_quote": 'a|b\n"line\nbreak"|2\n',
+    "ragged": "a,b\n1\n",
+    "open_quote": 'a,b\n"1,2\n',
+}.items():
+    add("table", name, text)
+
+# JSON and DAG-JSON (the Lua decoders).
+for name, text in {
+    "obj": '{"a":[1,2.5,-3e10,true,false,null],"b":{"c":"\\u00e9\\n"}}',
+    "link": '{"/":"bafkreidon73zkcrwdb5iafqtijxildoonbwnpv7dyd6ef3qdgads2jc4su"}',
+    "bytes": '{"/":{"bytes":"aGVsbG8"}}',
+    "nested_links": '{"x":[{"/":"QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"}],"y":{"/":{"bytes":""}}}',
+    "big_int": '[9007199254740993, -9223372036854775808, 1e400, 0.1]',
+    "deep": "[" * 200 + "]" * 200,
+    "surrogates": '"\\ud83d\\ude00 \\ud800"',
+    "empty": "",
+}.items():
+    add("json", name, text)
 
 for h, files in seeds.items():
     d = os.path.join(OUT, h)
