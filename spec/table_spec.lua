@@ -5,6 +5,7 @@ local u = require "support.util"
 local files = require "support.files"
 local detect = require "ipk.detect"
 local json = require "cjson"
+local ipkjson = require "ipk.json"
 
 local PY = [[
 import csv, json, statistics, sys
@@ -67,6 +68,51 @@ describe("table statistics", function()
     local r, err = detect.table_index(t .. "/q.csv", nil, 5)
     assert.is_nil(r)
     assert.matches("key column 5 out of range", err)
+    u.rm_rf(t)
+  end)
+  it("keeps C's statistics as JSON text that ipk.json would write (no Lua table per column)", function()
+    local t = u.tmpdir()
+    -- odd names (quote, backslash, control byte, UTF-8, a repeat) and values
+    -- whose shortest round-trip forms need 15, 16 and 17 digits
+    local names = { "id", 'q"uote', "back\\slash", "ctl\1x", "café", "id", "f" }
+    local rows = { (table.concat(names, ","):gsub('q"uote', '"q""uote"')) }
+    for i = 1, 50 do
+      rows[#rows + 1] = table.concat({ i, i % 7 == 0 and "NA" or ("%.17g"):format(1 / i),
+        i % 3 == 0 and '"NA"' or "x" .. i, ("%d"):format(-i * 1e6), "true", i * 0.1, 2 ^ 60 + i * 2 ^ 10 }, ",")
+    end
+    u.write(t .. "/odd.csv", table.concat(rows, "\n") .. "\n")
+    local raw = assert(detect.table_stats_raw(t .. "/odd.csv"))
+    for _, k in ipairs { "columns", "column_stats", "dtypes", "missing" } do
+      assert.is_string(ipkjson.raw_text(raw[k]), k)
+    end
+    local dec = assert(detect.table_stats(t .. "/odd.csv"))
+    -- the C text re-encoded by Lua is the same bytes: C follows ipk.json's rules
+    assert.equal(ipkjson.encode(dec), ipkjson.encode(raw))
+    assert.equal(require("ipk.dagjson").encode(raw):len(), ipkjson.encode(raw):len())
+    assert.same({ "id", 'q"uote', "back\\slash", "ctl\1x", "café", "id", "f" }, dec.columns)
+    assert.equal(50, dec.num_rows)
+    assert.equal("int64", dec.dtypes.id)     -- first "id" column wins the name
+    assert.equal(7, dec.missing['q"uote'])   -- bare NA at i = 7, 14, ..., 49
+    assert.equal(0, dec.missing["back\\slash"]) -- quoted "NA" is a value
+    assert.equal("string", dec.dtypes["back\\slash"])
+    assert.equal("int64", dec.dtypes["ctl\1x"])
+    assert.equal("bool", dec.dtypes["café"])
+    assert.equal("float64", dec.dtypes.f)
+    u.rm_rf(t)
+  end)
+
+  -- Python's csv.reader splits this file into
+  --   ['a', 'b', 'c'], ['NA', 'NA', ''], ['', '', 'x'], ['N/A', 'N/A', 'y'], ['1', 'NA', 'z']
+  -- and cannot tell quoted from bare fields; the quotes are kept here: a
+  -- quoted "NA", "N/A" or "" is a value, bare NA, N/A and empty are missing.
+  it("counts only unquoted NA, N/A and empty fields as missing", function()
+    local t = u.tmpdir()
+    u.write(t .. "/na.csv", 'a,b,c\n"NA",NA,\n"",,x\n"N/A",N/A,y\n1,NA,"z"\n')
+    local st = assert(detect.table_stats(t .. "/na.csv"))
+    assert.same({ a = 0, b = 4, c = 1 }, st.missing)
+    assert.same({ a = "string", b = "empty", c = "string" }, st.dtypes)
+    assert.equal(4, st.column_stats[1].count)
+    assert.equal(0, st.column_stats[2].count)
     u.rm_rf(t)
   end)
 end)

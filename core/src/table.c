@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -229,7 +230,9 @@ int ipk_table_stats_buf(const uint8_t *b, size_t n, const char *name, char delim
       while (l && (*s == ' ')) { s++; l--; }
       while (l && s[l - 1] == ' ') l--;
       ipk_table_col_t *c = &out->cols[i];
-      if (is_missing(s, l)) { c->missing++; continue; }
+      /* A quoted field is a value even when it spells NA or is empty: R's
+       * write.csv writes missing as bare NA and the string "NA" quoted. */
+      if (!ps.fq[i] && is_missing(s, l)) { c->missing++; continue; }
       double v = 0;
       int t = classify(s, l, &v);
       c->type = merge(c->type, t);
@@ -388,10 +391,227 @@ void ipk_table_index_free(ipk_table_index_t *x) {
 
 int ipk_table_stats_job(void *arg) {
   ipk_table_stats_job_t *j = arg;
-  return ipk_table_stats_file(j->path, j->delim, &j->out, &j->eb);
+  memset(&j->json, 0, sizeof j->json);
+  int rc = ipk_table_stats_file(j->path, j->delim, &j->out, &j->eb);
+  if (rc == 0 && j->want_json && (rc = ipk_table_stats_json(&j->out, &j->json, &j->eb)) != 0)
+    ipk_table_stats_free(&j->out);
+  return rc;
 }
 
 int ipk_table_index_job(void *arg) {
   ipk_table_index_job_t *j = arg;
   return ipk_table_index_file(j->path, j->delim, j->key_col, &j->out, &j->eb);
+}
+
+/* ------------------------------------------------------------------------
+ * Canonical JSON of the statistics. The dataset layer records this text as
+ * is (a 1M-column table must not become 1M Lua tables), so it follows
+ * ipk.json's rules exactly: object keys sorted bytewise, no whitespace,
+ * integral numbers below 2^53 as integers, others in the shortest of %.15g,
+ * %.16g, %.17g that reads back to the same double; NaN is left out. */
+
+typedef struct {
+  char *p;
+  size_t n, cap;
+  int oom;
+} jw_t;
+
+static void jw_put(jw_t *w, const char *s, size_t n) {
+  if (w->oom) return;
+  if (w->n + n + 1 > w->cap) {
+    size_t nc = w->cap ? w->cap : 4096;
+    while (nc < w->n + n + 1) nc *= 2;
+    char *q = realloc(w->p, nc);
+    if (!q) { w->oom = 1; return; }
+    w->p = q;
+    w->cap = nc;
+  }
+  memcpy(w->p + w->n, s, n);
+  w->n += n;
+  w->p[w->n] = 0;
+}
+
+static void jw_lit(jw_t *w, const char *s) { jw_put(w, s, strlen(s)); }
+
+/* Valid UTF-8 sequence length at s (1..4), 0 when invalid. */
+static size_t utf8_seq(const uint8_t *s, size_t n) {
+  uint8_t c = s[0];
+  if (c < 0x80) return 1;
+  size_t k;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) { k = 2; cp = c & 0x1F; }
+  else if (c >= 0xE0 && c <= 0xEF) { k = 3; cp = c & 0x0F; }
+  else if (c >= 0xF0 && c <= 0xF4) { k = 4; cp = c & 0x07; }
+  else return 0;
+  if (n < k) return 0;
+  for (size_t i = 1; i < k; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (s[i] & 0x3F);
+  }
+  if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    return 0;
+  return k;
+}
+
+/* A JSON string: ipk.json's escapes (\" \\ \b \f \n \r \t, \u00XX for the
+ * other control bytes and DEL); invalid UTF-8 becomes U+FFFD so the text is
+ * always valid JSON. */
+static void jw_str(jw_t *w, const char *sv, size_t n) {
+  const uint8_t *s = (const uint8_t *)sv;
+  jw_put(w, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    const char *e = NULL;
+    char u[8];
+    size_t k = 1;
+    if (c == '"') e = "\\\"";
+    else if (c == '\\') e = "\\\\";
+    else if (c == '\b') e = "\\b";
+    else if (c == '\f') e = "\\f";
+    else if (c == '\n') e = "\\n";
+    else if (c == '\r') e = "\\r";
+    else if (c == '\t') e = "\\t";
+    else if (c < 0x20 || c == 0x7F) { snprintf(u, sizeof u, "\\u%04x", c); e = u; }
+    else if (c >= 0x80 && (k = utf8_seq(s + i, n - i)) == 0) { e = "\xEF\xBF\xBD"; k = 1; }
+    if (e) {
+      jw_put(w, sv + run, i - run);
+      jw_lit(w, e);
+      i += k;
+      run = i;
+    } else {
+      i += k;
+    }
+  }
+  jw_put(w, sv + run, n - run);
+  jw_put(w, "\"", 1);
+}
+
+void ipk_table_fmt_num(double v, char buf[32]) {
+  if (v == floor(v) && v > -9007199254740992.0 && v < 9007199254740992.0) {
+    /* exact in int64; by hand: printf's float path is most of the cost */
+    int64_t x = (int64_t)v;
+    uint64_t m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    char tmp[24];
+    size_t k = 0;
+    do { tmp[k++] = (char)('0' + m % 10); m /= 10; } while (m);
+    size_t o = 0;
+    if (x < 0) buf[o++] = '-';
+    while (k) buf[o++] = tmp[--k];
+    buf[o] = 0;
+    return;
+  }
+  for (int p = 15; p <= 17; p++) {
+    snprintf(buf, 32, "%.*g", p, v);
+    if (strtod(buf, NULL) == v) return;
+  }
+}
+
+static void jw_num(jw_t *w, double v) {
+  char b[32];
+  ipk_table_fmt_num(v, b);
+  jw_lit(w, b);
+}
+
+static void jw_u64(jw_t *w, uint64_t v) {
+  char b[24];
+  size_t k = sizeof b;
+  do { b[--k] = (char)('0' + v % 10); v /= 10; } while (v);
+  jw_put(w, b + k, sizeof b - k);
+}
+
+/* Columns by name bytewise; equal names keep header order (so the first
+ * column of a repeated name is the one the name-keyed maps show). */
+typedef struct { const char *name; size_t i; } nameref_t;
+static int cmp_name(const void *a, const void *b) {
+  const nameref_t *x = a, *y = b;
+  int c = strcmp(x->name, y->name);
+  if (c) return c;
+  return x->i < y->i ? -1 : x->i > y->i;
+}
+
+int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb) {
+  if (!s || !out) return ipk_errf(eb, IPK_EINVAL, "table: NULL argument");
+  memset(out, 0, sizeof *out);
+  nameref_t *ord = malloc((s->ncols ? s->ncols : 1) * sizeof *ord);
+  if (!ord) return ipk_errf(eb, IPK_ENOMEM, "table: out of memory");
+  for (size_t i = 0; i < s->ncols; i++) { ord[i].name = s->cols[i].name; ord[i].i = i; }
+  qsort(ord, s->ncols, sizeof *ord, cmp_name);
+  jw_t w = {0};
+  /* ~160 bytes a column: one allocation instead of a doubling series */
+  w.cap = 256 + s->ncols * 160;
+  w.p = malloc(w.cap);
+  if (!w.p) { free(ord); return ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); }
+  jw_lit(&w, "{\"bom\":");
+  jw_lit(&w, s->bom ? "true" : "false");
+  jw_lit(&w, ",\"column_stats\":");
+  out->column_stats[0] = w.n;
+  jw_put(&w, "[", 1);
+  for (size_t i = 0; i < s->ncols; i++) {
+    const ipk_table_col_t *c = &s->cols[i];
+    if (i) jw_put(&w, ",", 1);
+    jw_lit(&w, "{\"count\":");
+    jw_u64(&w, c->count);
+    jw_lit(&w, ",\"dtype\":\"");
+    jw_lit(&w, ipk_col_type_name(c->type));
+    jw_put(&w, "\"", 1);
+    if (!isnan(c->max)) { jw_lit(&w, ",\"max\":"); jw_num(&w, c->max); }
+    if (!isnan(c->mean)) { jw_lit(&w, ",\"mean\":"); jw_num(&w, c->mean); }
+    if (!isnan(c->min)) { jw_lit(&w, ",\"min\":"); jw_num(&w, c->min); }
+    jw_lit(&w, ",\"missing\":");
+    jw_u64(&w, c->missing);
+    jw_lit(&w, ",\"name\":");
+    jw_str(&w, c->name, strlen(c->name));
+    if (!isnan(c->std)) { jw_lit(&w, ",\"std\":"); jw_num(&w, c->std); }
+    jw_put(&w, "}", 1);
+  }
+  jw_put(&w, "]", 1);
+  out->column_stats[1] = w.n;
+  jw_lit(&w, ",\"columns\":");
+  out->columns[0] = w.n;
+  jw_put(&w, "[", 1);
+  for (size_t i = 0; i < s->ncols; i++) {
+    if (i) jw_put(&w, ",", 1);
+    jw_str(&w, s->cols[i].name, strlen(s->cols[i].name));
+  }
+  jw_put(&w, "]", 1);
+  out->columns[1] = w.n;
+  char d[2] = {s->delim, 0};
+  jw_lit(&w, ",\"delimiter\":");
+  jw_str(&w, d, 1);
+  for (int m = 0; m < 2; m++) {
+    jw_lit(&w, m == 0 ? ",\"dtypes\":" : ",\"missing\":");
+    size_t *seg = m == 0 ? out->dtypes : out->missing;
+    seg[0] = w.n;
+    jw_put(&w, "{", 1);
+    const char *prev = NULL;
+    for (size_t k = 0; k < s->ncols; k++) {
+      const ipk_table_col_t *c = &s->cols[ord[k].i];
+      if (prev && !strcmp(prev, c->name)) continue;
+      if (prev) jw_put(&w, ",", 1);
+      prev = c->name;
+      jw_str(&w, c->name, strlen(c->name));
+      jw_put(&w, ":", 1);
+      if (m == 0) { jw_put(&w, "\"", 1); jw_lit(&w, ipk_col_type_name(c->type)); jw_put(&w, "\"", 1); }
+      else jw_u64(&w, c->missing);
+    }
+    jw_put(&w, "}", 1);
+    seg[1] = w.n;
+  }
+  jw_lit(&w, ",\"num_columns\":");
+  jw_u64(&w, s->ncols);
+  jw_lit(&w, ",\"num_rows\":");
+  jw_u64(&w, s->rows);
+  jw_put(&w, "}", 1);
+  free(ord);
+  if (w.oom) { free(w.p); memset(out, 0, sizeof *out); return ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); }
+  out->text = w.p;
+  out->len = w.n;
+  return 0;
+}
+
+void ipk_table_json_free(ipk_table_json_t *j) {
+  if (!j) return;
+  free(j->text);
+  memset(j, 0, sizeof *j);
 }

@@ -100,12 +100,84 @@ static void test_index(void **state) {
   unlink(path);
 }
 
+/* Quoting decides missing values (a quoted "NA" or "" is a value; bare NA,
+ * N/A and empty are missing), and the JSON is ipk.json's canonical text.
+ * Fields as Python's csv.reader gives them:
+ *   ['a', 'b', 'a', 'x\x01y'], ['NA', 'NA', '1', '2.5'], ['', '', '3', ''],
+ *   [' NA ', 'N/A', '2', '0.1']
+ * statistics.stdev([2.5, 0.1]) = 1.697056274847714. */
+static void test_quoted_missing_and_json(void **state) {
+  (void)state;
+  const char *t = "a,b,a,\"x\x01y\"\n\"NA\",NA,1,2.5\n\"\",,3,\n\" NA \",N/A,2,0.1\n";
+  ipk_table_stats_t s;
+  ipk_errbuf_t eb;
+  assert_int_equal(ipk_table_stats_buf((const uint8_t *)t, strlen(t), "q", 0, &s, &eb), 0);
+  assert_int_equal(s.rows, 3);
+  assert_int_equal(s.cols[0].type, IPK_COL_STRING);
+  assert_int_equal(s.cols[0].count, 3);
+  assert_int_equal(s.cols[0].missing, 0);
+  assert_int_equal(s.cols[1].type, IPK_COL_EMPTY);
+  assert_int_equal(s.cols[1].missing, 3);
+  ipk_table_json_t j;
+  assert_int_equal(ipk_table_stats_json(&s, &j, &eb), 0);
+  const char *want =
+    "{\"bom\":false,\"column_stats\":["
+    "{\"count\":3,\"dtype\":\"string\",\"missing\":0,\"name\":\"a\"},"
+    "{\"count\":0,\"dtype\":\"empty\",\"missing\":3,\"name\":\"b\"},"
+    "{\"count\":3,\"dtype\":\"int64\",\"max\":3,\"mean\":2,\"min\":1,\"missing\":0,\"name\":\"a\",\"std\":1},"
+    "{\"count\":2,\"dtype\":\"float64\",\"max\":2.5,\"mean\":1.3,\"min\":0.1,\"missing\":1,\"name\":\"x\\u0001y\","
+    "\"std\":1.697056274847714}],"
+    "\"columns\":[\"a\",\"b\",\"a\",\"x\\u0001y\"],\"delimiter\":\",\","
+    "\"dtypes\":{\"a\":\"string\",\"b\":\"empty\",\"x\\u0001y\":\"float64\"},"
+    "\"missing\":{\"a\":0,\"b\":3,\"x\\u0001y\":1},\"num_columns\":4,\"num_rows\":3}";
+  assert_string_equal(j.text, want);
+  assert_int_equal(j.len, strlen(want));
+  /* the segments are the values of their keys */
+  assert_memory_equal(j.text + j.columns[0], "[\"a\",\"b\",\"a\",\"x\\u0001y\"]", j.columns[1] - j.columns[0]);
+  assert_memory_equal(j.text + j.missing[0], "{\"a\":0,", 7);
+  assert_int_equal(j.text[j.missing[1] - 1], '}');
+  assert_memory_equal(j.text + j.dtypes[0], "{\"a\":\"string\"", 13);
+  assert_memory_equal(j.text + j.column_stats[0], "[{\"count\":3,", 12);
+  assert_memory_equal(j.text + j.column_stats[1], ",\"columns\":", 11);
+  ipk_table_json_free(&j);
+  ipk_table_json_free(&j);
+  ipk_table_stats_free(&s);
+}
+
+/* Numbers as ipk.json writes them (the shortest of %.15g..%.17g that reads
+ * back; integers below 2^53 without a fraction), names with invalid UTF-8. */
+static void test_json_numbers_and_names(void **state) {
+  (void)state;
+  char b[32];
+  struct { double v; const char *s; } cases[] = {
+    {0, "0"}, {-0.0, "0"}, {-7, "-7"}, {0.1, "0.1"}, {1.0 / 3, "0.3333333333333333"},
+    {2.0 / 3, "0.6666666666666666"}, {9007199254740991.0, "9007199254740991"},
+    {9007199254740992.0, "9007199254740992"}, {-9007199254740993.0 * 4, "-3.602879701896397e+16"},
+    {1e300, "1e+300"}, {5e-324, "4.94065645841247e-324"}, {123456.789, "123456.789"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ipk_table_fmt_num(cases[i].v, b);
+    assert_string_equal(b, cases[i].s);
+  }
+  const char *t = "\xff" "a,\xc3\xa9\n1,2\n";
+  ipk_table_stats_t s;
+  ipk_errbuf_t eb;
+  assert_int_equal(ipk_table_stats_buf((const uint8_t *)t, strlen(t), "u", 0, &s, &eb), 0);
+  ipk_table_json_t j;
+  assert_int_equal(ipk_table_stats_json(&s, &j, &eb), 0);
+  assert_memory_equal(j.text + j.columns[0], "[\"\xef\xbf\xbd" "a\",\"\xc3\xa9\"]", j.columns[1] - j.columns[0]);
+  ipk_table_json_free(&j);
+  ipk_table_stats_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stats),
     cmocka_unit_test(test_errors),
     cmocka_unit_test(test_sniff_and_mixed_types),
     cmocka_unit_test(test_index),
+    cmocka_unit_test(test_quoted_missing_and_json),
+    cmocka_unit_test(test_json_numbers_and_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 -- that round-trips), links as {"/": "<cid>"} (IPLD DAG-JSON spec).
 -- The same value always encodes to the same bytes, so its CID is a key.
 local cjson = require "cjson"
+local raw_text = require("ipk.json").raw_text
 
 local M = {}
 
@@ -65,6 +66,7 @@ local function enc(v, out, path, seen)
   elseif t == "number" then out[#out + 1] = number(v)
   elseif t == "boolean" then out[#out + 1] = v and "true" or "false"
   elseif v == nil or v == cjson.null then out[#out + 1] = "null"
+  elseif raw_text(v) then out[#out + 1] = raw_text(v) -- pre-encoded (ipk.json.raw)
   elseif t == "table" then
     if seen[v] then error("dagjson: cycle at " .. path, 0) end
     seen[v] = true

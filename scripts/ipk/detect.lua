@@ -26,12 +26,6 @@ local function run_job(fn, job, path)
   return rc
 end
 
-local function num(x)
-  x = tonumber(x)
-  if x ~= x or x == math.huge or x == -math.huge then return nil end
-  return x
-end
-
 --- Detect one regular file from its content.
 -- @return {format, framework, kind, size, info = table} or nil, msg, name
 function M.file(path)
@@ -46,30 +40,51 @@ function M.file(path)
   return r
 end
 
---- Statistics of a CSV/TSV file (delim nil = sniffed), IPFS Kit key names.
--- @return {num_rows, num_columns, columns, dtypes, missing, column_stats, delimiter, bom}
-function M.table_stats(path, delim)
-  if type(path) ~= "string" then error("detect.table_stats: path string expected", 2) end
+-- Run the C statistics job; fn(job) turns the result into the return value
+-- before the C memory is freed.
+local function stats_job(path, delim, fn)
   local job = ffi.new("ipk_table_stats_job_t")
   job.delim = delim and delim:byte() or 0
+  job.want_json = 1
   local rc = run_job(lib.ipk_table_stats_job, job, path)
   if rc ~= 0 then return core.check(rc, job.eb) end
-  local s = job.out
-  local cols, dtypes, missing, cstats = {}, {}, {}, {}
-  for i = 0, tonumber(s.ncols) - 1 do
-    local c = s.cols[i]
-    local name = ffi.string(c.name)
-    cols[#cols + 1] = name
-    dtypes[name] = ffi.string(lib.ipk_col_type_name(c.type))
-    missing[name] = tonumber(c.missing)
-    cstats[#cstats + 1] = { name = name, dtype = dtypes[name], count = tonumber(c.count),
-      missing = tonumber(c.missing), min = num(c.min), max = num(c.max), mean = num(c.mean), std = num(c.std) }
-  end
-  local r = { num_rows = tonumber(s.rows), num_columns = tonumber(s.ncols), columns = json.array(cols),
-              dtypes = dtypes, missing = missing, column_stats = json.array(cstats),
-              delimiter = string.char(s.delim), bom = s.bom ~= 0 }
-  lib.ipk_table_stats_free(s)
+  local ok, r = pcall(fn, job)
+  lib.ipk_table_json_free(job.json)
+  lib.ipk_table_stats_free(job.out)
+  if not ok then error(r, 0) end
   return r
+end
+
+--- Statistics of a CSV/TSV file (delim nil = sniffed), IPFS Kit key names,
+-- computed once in C (core/include/ipk/table.h: ipk_table_stats_json) and
+-- kept as C wrote them: the per-column values (columns, column_stats,
+-- dtypes, missing) are ipk.json.raw texts, never Lua tables, so a table
+-- with a million columns costs its JSON text and nothing more. Encoding the
+-- result with ipk.json (or ipk.dagjson) gives the same text as encoding
+-- table_stats(path).
+-- @return {num_rows, num_columns, delimiter, bom, columns, column_stats, dtypes, missing} or nil, msg, name
+function M.table_stats_raw(path, delim)
+  if type(path) ~= "string" then error("detect.table_stats_raw: path string expected", 2) end
+  return stats_job(path, delim, function(job)
+    local s, j = job.out, job.json
+    local function seg(k) return json.raw(ffi.string(j.text + j[k][0], j[k][1] - j[k][0])) end
+    return { num_rows = tonumber(s.rows), num_columns = tonumber(s.ncols), delimiter = string.char(s.delim),
+             bom = s.bom ~= 0, columns = seg("columns"), column_stats = seg("column_stats"),
+             dtypes = seg("dtypes"), missing = seg("missing") }
+  end)
+end
+
+--- Statistics of a CSV/TSV file (delim nil = sniffed) as Lua tables: the
+-- same values as table_stats_raw, decoded.
+-- @return {num_rows, num_columns, columns, dtypes, missing, column_stats, delimiter, bom} or nil, msg, name
+function M.table_stats(path, delim)
+  if type(path) ~= "string" then error("detect.table_stats: path string expected", 2) end
+  return stats_job(path, delim, function(job)
+    local r = assert(json.decode(ffi.string(job.json.text, job.json.len)))
+    json.array(r.columns)
+    json.array(r.column_stats)
+    return r
+  end)
 end
 
 --- Record index of a CSV/TSV file: header range and per-record offsets.

@@ -18,6 +18,24 @@ function M.array(t)
   return setmetatable(t or {}, ARRAY_MT)
 end
 
+-- Pre-encoded JSON values (json.raw): spliced verbatim by encode.
+local RAW_MT = {}
+
+--- A value whose JSON text is already known (e.g. a table's column
+-- statistics written by C): encode splices text as is, sanitize keeps it.
+-- The text must be one valid JSON value in this module's canonical form
+-- (sorted keys, numbers as num() below) for encode to stay canonical.
+function M.raw(text)
+  if type(text) ~= "string" then error("json.raw: string expected", 2) end
+  return setmetatable({ text }, RAW_MT)
+end
+
+--- The text of a json.raw value, or nil for anything else.
+function M.raw_text(v)
+  if type(v) == "table" and getmetatable(v) == RAW_MT then return v[1] end
+  return nil
+end
+
 local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
               ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 local function esc_str(s)
@@ -51,6 +69,7 @@ local function enc(v, out, depth)
   elseif t == "number" then out[#out + 1] = num(v)
   elseif t == "boolean" then out[#out + 1] = v and "true" or "false"
   elseif v == nil or v == cjson.null then out[#out + 1] = "null"
+  elseif t == "table" and getmetatable(v) == RAW_MT then out[#out + 1] = v[1]
   elseif t == "table" then
     if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
     if is_array(v) then
@@ -110,6 +129,7 @@ function M.sanitize(v, max_string, seen)
   end
   if t == "number" or t == "boolean" or v == nil then return v end
   if t ~= "table" then return nil end
+  if getmetatable(v) == RAW_MT then return v end
   seen = seen or {}
   if seen[v] then return nil end
   seen[v] = true

@@ -7,8 +7,11 @@
  * blank lines are skipped. The first record is the header. Every record
  * must have the header's field count.
  *
- * Missing values: the empty field and NA, N/A, n/a, #N/A, NaN, nan, -NaN,
- * -nan, null, NULL, None, <NA> (pandas' default na_values, the common ones).
+ * Missing values: an unquoted field that is empty or NA, N/A, n/a, #N/A,
+ * NaN, nan, -NaN, -nan, null, NULL, None, <NA> (pandas' default na_values,
+ * the common ones). A quoted field is always a value: "NA" is the string NA
+ * and "" the empty string (R's write.csv quotes strings and writes missing
+ * as a bare NA, so the quotes are what tell them apart).
  * Types are inferred per column over non-missing values: bool (true/false
  * in any of the cases True TRUE true), int64, float64, else string; int and
  * float give float64, bool with a number or anything with text gives string.
@@ -67,6 +70,35 @@ int ipk_table_stats_buf(const uint8_t *buf, size_t len, const char *name, char d
 int ipk_table_stats_file(const char *path, char delim, ipk_table_stats_t *out, ipk_errbuf_t *eb);
 void ipk_table_stats_free(ipk_table_stats_t *s);
 
+/* Canonical JSON of statistics, in IPFS Kit's key names:
+ *   {"bom":bool,"column_stats":[{"count","dtype","max","mean","min",
+ *    "missing","name","std"}...],"columns":[names...],"delimiter":"c",
+ *    "dtypes":{name:dtype},"missing":{name:n},"num_columns":n,"num_rows":n}
+ * column_stats and columns are in header order; dtypes and missing are keyed
+ * by name (a repeated name shows its first column); min/max/mean/std are
+ * left out where they are NaN. The text follows ipk.json's encoding (keys
+ * sorted bytewise, no whitespace, numbers as ipk_table_fmt_num; invalid
+ * UTF-8 in names becomes U+FFFD), so the dataset layer records it verbatim.
+ * The four large values are also located: text[seg[0] .. seg[1]) is the JSON
+ * of that key's value, so they can be spliced into a larger document
+ * without parsing. Owned: ipk_table_json_free. */
+typedef struct {
+  char *text;               /* NUL-terminated */
+  size_t len;
+  size_t column_stats[2];
+  size_t columns[2];
+  size_t dtypes[2];
+  size_t missing[2];
+} ipk_table_json_t;
+
+int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb);
+void ipk_table_json_free(ipk_table_json_t *j);
+
+/* A finite double as ipk.json writes it: integral values with magnitude
+ * below 2^53 as integers ("-0" as "0"), others in the shortest of %.15g,
+ * %.16g, %.17g that reads back to v. buf gets a NUL-terminated string. */
+void ipk_table_fmt_num(double v, char buf[32]);
+
 /* Record index: data record i spans bytes [offsets[i], offsets[i+1]) of the
  * file, line end included; the header spans [header_start, header_end).
  * keys (when key_col >= 0) holds, per record, the 64-bit FNV-1a hash of
@@ -88,7 +120,9 @@ void ipk_table_index_free(ipk_table_index_t *x);
 typedef struct {
   const char *path;
   char delim;
+  int want_json;           /* also fill json (ipk_table_stats_json) */
   ipk_table_stats_t out;
+  ipk_table_json_t json;
   ipk_errbuf_t eb;
 } ipk_table_stats_job_t;
 int ipk_table_stats_job(void *arg);

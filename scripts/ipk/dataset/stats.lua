@@ -146,7 +146,7 @@ function M.file_stats(path, det)
   local st, err
   local f = det.format
   if f == "csv" or f == "tsv" then
-    st, err = detect.table_stats(path, det.info.delimiter)
+    st, err = detect.table_stats_raw(path, det.info.delimiter)
   elseif f == "json" or f == "jsonl" then
     st, err = json_stats(path, f)
   else

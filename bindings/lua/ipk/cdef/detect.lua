@@ -43,6 +43,17 @@ int ipk_table_stats_buf(const uint8_t *buf, size_t len, const char *name, char d
 int ipk_table_stats_file(const char *path, char delim, ipk_table_stats_t *out, ipk_errbuf_t *eb);
 void ipk_table_stats_free(ipk_table_stats_t *s);
 typedef struct {
+  char *text;
+  size_t len;
+  size_t column_stats[2];
+  size_t columns[2];
+  size_t dtypes[2];
+  size_t missing[2];
+} ipk_table_json_t;
+int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb);
+void ipk_table_json_free(ipk_table_json_t *j);
+void ipk_table_fmt_num(double v, char buf[32]);
+typedef struct {
   char delim;
   uint64_t header_start, header_end;
   uint64_t rows;
@@ -55,7 +66,9 @@ void ipk_table_index_free(ipk_table_index_t *x);
 typedef struct {
   const char *path;
   char delim;
+  int want_json;
   ipk_table_stats_t out;
+  ipk_table_json_t json;
   ipk_errbuf_t eb;
 } ipk_table_stats_job_t;
 int ipk_table_stats_job(void *arg);
