@@ -115,4 +115,34 @@ describe("table statistics", function()
     assert.equal(0, st.column_stats[2].count)
     u.rm_rf(t)
   end)
+  it("detects a one-column CSV (a header, then typed values) and leaves lines of words as text", function()
+    local t = u.tmpdir()
+    local cases = {
+      { "label\n1\n0\n1\n", "csv", 3 },
+      { "\239\187\191score\r\n0.5\r\nNA\r\n\r\n1e3\r\n", "csv", 3 },
+      { "flag\ntrue\nFALSE\n", "csv", 2 },
+      { 'name\n"Smith, J"\n"NA"\n', "csv", 2 },   -- quoted values (one with a comma)
+      { "hello\nworld\n", "text" },               -- words: text
+      { "1\n2\n3\n", "text" },                    -- no header
+      { "x\n", "text" },                          -- a header alone
+      { "label\n1\nfoo\n", "text" },              -- a word among numbers
+      { "Dear reader, hello\n1\n", "text" },      -- a comma: 2 fields vs 1 (ragged, not a table)
+    }
+    for i, c in ipairs(cases) do
+      local p = t .. "/f" .. i
+      u.write(p, c[1])
+      local d = assert(detect.file(p))
+      assert.equal(c[2], d.format, c[1])
+      if c[3] then
+        local st = assert(detect.table_stats(p, d.info.delimiter))
+        assert.equal(c[3], st.num_rows, c[1])
+        assert.equal(1, st.num_columns)
+      end
+    end
+    local st = assert(detect.table_stats(t .. "/f2"))
+    assert.same({ "score" }, st.columns)
+    assert.same({ count = 2, dtype = "float64", min = 0.5, max = 1000, mean = 500.25,
+                  std = math.sqrt((499.75 ^ 2) * 2), missing = 1, name = "score" }, st.column_stats[1])
+    u.rm_rf(t)
+  end)
 end)

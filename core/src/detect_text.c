@@ -1,5 +1,6 @@
 /* detect_text.c - text formats: JSON, JSONL, tfjs, CSV/TSV, plain text. */
 #include "detect_internal.h"
+#include "ipk/table.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,6 +27,51 @@ static long csv_fields(const uint8_t *b, size_t n, size_t *p, uint8_t delim) {
   }
   *p = i;
   return q ? -1 : fields;
+}
+
+/* A one-column CSV (no delimiter anywhere, so the field-count test above
+ * cannot see it): a header that names a column, then data records that are
+ * typed like a column: every sampled value a number, a bool, a bare missing
+ * token (NA, empty...) or a quoted field, with at least one number, bool or
+ * quoted value. Lines of unquoted words stay text: "label\n1\n0\n" is a
+ * table, "hello\nworld\n" is not. Samples the first 1000 records. */
+static int one_column_csv(const uint8_t *b, size_t n, size_t s) {
+  static const uint8_t delims[] = {'\t', ',', ';', '|'};
+  size_t p = s, recs = 0, typed = 0;
+  while (p < n && recs < 1001) {
+    if (b[p] == '\n' || (b[p] == '\r' && p + 1 < n && b[p + 1] == '\n')) { p += b[p] == '\r' ? 2 : 1; continue; }
+    size_t a = p;
+    int q = 0, quoted = b[p] == '"';
+    while (p < n) {
+      uint8_t ch = b[p];
+      if (q) {
+        if (ch == '"') { if (p + 1 < n && b[p + 1] == '"') p++; else q = 0; }
+      } else if (ch == '"') q = 1;
+      else if (ch == '\n') break;
+      else if (memchr(delims, ch, sizeof delims)) return 0;
+      p++;
+    }
+    if (q) return 0;
+    size_t z = p;
+    if (p < n) p++; /* the '\n' */
+    while (z > a && (b[z - 1] == '\r' || b[z - 1] == ' ')) z--;
+    while (a < z && b[a] == ' ') a++;
+    if (quoted) {
+      if (b[z - 1] != '"' || z - a < 2) return 0; /* text after the closing quote */
+      if (recs > 0) typed++;
+    } else if (recs == 0) {
+      double v;
+      if (z == a || z - a > 256 || ipk_table_is_missing((const char *)b + a, z - a) ||
+          ipk_table_classify((const char *)b + a, z - a, &v) != IPK_COL_STRING)
+        return 0; /* a header names a column: not empty, a number or NA */
+    } else if (!ipk_table_is_missing((const char *)b + a, z - a)) {
+      double v;
+      if (ipk_table_classify((const char *)b + a, z - a, &v) == IPK_COL_STRING) return 0;
+      typed++;
+    }
+    recs++;
+  }
+  return recs >= 2 && typed > 0;
 }
 
 int ipk__detect_text(ctx_t *c) {
@@ -111,6 +157,13 @@ int ipk__detect_text(ctx_t *c) {
       ipk__jb_ku64(j, "lines", lines);
       return 1;
     }
+  }
+  if (one_column_csv(b, n, s)) {
+    ipk__detect_set(c, "csv", "", "table");
+    ipk__jb_kstr(j, "delimiter", ",");
+    ipk__jb_kbool(j, "bom", bom);
+    ipk__jb_ku64(j, "lines", lines);
+    return 1;
   }
   ipk__detect_set(c, "text", "", "text");
   ipk__jb_ku64(j, "lines", lines);

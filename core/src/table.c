@@ -128,7 +128,7 @@ char ipk_table_sniff(const uint8_t *b, size_t n) {
   return (char)cand[best];
 }
 
-static int is_missing(const char *s, size_t n) {
+int ipk_table_is_missing(const char *s, size_t n) {
   static const char *na[] = {"NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-NaN", "-nan", "null", "NULL",
                              "None", "<NA>"};
   if (n == 0) return 1;
@@ -137,28 +137,46 @@ static int is_missing(const char *s, size_t n) {
   return 0;
 }
 
-/* Classify a trimmed value; *v gets its number for bool/int/float. */
-static int classify(const char *s, size_t n, double *v) {
+/* Classify a trimmed value; *v gets its number for bool/int/float. Reads
+ * only s[0..n). Numbers are decimal: [+-]digits[.digits][(e|E)[+-]digits]
+ * or [+-].digits...; hex, inf and nan spellings are strings (strtod would
+ * take them). */
+int ipk_table_classify(const char *s, size_t n, double *v) {
   if ((n == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "True", 4) || !memcmp(s, "TRUE", 4)))) { *v = 1; return IPK_COL_BOOL; }
   if ((n == 5 && (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5)))) { *v = 0; return IPK_COL_BOOL; }
   size_t i = 0;
   if (i < n && (s[i] == '-' || s[i] == '+')) i++;
   size_t d0 = i;
   while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-  if (i == n && i > d0 && n - d0 <= 18) {
-    *v = strtod(s, NULL);
+  size_t nd = i - d0;
+  if (i == n && nd > 0 && nd <= 18) { /* exact in int64, then rounded once */
+    int64_t x = 0;
+    for (size_t k = d0; k < n; k++) x = x * 10 + (s[k] - '0');
+    *v = (double)(s[0] == '-' ? -x : x);
     return IPK_COL_INT;
   }
-  char c0 = s[d0 < n ? d0 : 0];
-  if (n < 64 && n > 0 && ((c0 >= '0' && c0 <= '9') || c0 == '.')) {
-    char tmp[64];
-    memcpy(tmp, s, n);
-    tmp[n] = 0;
-    char *end;
-    double x = strtod(tmp, &end);
-    if (end == tmp + n && isfinite(x)) { *v = x; return IPK_COL_FLOAT; }
+  if (i < n && s[i] == '.') {
+    i++;
+    size_t f0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    nd += i - f0;
   }
-  return IPK_COL_STRING;
+  if (nd == 0) return IPK_COL_STRING;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+    size_t e0 = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    if (i == e0) return IPK_COL_STRING;
+  }
+  if (i != n || n >= 64) return IPK_COL_STRING;
+  char tmp[64];
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  double x = strtod(tmp, NULL);
+  if (!isfinite(x)) return IPK_COL_STRING; /* 1e999: a number pandas reads as inf; not a finite statistic */
+  *v = x;
+  return IPK_COL_FLOAT;
 }
 
 static int merge(int a, int b) {
@@ -232,9 +250,9 @@ int ipk_table_stats_buf(const uint8_t *b, size_t n, const char *name, char delim
       ipk_table_col_t *c = &out->cols[i];
       /* A quoted field is a value even when it spells NA or is empty: R's
        * write.csv writes missing as bare NA and the string "NA" quoted. */
-      if (!ps.fq[i] && is_missing(s, l)) { c->missing++; continue; }
+      if (!ps.fq[i] && ipk_table_is_missing(s, l)) { c->missing++; continue; }
       double v = 0;
-      int t = classify(s, l, &v);
+      int t = ipk_table_classify(s, l, &v);
       c->type = merge(c->type, t);
       c->count++;
       if (t != IPK_COL_STRING) {

@@ -170,6 +170,32 @@ static void test_json_numbers_and_names(void **state) {
   ipk_table_stats_free(&s);
 }
 
+/* Numbers are decimal only: strtod's hex, inf and nan spellings are text. */
+static void test_classify(void **state) {
+  (void)state;
+  struct { const char *s; int t; double v; } cases[] = {
+    {"42", IPK_COL_INT, 42}, {"-7", IPK_COL_INT, -7}, {"+3", IPK_COL_INT, 3},
+    {".5", IPK_COL_FLOAT, 0.5}, {"5.", IPK_COL_FLOAT, 5}, {"-1.5e3", IPK_COL_FLOAT, -1500},
+    {"1234567890123456789", IPK_COL_FLOAT, 1234567890123456789.0}, {"True", IPK_COL_BOOL, 1},
+    {"0x1A", IPK_COL_STRING, 0}, {"inf", IPK_COL_STRING, 0}, {"1e999", IPK_COL_STRING, 0},
+    {"1e", IPK_COL_STRING, 0}, {".", IPK_COL_STRING, 0}, {"-", IPK_COL_STRING, 0}, {"", IPK_COL_STRING, 0},
+    {"1,5", IPK_COL_STRING, 0}, {" 1", IPK_COL_STRING, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double v = -1;
+    /* a copy without a terminator: classify reads only s[0..n) (ASan checks) */
+    size_t n = strlen(cases[i].s);
+    char *c = malloc(n ? n : 1);
+    memcpy(c, cases[i].s, n);
+    int t = ipk_table_classify(c, n, &v);
+    free(c);
+    if (t != cases[i].t) fail_msg("%s: type %d, want %d", cases[i].s, t, cases[i].t);
+    if (t != IPK_COL_STRING && v != cases[i].v) fail_msg("%s: %g, want %g", cases[i].s, v, cases[i].v);
+  }
+  assert_true(ipk_table_is_missing("NA", 2) && ipk_table_is_missing("", 0) && ipk_table_is_missing("N/A", 3));
+  assert_false(ipk_table_is_missing("na", 2));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stats),
@@ -178,6 +204,7 @@ int main(void) {
     cmocka_unit_test(test_index),
     cmocka_unit_test(test_quoted_missing_and_json),
     cmocka_unit_test(test_json_numbers_and_names),
+    cmocka_unit_test(test_classify),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

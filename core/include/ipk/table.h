@@ -59,6 +59,14 @@ typedef struct {
   uint64_t header_end;   /* offset just past the header record's line end */
 } ipk_table_stats_t;
 
+/* 1 when the unquoted, trimmed field s[0..n) is a missing-value token
+ * (see above). Callers decide quoting: a quoted field is never missing. */
+int ipk_table_is_missing(const char *s, size_t n);
+/* Type of the trimmed, non-missing value s[0..n): IPK_COL_BOOL, _INT,
+ * _FLOAT or _STRING; *v gets its number for bool (0/1), int and float.
+ * s[n] must be readable (a NUL or any byte). */
+int ipk_table_classify(const char *s, size_t n, double *v);
+
 /* Sniff the delimiter from the header record: the most frequent of tab,
  * comma, semicolon, pipe outside quotes (comma when none). */
 char ipk_table_sniff(const uint8_t *buf, size_t len);
