@@ -127,7 +127,7 @@ describe("ipk.car", function()
     local code5, _, err5 = support.ipkrun({ "car", "export", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am",
       "-o", home2 .. "/y.car" }, { IPK_HOME = home })
     assert.are.equal(1, code5)
-    assert.matches("block not in store", err5)
+    assert.matches("block not found: bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", err5, nil, true)
     assert.is_false(support.exists(home2 .. "/y.car"))
     support.rm_rf(home); support.rm_rf(home2)
   end)
@@ -158,6 +158,45 @@ describe("ipkrun car", function()
     assert.are.equal(0, tonumber(n))
     local _, pins = support.ipkrun({ "pin", "ls" }, env)
     assert.are.equal("", pins)
+  end)
+
+  -- Regression (data loss): gc followed only dag-pb links, so the blocks a
+  -- pinned dag-cbor root links to were swept. carv1-basic's root
+  -- bafyreihy... (dag-cbor) links to the dag-pb tree QmNX6...: all 8 blocks
+  -- stay, and a CAR export of that root carries the 7 blocks it reaches.
+  it("gc keeps every block a pinned dag-cbor root links to", function()
+    local code, _, err = support.ipkrun({ "car", "import", fx .. "/car/spec/carv1-basic.car" }, env)
+    assert.are.equal(0, code, err)
+    assert.are.equal(8, count_blocks(tmp .. "/home"))
+    code, _, err = support.ipkrun({ "gc" }, env)
+    assert.are.equal(0, code, err)
+    assert.are.equal(8, count_blocks(tmp .. "/home"))
+    local out
+    code, out, err = support.ipkrun({ "car", "export", "--json", "bafyreihyrpefhacm6kkp4ql6j6udakdit7g3dmkzfriqfykhjw6cad5lrm",
+      "-o", tmp .. "/sub.car" }, env)
+    assert.are.equal(0, code, err)
+    assert.are.equal(7, cjson.decode(out).blocks)
+    code, _, err = support.ipkrun({ "pin", "rm", "bafyreihyrpefhacm6kkp4ql6j6udakdit7g3dmkzfriqfykhjw6cad5lrm" }, env)
+    assert.are.equal(0, code, err)
+    code, _, err = support.ipkrun({ "gc" }, env)
+    assert.are.equal(0, code, err)
+    -- left: the second root alone (dag-cbor {link: null, name: "limbo"})
+    assert.are.equal(1, count_blocks(tmp .. "/home"))
+  end)
+
+  -- Regression: --json said pinned=true for a CAR without roots (nothing was pinned).
+  it("car import --json reports pinned=false for a CAR without roots", function()
+    local bytes = support.read(fx .. "/car/spec/carv1-basic.car")
+    support.write(tmp .. "/rootless.car", car.header({}) .. bytes:sub(101))   -- sections start at offset 100
+    local code, out, err = support.ipkrun({ "car", "import", "--json", tmp .. "/rootless.car" }, env)
+    assert.are.equal(0, code, err)
+    local r = cjson.decode(out)
+    assert.are.same({}, r.roots)
+    assert.are.equal(8, r.blocks)
+    assert.is_false(r.pinned)
+    code, out, err = support.ipkrun({ "car", "import", "--json", fx .. "/car/spec/carv1-basic.car" }, env)
+    assert.are.equal(0, code, err)
+    assert.is_true(cjson.decode(out).pinned)
   end)
 
   it("export refuses an existing output file", function()

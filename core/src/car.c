@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipk/dag.h"
 #include "ipk/multihash.h"
-#include "ipk/unixfs.h"
 #include "ipk/varint.h"
 
 static const uint8_t V2_PRAGMA[11] = { 0x0a, 0xa1, 0x67, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x02 };
@@ -427,57 +427,19 @@ static int write_all(int fd, const void *p, size_t n) {
   return 0;
 }
 
-/* Seen-set of written CIDs: 16-byte keys (sha-256 of the binary CID), open
- * addressing; 16 bytes per block keeps a million-block import small. */
-typedef struct { uint8_t k[16]; } seenkey_t;
-
 struct ipk_car_writer_s {
   pthread_mutex_t mu;
   int fd;
-  seenkey_t *keys;
-  size_t nkeys, kcap;
+  ipk_cidset_t *seen;   /* CIDs already written: a CAR holds each block once */
   uint64_t blocks, bytes;
   int err;
 };
-
-static int seen_add(ipk_car_writer_t *w, const ipk_cid_t *cid) {
-  uint8_t cb[IPK_CID_BIN_MAX], h[32];
-  int cl = ipk_cid_to_bytes(cid, cb, sizeof cb);
-  if (cl < 0) return cl;
-  ipk_sha256(cb, (size_t)cl, h);
-  if ((w->nkeys + 1) * 2 > w->kcap) {
-    size_t nc = w->kcap ? w->kcap * 2 : 1024;
-    seenkey_t *nk = calloc(nc, sizeof *nk);
-    if (!nk) return IPK_ENOMEM;
-    for (size_t i = 0; i < w->kcap; i++) {
-      static const seenkey_t zero;
-      if (memcmp(&w->keys[i], &zero, sizeof zero) == 0) continue;
-      uint64_t x; memcpy(&x, w->keys[i].k, 8);
-      size_t j = (size_t)(x % nc);
-      while (memcmp(&nk[j], &zero, sizeof zero) != 0) j = (j + 1) % nc;
-      nk[j] = w->keys[i];
-    }
-    free(w->keys);
-    w->keys = nk; w->kcap = nc;
-  }
-  seenkey_t key; memcpy(key.k, h, 16);
-  static const seenkey_t zero;
-  if (memcmp(&key, &zero, sizeof zero) == 0) key.k[0] = 1;
-  uint64_t x; memcpy(&x, key.k, 8);
-  size_t j = (size_t)(x % w->kcap);
-  while (memcmp(&w->keys[j], &zero, sizeof zero) != 0) {
-    if (memcmp(&w->keys[j], &key, sizeof key) == 0) return 0;
-    j = (j + 1) % w->kcap;
-  }
-  w->keys[j] = key;
-  w->nkeys++;
-  return 1;
-}
 
 int ipk_car_writer_new(int fd, ipk_car_writer_t **out) {
   if (fd < 0 || !out) return IPK_EINVAL;
   ipk_car_writer_t *w = calloc(1, sizeof *w);
   if (!w) return IPK_ENOMEM;
+  if (ipk_cidset_new(&w->seen) < 0) { free(w); return IPK_ENOMEM; }
   pthread_mutex_init(&w->mu, NULL);
   w->fd = fd;
   *out = w;
@@ -495,7 +457,7 @@ int ipk_car_writer_put(ipk_car_writer_t *w, const ipk_cid_t *cid, const uint8_t 
   pthread_mutex_lock(&w->mu);
   int rc = w->err;
   if (!rc) {
-    int fresh = seen_add(w, cid);
+    int fresh = ipk_cidset_add(w->seen, cid);
     if (fresh < 0) rc = fresh;
     else if (fresh) {
       rc = write_all(w->fd, head, (size_t)vl + (size_t)cl);
@@ -528,7 +490,7 @@ uint64_t ipk_car_writer_bytes(ipk_car_writer_t *w) { return w ? w->bytes : 0; }
 void ipk_car_writer_free(ipk_car_writer_t *w) {
   if (!w) return;
   pthread_mutex_destroy(&w->mu);
-  free(w->keys);
+  ipk_cidset_free(w->seen);
   free(w);
 }
 
@@ -629,23 +591,8 @@ static int ex_write(export_ctx_t *x, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static int ex_visit(void *ud, const ipk_cid_t *cid) {
+static int ex_visit(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n) {
   export_ctx_t *x = ud;
-  uint8_t *data = NULL;
-  size_t n = 0;
-  char s[IPK_CID_STR_MAX];
-  if (cid->mh.code == IPK_MH_IDENTITY) {
-    data = malloc(cid->mh.len ? cid->mh.len : 1);
-    if (!data) { x->rc = ipk_errf(x->eb, IPK_ENOMEM, "out of memory"); return x->rc; }
-    memcpy(data, cid->mh.digest, cid->mh.len);
-    n = cid->mh.len;
-  } else {
-    int rc = x->j->src->get(x->j->src->ud, cid, &data, &n);
-    if (rc < 0) {
-      x->rc = ipk_errf(x->eb, rc, "car export: block %s: %s", cidstr(cid, s, sizeof s), ipk_strerror(rc));
-      return rc;
-    }
-  }
   uint8_t head[10 + IPK_CID_BIN_MAX];
   int cl = ipk_cid_to_bytes(cid, head + 10, IPK_CID_BIN_MAX);
   int rc = cl;
@@ -657,7 +604,6 @@ static int ex_visit(void *ud, const ipk_cid_t *cid) {
     if (!rc) rc = ex_write(x, data, n);
     if (!rc) x->j->blocks++;
   }
-  free(data);
   if (rc) x->rc = rc;
   return rc;
 }
@@ -675,7 +621,7 @@ int ipk_car_export_job(void *arg) {
   if (!rc) {
     ipk_errbuf_t web;
     web.msg[0] = 0;
-    rc = ipk_dag_walk(j->src, &j->root, ex_visit, &x, &web);
+    rc = ipk_dag_walk(j->src, &j->root, IPK_DAG_FETCH_ALL, ex_visit, &x, &web);
     if (rc && x.rc) rc = x.rc;                    /* our visitor's message is in eb */
     else if (rc) ipk_errf(&j->eb, rc, "car export: %s", web.msg);
   }

@@ -28,7 +28,7 @@
 
 #include "ipk/multibase.h"
 #include "ipk/multihash.h"
-#include "ipk/unixfs.h"
+#include "ipk/dag.h"
 
 /* Schema of the store's own tables; other components (registry, runs) keep
  * their tables in the same file and must not touch user_version. */
@@ -464,8 +464,10 @@ typedef struct {
   int has_missing;
 } pin_walk_t;
 
-static int pin_visit(void *ud, const ipk_cid_t *cid) {
+static int pin_visit(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n) {
   pin_walk_t *w = ud;
+  (void)n;
+  if (data) return 0;   /* the walk read it: present (identity CIDs included) */
   int rc = ipk_store_has(w->s, cid);
   if (rc < 0) return rc;
   if (rc == 0) {
@@ -522,7 +524,7 @@ int ipk_store_pin_add(ipk_store_t *s, const ipk_cid_t *cid, int recursive, const
     pin_walk_t w = { .s = s };
     ipk_blocks_t src = ipk_store_blocks(s);
     ipk_errbuf_t eb = { { 0 } };
-    rc = ipk_dag_walk(&src, cid, pin_visit, &w, &eb);
+    rc = ipk_dag_walk(&src, cid, 0, pin_visit, &w, &eb);
     if (rc < 0) {
       if (w.has_missing) {
         char ms[IPK_CID_STR_MAX];
@@ -641,8 +643,10 @@ static int mark_add(mark_t *m, const ipk_cid_t *cid) {
   return 0;
 }
 
-static int mark_visit(void *ud, const ipk_cid_t *cid) {
+static int mark_visit(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n) {
   mark_t *m = ud;
+  (void)data;
+  (void)n;
   int rc = mark_add(m, cid);
   if (rc < 0) m->visit_failed = 1;
   return rc;
@@ -789,7 +793,7 @@ static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed
       break;
     }
     if (!pins[i].recursive) { rc = mark_add(&m, &cid); continue; }
-    rc = ipk_dag_walk(&src, &cid, mark_visit, &m, &eb);
+    rc = ipk_dag_walk(&src, &cid, 0, mark_visit, &m, &eb);
     if (rc < 0 && m.visit_failed) break;
     if (rc < 0) {
       /* An incomplete mark would sweep blocks a pin needs: stop instead. */

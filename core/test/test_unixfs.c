@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipk/dag.h"
 #include "ipk/dagpb.h"
 #include "ipk/unixfs.h"
 
@@ -370,7 +371,9 @@ static void test_dir_add_get(void **state) {
 
 static size_t walk_count;
 static ipk_cid_t walk_first;
-static int count_visit(void *ud, const ipk_cid_t *c) {
+static int count_visit(void *ud, const ipk_cid_t *c, const uint8_t *data, size_t n) {
+  (void)data;
+  (void)n;
   (void)ud;
   if (walk_count++ == 0) walk_first = *c;
   return 0;
@@ -393,14 +396,14 @@ static void test_walk(void **state) {
   assert_int_equal(ipk_unixfs_add_bytes(&o, data, 1048576, &b, &r, NULL, NULL), 0);
   assert_int_equal(m.n, 2);
   walk_count = 0;
-  assert_int_equal(ipk_dag_walk(&b, &r, count_visit, NULL, NULL), 0);
+  assert_int_equal(ipk_dag_walk(&b, &r, 0, count_visit, NULL, NULL), 0);
   assert_int_equal(walk_count, 2);
   assert_true(ipk_cid_equal(&walk_first, &r));
   mem_free(&m);
   mem_t empty;
   ipk_blocks_t e = mem_new(&empty);
   ipk_errbuf_t eb;
-  assert_int_equal(ipk_dag_walk(&e, &r, count_visit, NULL, &eb), IPK_ENOBLOCK);
+  assert_int_equal(ipk_dag_walk(&e, &r, 0, count_visit, NULL, &eb), IPK_ENOBLOCK);
   mem_free(&empty);
   free(data);
 }

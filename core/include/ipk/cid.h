@@ -14,6 +14,7 @@
 #define IPK_CODEC_DAG_PB 0x70
 #define IPK_CODEC_DAG_CBOR 0x71
 #define IPK_CODEC_LIBP2P_KEY 0x72
+#define IPK_CODEC_DAG_JSON 0x0129
 
 /* Binary CIDv1 is at most 1 + 9 + 9 + 9 + IPK_MH_MAX_DIGEST (128) bytes. */
 #define IPK_CID_BIN_MAX 160

@@ -84,12 +84,6 @@ int ipk_unixfs_cat(const ipk_blocks_t *src, const ipk_cid_t *root,
 int ipk_unixfs_get(const ipk_blocks_t *src, const ipk_cid_t *root, const char *outpath,
                    ipk_errbuf_t *eb);
 
-/* Visit every CID reachable from root (root first), fetching from src.
- * Used by recursive pins and gc. */
-typedef int (*ipk_unixfs_visit_cb)(void *ud, const ipk_cid_t *cid);
-int ipk_dag_walk(const ipk_blocks_t *src, const ipk_cid_t *root,
-                 ipk_unixfs_visit_cb visit, void *ud, ipk_errbuf_t *eb);
-
 /* Async wrappers for ipk_loop_submit (ipk_job_fn signature). The caller
  * fills the inputs, keeps the struct alive until the completion is drained,
  * then reads the outputs and calls the matching _clear. */

@@ -54,7 +54,7 @@ local function check_complete(path, store, zero_len_eof)
     end
     local cc = type(c) == "string" and assert(cidmod.parse(c)) or c
     have[key(cc)] = true
-    if cc.codec == 0x70 then nodes[key(cc)] = data end
+    if lib.ipk_dag_codec_links(cc.codec) ~= 0 then nodes[key(cc)] = { cc, data } end
   end
   r:close()
   local seen = {}
@@ -67,15 +67,17 @@ local function check_complete(path, store, zero_len_eof)
       return nil, ("%s: the DAG is incomplete: block %s%s is neither in the file nor in the store; nothing imported")
         :format(path, cidmod.format(c), from and (" (linked from " .. from .. ")") or "")
     end
-    local data = nodes[k]
-    if not data then return true end
-    local node, eb = ffi.new("ipk_dagpb_node_t"), core.errbuf()
-    if lib.ipk_dagpb_decode(data, #data, node, eb) ~= 0 then
+    local blk = nodes[k]
+    if not blk then return true end
+    -- dag.c reads the links of every codec that has them (dag-pb, dag-cbor,
+    -- dag-json) and refuses codecs it cannot read, as the pin would.
+    local out, nout, eb = ffi.new("ipk_cid_t*[1]"), ffi.new("size_t[1]"), core.errbuf()
+    if lib.ipk_dag_links(blk[1], blk[2], #blk[2], out, nout, eb) ~= 0 then
       return nil, path .. ": block " .. cidmod.format(c) .. ": " .. ffi.string(eb.msg)
     end
     local links = {}
-    for i = 0, tonumber(node.nlinks) - 1 do links[#links + 1] = ffi.new("ipk_cid_t", node.links[i].cid) end
-    lib.ipk_dagpb_node_free(node)
+    for i = 0, tonumber(nout[0]) - 1 do links[#links + 1] = ffi.new("ipk_cid_t", out[0][i]) end
+    lib.ipk_dag_links_free(out[0])
     for _, l in ipairs(links) do
       local ok, err = walk(l, cidmod.format(c))
       if not ok then return nil, err end
@@ -119,7 +121,9 @@ local function import(argv)
     end
   end
   if opts.json then
-    util.emit_json({ roots = require("ipk.json").array(res.roots), blocks = res.blocks, bytes = res.bytes, pinned = pin })
+    -- pinned: whether a pin now protects the import (a CAR without roots pins nothing).
+    util.emit_json({ roots = require("ipk.json").array(res.roots), blocks = res.blocks, bytes = res.bytes,
+      pinned = pin and #res.roots > 0 })
   else
     for _, r in ipairs(res.roots) do io.stdout:write(pin and "pinned root " or "root ", r, "\n") end
     io.stderr:write("imported ", res.blocks, " blocks (", res.bytes, " bytes)\n")

@@ -1,5 +1,5 @@
 -- FFI declarations for ipk/varint.h, multibase.h, multihash.h, cid.h,
--- dagpb.h, blocks.h and unixfs.h (kept in sync by hand; the headers are the
+-- dagpb.h, blocks.h, unixfs.h and dag.h (kept in sync by hand; the headers are the
 -- contract). ipk_errbuf_t comes from cdef/base.lua, loaded before this file.
 return [[
 int ipk_varint_encode(uint64_t v, uint8_t *out);
@@ -92,9 +92,17 @@ int ipk_unixfs_cat(const ipk_blocks_t *src, const ipk_cid_t *root,
                    ipk_unixfs_write_cb write, void *ud, ipk_errbuf_t *eb);
 int ipk_unixfs_get(const ipk_blocks_t *src, const ipk_cid_t *root, const char *outpath,
                    ipk_errbuf_t *eb);
-typedef int (*ipk_unixfs_visit_cb)(void *ud, const ipk_cid_t *cid);
-int ipk_dag_walk(const ipk_blocks_t *src, const ipk_cid_t *root,
-                 ipk_unixfs_visit_cb visit, void *ud, ipk_errbuf_t *eb);
+
+typedef struct ipk_cidset_s ipk_cidset_t;
+int ipk_cidset_new(ipk_cidset_t **out);
+void ipk_cidset_free(ipk_cidset_t *s);
+int ipk_cidset_add(ipk_cidset_t *s, const ipk_cid_t *cid);
+int ipk_cidset_has(const ipk_cidset_t *s, const ipk_cid_t *cid);
+size_t ipk_cidset_count(const ipk_cidset_t *s);
+int ipk_dag_codec_links(uint64_t codec);
+int ipk_dag_links(const ipk_cid_t *cid, const uint8_t *data, size_t n, ipk_cid_t **links,
+                  size_t *nlinks, ipk_errbuf_t *eb);
+void ipk_dag_links_free(ipk_cid_t *links);
 
 typedef struct {
   char *path;
