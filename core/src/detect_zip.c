@@ -39,7 +39,7 @@ static int zip_dir(ctx_t *c, zip_t *z) {
     if (eocd < 20 || le32(b + eocd - 20) != 0x07064b50u)
       return ipk__detect_fail(c, IPK_EFORMAT, eocd, "zip", "zip64 locator missing");
     uint64_t z64 = le64(b + eocd - 20 + 8);
-    if (z64 + 56 > n || le32(b + z64) != 0x06064b50u)
+    if (z64 > n || n - z64 < 56 || le32(b + z64) != 0x06064b50u)   /* no z64 + 56: it wraps */
       return ipk__detect_fail(c, IPK_EFORMAT, eocd - 20, "zip", "bad zip64 end of central directory offset");
     count = le64(b + z64 + 32);
     cdsize = le64(b + z64 + 40);
@@ -96,7 +96,7 @@ static int zname_has(const zent_t *e, const char *s) { return memfind(e->name, e
 static int zip_member(ctx_t *c, const zent_t *e, size_t limit, const uint8_t **data, size_t *len,
                       uint8_t **owned) {
   *owned = NULL;
-  if (e->lho + 30 > c->n || le32(c->b + e->lho) != 0x04034b50u)
+  if (e->lho > c->n || c->n - e->lho < 30 || le32(c->b + e->lho) != 0x04034b50u)   /* lho is a u64 */
     return ipk__detect_fail(c, IPK_EFORMAT, e->lho, "zip", "bad local header for %.*s", (int)e->nlen, e->name);
   uint64_t off = e->lho + 30 + le16(c->b + e->lho + 26) + le16(c->b + e->lho + 28);
   if (off > c->n || e->csize > c->n - off)

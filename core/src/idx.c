@@ -11,6 +11,9 @@
 #include <string.h>
 #include <zlib.h>
 
+/* First data allocation; see ipk_idx_load. */
+#define IDX_FIRST_ALLOC ((size_t)1 << 20)
+
 static size_t dtype_size(uint8_t t) {
   switch (t) {
     case 0x08: case 0x09: return 1;
@@ -123,13 +126,37 @@ int ipk_idx_load(const char *path, ipk_idx_t *out, ipk_errbuf_t *eb) {
   out->count = count;
   size_t nbytes = count * out->elem_size;
   size_t data_off = 4 + dlen;
-  out->data = malloc(nbytes ? nbytes : 1);
+  /* The header's size is only a claim: the buffer grows (doubling from
+   * 1 MiB) as bytes arrive, so a short file declaring terabytes fails with
+   * ETRUNC after allocating about what it holds. The size of a gzip
+   * stream's content is unknown until it is read, so this is the bound for
+   * both kinds of file. */
+  size_t cap = nbytes < IDX_FIRST_ALLOC ? nbytes : IDX_FIRST_ALLOC;
+  out->data = malloc(cap ? cap : 1);
   if (!out->data) {
-    rc = ipk_errf(eb, IPK_ENOMEM, "%s: %zu data bytes", path, nbytes);
+    rc = ipk_errf(eb, IPK_ENOMEM, "%s: %zu data bytes", path, cap);
     goto fail;
   }
   why = NULL;
-  k = read_full(gz, out->data, nbytes, &why);
+  size_t got = 0;
+  k = 0;
+  while (got < nbytes) {
+    if (got == cap) {
+      size_t ncap = cap > nbytes / 2 ? nbytes : cap * 2;
+      uint8_t *nd = realloc(out->data, ncap);
+      if (!nd) {
+        rc = ipk_errf(eb, IPK_ENOMEM, "%s: %zu data bytes", path, ncap);
+        goto fail;
+      }
+      out->data = nd;
+      cap = ncap;
+    }
+    k = read_full(gz, out->data + got, cap - got, &why);
+    if (k < 0) break;
+    got += (size_t)k;
+    if (got < cap) break;   /* a short read: the input ended */
+  }
+  if (k >= 0) k = (long long)got;
   if (k == -2) {
     rc = ipk_errf(eb, IPK_ECANCELED, "%s: load cancelled", path);
     goto fail;

@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ipk/car.h"
+#include "ipk/detect.h"
 #include "ipk/err.h"
+#include "ipk/idx.h"
 #include "ipk/varint.h"
 
 /* Writes n bytes to a fresh temp file; returns its path (static buffer). */
@@ -96,10 +99,99 @@ static void test_car_v2_data_size_bounds_file_reader(void **state) {
   unlink(path);
 }
 
+/* fuzz/regressions/idx/declared-6gib-file-45-bytes.idx: an IDX header's
+ * dimensions were trusted: the loader allocated the declared data size
+ * (6 GiB there, about 1 TiB here) before reading a byte of it. A file that
+ * holds 4 data bytes is truncated, plain or gzip, and allocates about that. */
+static void test_idx_declared_size_not_allocated(void **state) {
+  (void)state;
+  uint8_t f[4 + 12 + 4] = { 0, 0, 0x08, 3, 0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 0, 0, 0, 0xff,
+                            1, 2, 3, 4 };
+  const char *path = temp_with(f, sizeof f);
+  ipk_idx_t idx;
+  ipk_errbuf_t eb;
+  assert_int_equal(ipk_idx_load(path, &idx, &eb), IPK_ETRUNC);
+  assert_non_null(strstr(eb.msg, "expected 1095183237375 data bytes, got 4"));
+  assert_null(idx.data);
+  unlink(path);
+  char gzpath[] = "/tmp/ipk-test-fuzzreg-gz.XXXXXX";
+  int fd = mkstemp(gzpath);
+  assert_true(fd >= 0);
+  gzFile gz = gzdopen(fd, "wb");
+  assert_int_equal(gzwrite(gz, f, sizeof f), (int)sizeof f);
+  assert_int_equal(gzclose(gz), Z_OK);
+  assert_int_equal(ipk_idx_load(gzpath, &idx, &eb), IPK_ETRUNC);
+  assert_non_null(strstr(eb.msg, "got 4"));
+  unlink(gzpath);
+}
+
+/* The growing buffer still loads a file larger than its first allocation
+ * (1 MiB) exactly. */
+static void test_idx_loads_past_first_allocation(void **state) {
+  (void)state;
+  size_t n = (3u << 20) + 5;
+  uint8_t *f = malloc(8 + n);
+  assert_non_null(f);
+  memcpy(f, (uint8_t[]){ 0, 0, 0x08, 1 }, 4);
+  for (int b = 0; b < 4; b++) f[4 + b] = (uint8_t)(n >> (24 - 8 * b));
+  for (size_t i = 0; i < n; i++) f[8 + i] = (uint8_t)(i * 7);
+  const char *path = temp_with(f, 8 + n);
+  ipk_idx_t idx;
+  ipk_errbuf_t eb;
+  assert_int_equal(ipk_idx_load(path, &idx, &eb), 0);
+  assert_int_equal(idx.count, n);
+  assert_memory_equal(idx.data, f + 8, n);
+  ipk_idx_free(&idx);
+  unlink(path);
+  free(f);
+}
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap) {
+  size_t n = strlen(h) / 2;
+  assert_true(n <= cap);
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+    out[i] = (uint8_t)v;
+  }
+  return n;
+}
+
+/* fuzz/regressions/detect/zip64-*: zip64 offsets are u64 read from the
+ * file; "offset + size > n" wrapped around for offsets near 2^64 and the
+ * check passed, then the detector read at b + offset (UBSan: pointer
+ * overflow; a wild read). Found by reviewing the zip detector for the
+ * kind of fault the IDX loader had (a declared size trusted); the fuzz
+ * harness had not reached zip64 yet. Both are malformed zips. */
+static void test_detect_zip64_offsets_wrap(void **state) {
+  (void)state;
+  uint8_t b[256];
+  ipk_detect_t d;
+  ipk_errbuf_t eb;
+  /* End of central directory says zip64; the zip64 record's offset is
+   * 2^64 - 16. */
+  size_t n = unhex("504b0304000000000000000000000000000000000000000000000000000000000000000000"
+                   "00000000000000000000000000000000000000000000000000000000000000000000000000"
+                   "0000000000000000000000000000000000504b060700000000f0ffffffffffffff01000000"
+                   "504b050600000000ffffffffffffffffffffffff0000", b, sizeof b);
+  assert_int_equal(ipk_detect_buf(b, n, "z64.zip", &d, &eb), IPK_EFORMAT);
+  assert_non_null(strstr(eb.msg, "bad zip64 end of central directory offset"));
+  /* One member x.npy whose zip64 local header offset is 2^64 - 16. */
+  n = unhex("504b03040000000000000000000000000000000000000000000000000000504b01021400140000"
+            "0000000000000000000000000000000000000005000c0000000000000000000000ffffffff782e"
+            "6e707901000800f0ffffffffffffff504b050600000000010001003f0000001e0000000000",
+            b, sizeof b);
+  assert_int_equal(ipk_detect_buf(b, n, "lho.npz", &d, &eb), IPK_EFORMAT);
+  assert_non_null(strstr(eb.msg, "bad local header for x.npy"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_car_empty),
     cmocka_unit_test(test_car_v2_data_size_bounds_file_reader),
+    cmocka_unit_test(test_idx_declared_size_not_allocated),
+    cmocka_unit_test(test_idx_loads_past_first_allocation),
+    cmocka_unit_test(test_detect_zip64_offsets_wrap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
