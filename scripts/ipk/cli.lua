@@ -5,6 +5,10 @@
 -- --json), progress and logs on stderr, errors as one line
 -- "ipkrun: CMD: what: why" with a nonzero exit (1 failure, 2 usage).
 local util = require "ipk.cmd.util"
+local core = require "ipk.core"
+local repl = require "ipk.repl"
+local runtime = require "ipk.runtime"
+local sched = require "ipk.sched"
 
 local M = {}
 
@@ -54,7 +58,6 @@ local GLOBAL = { api = "api", ["api-auth"] = "api_auth", gateway = "gateway" }
 
 local function take_globals(argv)
   local out, i = {}, 1
-  local runtime = require "ipk.runtime"
   while i <= #argv do
     local a = argv[i]
     if a == "--" then
@@ -92,10 +95,10 @@ function M.main(argv)
     argv[#argv + 1] = "--json"
   end
   local cmd = argv[1]
-  if cmd == nil then return require("ipk.repl").start() end
+  if cmd == nil then return repl.start() end
   if cmd == "--help" or cmd == "-h" or cmd == "help" then io.stdout:write(help()) return 0 end
   if cmd == "--version" or cmd == "version" then
-    local v = require("ipk.core").version()
+    local v = core.version()
     if json_flag then util.emit_json({ version = v }) else io.stdout:write("ipkrun ", v, "\n") end
     return 0
   end
@@ -115,9 +118,9 @@ function M.main(argv)
   end
   local code
   local ok, err = pcall(function()
-    code = require("ipk.sched").run_task(mod.run, rest)
+    code = sched.run_task(mod.run, rest)
   end)
-  require("ipk.runtime").flush_stats()
+  runtime.flush_stats()
   if not ok then return util.fail(cmd, err) end
   return code or 0
 end

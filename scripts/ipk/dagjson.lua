@@ -5,6 +5,7 @@
 -- The same value always encodes to the same bytes, so its CID is a key.
 local cjson = require "cjson"
 local raw_text = require("ipk.json").raw_text
+local cidmod = require "ipk.cid"
 
 local M = {}
 
@@ -138,7 +139,6 @@ end
 --- CIDv1 (dag-json, sha2-256) string of v's canonical bytes, and the bytes.
 function M.cid(v)
   local bytes = M.encode(v)
-  local cidmod = require "ipk.cid"
   return cidmod.format(assert(cidmod.of(1, M.codec, bytes))), bytes
 end
 

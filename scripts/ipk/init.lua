@@ -23,12 +23,12 @@ M.step = recipe.step
 M.kind = recipe.kind
 
 --- The library version.
-function M.version() return require("ipk.core").version() end
+function M.version() return M.core.version() end
 
 --- The open embedded store of $IPK_HOME (opened on first use).
-function M.store() return require("ipk.runtime").store() end
+function M.store() return M.runtime.store() end
 
 --- Run fn(...) as a task and return its results (async calls work inside).
-function M.run(fn, ...) return require("ipk.sched").run_task(fn, ...) end
+function M.run(fn, ...) return M.sched.run_task(fn, ...) end
 
 return M

@@ -7,22 +7,25 @@
 local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
 local dagjson = require "ipk.dagjson"
+local cidmod = require "ipk.cid"
+local core = require "ipk.core"
+local sched = require "ipk.sched"
+local unixfs = require "ipk.unixfs"
 
 local M = {}
 
 --- Re-hash every block of the DAG at cid (a pool job).
 -- @return {blocks=, bytes=} or nil, msg
 function M.verify_dag(cid)
-  local core = require "ipk.core"
   local ffi, lib = core.ffi, core.lib
-  local c, perr = require("ipk.cid").parse(cid)
+  local c, perr = cidmod.parse(cid)
   if not c then return nil, cid .. ": " .. tostring(perr) end
   local src = runtime.store():blocks()
   local srcbox = ffi.new("ipk_blocks_t[1]", src)
   local job = ffi.new("ipk_dag_verify_job_t")
   job.src = srcbox
   job.root = c
-  local rc = require("ipk.sched").job(lib.ipk_dag_verify_job, job)
+  local rc = sched.job(lib.ipk_dag_verify_job, job)
   local ok, err = core.check(rc, job.eb)
   local _ = srcbox -- anchored until the job completed
   if not ok then return nil, err end
@@ -76,7 +79,7 @@ function M.verify(cid)
     if s.kind == "dataset.add" and rec.out.source then
       -- The bytes on disk: re-import with only-hash under the recorded profile.
       local imp = rec.out.import or {}
-      local added = require("ipk.unixfs").add(rec.out.source, { recursive = true, only_hash = true,
+      local added = unixfs.add(rec.out.source, { recursive = true, only_hash = true,
         cid_version = imp.cid_version, raw_leaves = imp.raw_leaves, chunker = imp.chunker })
       local want = dagjson.is_link(rec.out.cid)
       entry.source = { path = rec.out.source, cid = added and added.root, matches = added ~= nil and added.root == want }

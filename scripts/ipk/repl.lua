@@ -1,6 +1,10 @@
 --- ipk.repl: the interactive prompt of `ipkrun` with no arguments.
 -- Each line runs as a task, so async ipk calls work directly. Line editing
 -- and history come from libedit (readline interface) when stdin is a TTY.
+local ipk_facade = require "ipk"
+local core = require "ipk.core"
+local sched = require "ipk.sched"
+
 local M = {}
 
 local function pretty(v, indent, seen)
@@ -30,9 +34,8 @@ local EXTRA = { runner = "ipk.run", recipe_mod = "ipk.run.recipe", lineage = "ip
 
 --- The `ipk` table the REPL gives: require "ipk" plus the engine modules.
 function M.ipk()
-  local ipk = require "ipk"
   return setmetatable({}, { __index = function(t, k)
-    local v = ipk[k]
+    local v = ipk_facade[k]
     if v == nil and EXTRA[k] then v = require(EXTRA[k]) end
     if v ~= nil then rawset(t, k, v) end
     return v
@@ -48,7 +51,7 @@ function M.words()
                  "runner", "lineage", "report", "cron", "dagjson", "schedule" }
   local seen = {}
   local function add(w) if not seen[w] then seen[w] = true; out[#out + 1] = w end end
-  for k, v in pairs(require "ipk") do add("ipk." .. k .. (type(v) == "function" and "(" or "")) end
+  for k, v in pairs(ipk_facade) do add("ipk." .. k .. (type(v) == "function" and "(" or "")) end
   for _, m in ipairs(mods) do
     local ok, mod = pcall(function() return ipk[m] end)
     if ok and type(mod) == "table" then
@@ -63,7 +66,6 @@ function M.words()
 end
 
 local function line_reader()
-  local core = require "ipk.core"
   local ffi, lib = core.ffi, core.lib
   local isatty = pcall(ffi.cdef, "int isatty(int fd);") and ffi.C.isatty(0) == 1
   if isatty and lib.ipk_lineedit_available() == 1 then
@@ -100,7 +102,6 @@ TAB completes ipk.* names; Up/Down walk the history; :quit or Ctrl-D quits.
 
 --- Run the REPL until EOF. Returns the exit code.
 function M.start()
-  local sched = require "ipk.sched"
   local env = setmetatable({ ipk = M.ipk() }, { __index = _G })
   local read = line_reader()
   io.stdout:write("ipk ", env.ipk.version(), " - Lua REPL with ipk loaded (:help, Ctrl-D to quit)\n")

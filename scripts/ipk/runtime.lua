@@ -1,5 +1,10 @@
 --- ipk.runtime: process-wide state: $IPK_HOME, the open store, logging.
 -- Logging goes to stderr (stdout carries results: one JSON object with --json).
+local store = require "ipk.store"
+local kubo = require "ipk.kubo"
+local gateway = require "ipk.gateway"
+local cache = require "ipk.cache"
+
 local M = {}
 
 local store_obj
@@ -19,7 +24,7 @@ end
 --- The embedded store, opened once (raises with a clear message on failure).
 function M.store()
   if store_obj then return store_obj end
-  local s, err = require("ipk.store").open(M.home())
+  local s, err = store.open(M.home())
   if not s then error("store: " .. tostring(err), 0) end
   store_obj = s
   return s
@@ -42,12 +47,12 @@ function M.backend()
   local api = M.api or os.getenv("IPK_API")
   if api and api ~= "" then
     local auth = M.api_auth or os.getenv("IPK_API_AUTH")
-    backend_obj = require("ipk.kubo").new { url = api, auth = (auth ~= "" and auth) or nil }
+    backend_obj = kubo.new { url = api, auth = (auth ~= "" and auth) or nil }
     return backend_obj
   end
   local gw = M.gateway or os.getenv("IPK_GATEWAY")
   if gw and gw ~= "" then
-    backend_obj = require("ipk.gateway").new { url = gw }
+    backend_obj = gateway.new { url = gw }
     return backend_obj
   end
   return nil
@@ -59,7 +64,7 @@ function M.cache()
   if cache_obj then return cache_obj end
   local b = M.backend()
   if not b then return nil end
-  cache_obj = require("ipk.cache").new { remote = b, store = M.store() }
+  cache_obj = cache.new { remote = b, store = M.store() }
   return cache_obj
 end
 

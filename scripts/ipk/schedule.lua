@@ -7,6 +7,7 @@
 local cron = require "ipk.cron"
 local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
+local sched = require "ipk.sched"
 
 local M = {}
 
@@ -47,7 +48,6 @@ end
 -- opts {stop=function() -> bool, on_run=function(entry, summary, err)}
 -- @return counts {runs=, failed=, skipped=}
 function M.serve(entries, opts)
-  local sched = require "ipk.sched"
   local stop = opts.stop or function() return false end
   local counts = { runs = 0, failed = 0, skipped = 0 }
   local tasks = {}

@@ -6,6 +6,7 @@
 -- Errors: expected failures return nil, msg, name (name like "ENOBLOCK");
 -- misuse (wrong argument types, a closed store) raises.
 local core = require "ipk.core"
+local cidmod = require "ipk.cid"
 local lib, ffi = core.lib, core.ffi
 
 local type, select, tonumber, tostring, error, pcall, setmetatable =
@@ -237,7 +238,7 @@ end
 -- parsed; a bad string is an expected failure, anything else misuse.
 local function to_cid(c, what)
   if type(c) == "string" then
-    local v, msg, name = require("ipk.cid").parse(c)
+    local v, msg, name = cidmod.parse(c)
     if not v then return nil, what .. " " .. c .. ": " .. tostring(msg), name or "ECID" end
     return v
   end

@@ -1,6 +1,7 @@
 --- ipkrun add: import files like `ipfs add`, same CIDs.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -42,7 +43,7 @@ function M.run(argv)
       store = runtime.store()
       o.blocks = store:blocks()
     end
-    res, err = require("ipk.unixfs").add(pos[1], o)
+    res, err = unixfs.add(pos[1], o)
     if not res then return util.fail("add", err) end
   end
   if store and opts.pin ~= false then

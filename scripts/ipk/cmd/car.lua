@@ -1,6 +1,10 @@
 --- ipkrun car: CAR archives in and out of the store (or the --api node).
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local car = require "ipk.car"
+local cidmod = require "ipk.cid"
+local core = require "ipk.core"
+local json = require "ipk.json"
 
 local M = {}
 
@@ -27,7 +31,7 @@ local function export(argv)
     local got, ferr = runtime.cache():fetch_dag(pos[1])
     if not got then return util.fail("car export", ferr) end
   end
-  res, err = require("ipk.car").export(pos[1], runtime.store():blocks(), opts.output)
+  res, err = car.export(pos[1], runtime.store():blocks(), opts.output)
   if not res then return util.fail("car export", err) end
   if opts.json then util.emit_json({ root = pos[1], path = opts.output, blocks = res.blocks, bytes = res.bytes })
   else io.stderr:write("exported ", pos[1], " (", res.blocks, " blocks) to ", opts.output, "\n") end
@@ -38,8 +42,6 @@ end
 -- the file or already in the store, or the pin that follows would fail and
 -- leave the file's blocks behind. Returns true or nil, msg.
 local function check_complete(path, store, zero_len_eof)
-  local car, cidmod = require "ipk.car", require "ipk.cid"
-  local core = require "ipk.core"
   local ffi, lib = core.ffi, core.lib
   local r, msg = car.open(path, { zero_len_eof = zero_len_eof })
   if not r then return nil, msg end
@@ -108,7 +110,7 @@ local function import(argv)
       local ok, cerr = check_complete(pos[1], store, opts["zero-length-eof"])
       if not ok then return util.fail("car import", cerr) end
     end
-    res, err = require("ipk.car").import(pos[1], { sink = store:blocks(), zero_len_eof = opts["zero-length-eof"] })
+    res, err = car.import(pos[1], { sink = store:blocks(), zero_len_eof = opts["zero-length-eof"] })
     if not res then return util.fail("car import", err) end
     if pin then
       for _, r in ipairs(res.roots) do
@@ -122,7 +124,7 @@ local function import(argv)
   end
   if opts.json then
     -- pinned: whether a pin now protects the import (a CAR without roots pins nothing).
-    util.emit_json({ roots = require("ipk.json").array(res.roots), blocks = res.blocks, bytes = res.bytes,
+    util.emit_json({ roots = json.array(res.roots), blocks = res.blocks, bytes = res.bytes,
       pinned = pin and #res.roots > 0 })
   else
     for _, r in ipairs(res.roots) do io.stdout:write(pin and "pinned root " or "root ", r, "\n") end
@@ -135,10 +137,9 @@ local function ls(argv)
   local opts, pos = util.parse(argv, { ["zero-length-eof"] = { kind = "bool" }, json = { kind = "bool" } })
   if not opts then return util.usage_error("car ls", pos) end
   if #pos ~= 1 then return util.usage_error("car ls", "expected one FILE") end
-  local res, err = require("ipk.car").list(pos[1], { zero_len_eof = opts["zero-length-eof"] })
+  local res, err = car.list(pos[1], { zero_len_eof = opts["zero-length-eof"] })
   if not res then return util.fail("car ls", err) end
   if opts.json then
-    local json = require "ipk.json"
     res.roots = json.array(res.roots)
     res.blocks = json.array(res.blocks)
     util.emit_json(res)

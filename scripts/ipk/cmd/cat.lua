@@ -1,6 +1,7 @@
 --- ipkrun cat: file bytes to stdout, every block verified.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -39,7 +40,7 @@ function M.run(argv)
       io.stdout:write(chunk)
     end
   end
-  local ok, cerr = require("ipk.unixfs").cat(pos[1], runtime.store():blocks(), out)
+  local ok, cerr = unixfs.cat(pos[1], runtime.store():blocks(), out)
   if not ok then return util.fail("cat", cerr) end
   return 0
 end

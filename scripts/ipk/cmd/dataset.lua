@@ -2,6 +2,7 @@
 -- diff, verify).
 local util = require "ipk.cmd.util"
 local json = require "ipk.json"
+local ds = require "ipk.dataset"
 
 local M = {}
 
@@ -26,7 +27,6 @@ function M.run(argv)
   local sub = argv[1]
   local opts, pos = util.parse({ unpack(argv, 2) }, SPEC)
   if not opts then return util.usage_error("dataset", pos) end
-  local ds = require "ipk.dataset"
   local cmd = "dataset " .. tostring(sub)
   local function out(r, text)
     if opts.json then util.emit_json(r) else io.stdout:write(text, "\n") end

@@ -1,6 +1,7 @@
 --- ipkrun get: file or directory to PATH, every block verified.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -20,7 +21,7 @@ function M.run(argv)
     local got, ferr = runtime.cache():fetch_dag(pos[1])
     if not got then return util.fail("get", ferr) end
   end
-  local ok, gerr = require("ipk.unixfs").get(pos[1], runtime.store():blocks(), out)
+  local ok, gerr = unixfs.get(pos[1], runtime.store():blocks(), out)
   if not ok then return util.fail("get", gerr) end
   if opts.json then util.emit_json({ cid = pos[1], path = out })
   else io.stderr:write("saved ", pos[1], " to ", out, "\n") end

@@ -1,5 +1,7 @@
 --- ipkrun graph: a recipe's step DAG as Graphviz DOT or Mermaid.
 local util = require "ipk.cmd.util"
+local runner = require "ipk.run"
+local recipe = require "ipk.run.recipe"
 
 local M = {}
 
@@ -10,7 +12,7 @@ local function ident(s) return (s:gsub("[^%w_]", "_")) end
 
 --- The DAG text of recipe r in format fmt ("dot" | "mermaid").
 function M.render(r, fmt)
-  local order, deps = require("ipk.run.recipe").deps(r)
+  local order, deps = recipe.deps(r)
   if not order then return nil, deps end
   local out = {}
   if fmt == "mermaid" then
@@ -42,7 +44,7 @@ function M.run(argv)
   if not pos[1] then return util.usage_error("graph", "expected a RECIPE.lua file") end
   local fmt = opts.format or "dot"
   if fmt ~= "dot" and fmt ~= "mermaid" then return util.usage_error("graph", "--format is dot or mermaid, got '" .. fmt .. "'") end
-  local r, err = require("ipk.run").load(pos[1])
+  local r, err = runner.load(pos[1])
   if not r then return util.fail("graph", err) end
   local text, gerr = M.render(r, fmt)
   if not text then return util.fail("graph", gerr) end

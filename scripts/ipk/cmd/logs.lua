@@ -1,5 +1,7 @@
 --- ipkrun logs: the log lines a run's steps wrote.
 local util = require "ipk.cmd.util"
+local json = require "ipk.json"
+local runner = require "ipk.run"
 
 local M = {}
 
@@ -10,7 +12,6 @@ function M.run(argv)
   local opts, pos = util.parse(argv, { json = { kind = "bool" } })
   if not opts then return util.usage_error("logs", pos) end
   if not pos[1] then return util.usage_error("logs", "expected a RUN id (see ipkrun runs)") end
-  local runner = require "ipk.run"
   local run, err = runner.get_run(pos[1])
   if not run then return util.fail("logs", err) end
   local step = pos[2]
@@ -21,7 +22,6 @@ function M.run(argv)
   end
   local rows = runner.logs(run.id, step)
   if opts.json then
-    local json = require "ipk.json"
     util.emit_json({ run = run.id, step = step, lines = json.array(rows) })
     return 0
   end

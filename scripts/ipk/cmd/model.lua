@@ -2,6 +2,8 @@
 -- export, import, index).
 local util = require "ipk.cmd.util"
 local json = require "ipk.json"
+local cidmod = require "ipk.cid"
+local reg = require "ipk.registry"
 
 local M = {}
 
@@ -48,7 +50,6 @@ function M.run(argv)
   local sub = argv[1]
   local opts, pos = util.parse({ unpack(argv, 2) }, SPEC)
   if not opts then return util.usage_error("model", pos) end
-  local reg = require "ipk.registry"
   local cmd = "model " .. tostring(sub)
   if sub == "add" then
     if #pos ~= 1 then return util.usage_error(cmd, "expected one PATH") end
@@ -59,7 +60,7 @@ function M.run(argv)
     if not params then return util.usage_error(cmd, err) end
     local lineage = { dataset_cid = opts.dataset, parent_cid = opts.parent, run_cid = opts.run, recipe_cid = opts.recipe }
     for k, v in pairs(lineage) do
-      if not require("ipk.cid").parse(v) then return util.fail(cmd, "--" .. k:gsub("_cid", "") .. ": invalid CID '" .. v .. "'") end
+      if not cidmod.parse(v) then return util.fail(cmd, "--" .. k:gsub("_cid", "") .. ": invalid CID '" .. v .. "'") end
     end
     local e; e, err = reg.register { path = pos[1], name = opts.name, version = opts.version, tags = opts.tag,
       metrics = metrics, params = params, description = opts.description, lineage = lineage, aliases = opts.alias }

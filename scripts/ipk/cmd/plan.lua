@@ -1,5 +1,7 @@
 --- ipkrun plan: what a run would do, without running it.
 local util = require "ipk.cmd.util"
+local json = require "ipk.json"
+local runner = require "ipk.run"
 
 local M = {}
 
@@ -22,10 +24,9 @@ function M.run(argv)
   end
   local force = {}
   for _, f in ipairs(opts.force or {}) do force[f] = true end
-  local plan, err = require("ipk.run").plan(path, overrides, { force = force, no_cache = opts.no_cache })
+  local plan, err = runner.plan(path, overrides, { force = force, no_cache = opts.no_cache })
   if not plan then return util.fail("plan", err) end
   if opts.json then
-    local json = require "ipk.json"
     for _, s in ipairs(plan.steps) do s.why = json.array(s.why); s.deps = json.array(s.deps) end
     plan.steps = json.array(plan.steps)
     util.emit_json(plan)

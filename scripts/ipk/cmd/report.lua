@@ -1,5 +1,6 @@
 --- ipkrun report: a run as one self-contained HTML file with SVG charts.
 local util = require "ipk.cmd.util"
+local report = require "ipk.report"
 
 local M = {}
 
@@ -11,7 +12,7 @@ function M.run(argv)
   if not opts then return util.usage_error("report", pos) end
   if not pos[1] then return util.usage_error("report", "expected a RUN id (see ipkrun runs)") end
   if not opts.output then return util.usage_error("report", "expected -o FILE.html") end
-  local html, err = require("ipk.report").build(pos[1])
+  local html, err = report.build(pos[1])
   if not html then return util.fail("report", err) end
   -- Write to a temp name next to the target, then rename: never a partial file.
   local tmp = opts.output .. ".tmp-" .. tostring(os.time())

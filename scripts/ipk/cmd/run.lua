@@ -1,6 +1,10 @@
 --- ipkrun run: run a recipe (`ipkrun RECIPE.lua` for short).
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local car = require "ipk.car"
+local cidmod = require "ipk.cid"
+local json = require "ipk.json"
+local runner = require "ipk.run"
 
 local M = {}
 
@@ -19,7 +23,7 @@ local function push_to_node(res, node)
     for _, v in pairs(t) do
       -- any CID in the result: "*_cid" fields, shard lists, the registry entry
       local c = type(v) == "string" and #v >= 46 and #v <= 128 and not seen[v] and v:match("^[%w]+$")
-        and require("ipk.cid").parse(v)
+        and cidmod.parse(v)
       -- UnixFS artifacts (dag-pb, raw). Run records (dag-json) stay local:
       -- the js-ipfs test node does not import dag-json CARs.
       if c and (c.codec == 0x70 or c.codec == 0x55) then
@@ -35,7 +39,7 @@ local function push_to_node(res, node)
   local store = runtime.store()
   for _, c in ipairs(cids) do
     local tmp = os.tmpname()
-    local ok, err = require("ipk.car").export(c, store:blocks(), tmp .. ".car")
+    local ok, err = car.export(c, store:blocks(), tmp .. ".car")
     os.remove(tmp)
     if not ok then return nil, "push " .. c .. ": " .. tostring(err) end
     local imp, ierr = node:dag_import(tmp .. ".car")
@@ -63,7 +67,7 @@ local function print_human(res)
     w:write("registry       ", r.name, "@", r.version, " -> ", r.model_cid,
       r.existing and " (already registered)" or "", "\n")
   end
-  if not (res.dataset_cid or res.model_cid) then w:write(require("ipk.json").encode(res), "\n") end
+  if not (res.dataset_cid or res.model_cid) then w:write(json.encode(res), "\n") end
 end
 
 local function summary_line(sum)
@@ -76,7 +80,7 @@ local function summary_line(sum)
   table.sort(names)
   local parts = {}
   for _, n in ipairs(names) do parts[#parts + 1] = counts[n] .. " " .. n end
-  require("ipk.runtime").log("run %s %s in %.3fs (%s)  record=%s", sum.id, sum.status, sum.duration,
+  runtime.log("run %s %s in %.3fs (%s)  record=%s", sum.id, sum.status, sum.duration,
     table.concat(parts, ", "), tostring(sum.record_cid))
 end
 
@@ -85,7 +89,7 @@ function M.help(argv)
   local path
   for _, a in ipairs(argv) do if a:match("%.lua$") then path = a end end
   if not path then return "" end
-  local ok, r = pcall(function() return assert(require("ipk.run").load(path)) end)
+  local ok, r = pcall(function() return assert(runner.load(path)) end)
   if not ok or type(r) ~= "table" or not r.params then return "\n(cannot load " .. path .. ")\n" end
   local names = {}
   for k in pairs(r.params) do names[#names + 1] = k end
@@ -106,7 +110,6 @@ function M.run(argv)
   local force = {}
   for _, f in ipairs(opts.force or {}) do force[f] = true end
   local ropts = { force = force, no_cache = opts.no_cache, interruptible = true, quiet = opts.quiet }
-  local runner = require "ipk.run"
   local res, err, sum
   if opts.resume then
     if #pos > 0 or opts.param then

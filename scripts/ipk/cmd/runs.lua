@@ -1,5 +1,7 @@
 --- ipkrun runs: list recorded recipe runs, newest first.
 local util = require "ipk.cmd.util"
+local json = require "ipk.json"
+local runner = require "ipk.run"
 
 local M = {}
 
@@ -13,8 +15,7 @@ function M.run(argv)
   if #pos > 0 then return util.usage_error("runs", "unexpected argument '" .. pos[1] .. "'") end
   local limit = opts.limit and tonumber(opts.limit)
   if opts.limit and (not limit or limit < 1) then return util.usage_error("runs", "--limit expects a positive number") end
-  local rows = require("ipk.run").list_runs { recipe = opts.recipe, limit = limit }
-  local json = require "ipk.json"
+  local rows = runner.list_runs { recipe = opts.recipe, limit = limit }
   if opts.json then
     local out = {}
     for i, r in ipairs(rows) do

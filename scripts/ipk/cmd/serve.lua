@@ -1,5 +1,9 @@
 --- ipkrun serve: run scheduled recipes when they are due.
 local util = require "ipk.cmd.util"
+local core = require "ipk.core"
+local runner = require "ipk.run"
+local runtime = require "ipk.runtime"
+local schedule = require "ipk.schedule"
 
 local M = {}
 
@@ -12,14 +16,10 @@ function M.run(argv)
   local duration = opts.duration and tonumber(opts.duration)
   if opts.duration and (not duration or duration <= 0) then return util.usage_error("serve", "--for expects seconds > 0") end
   if #pos == 0 then pos = { "recipes" } end
-  local schedule = require "ipk.schedule"
-  local runtime = require "ipk.runtime"
   local entries, problems = schedule.discover(pos)
   for _, p in ipairs(problems) do runtime.log("serve: %s: %s", p.path, p.error) end
   if #entries == 0 then return util.fail("serve", "no recipe with a schedule in " .. table.concat(pos, ", ")) end
   for _, e in ipairs(entries) do runtime.log("serve: %s (%s) schedule %q", e.name, e.path, e.schedule) end
-  local core = require "ipk.core"
-  local runner = require "ipk.run"
   local SIGINT, SIGTERM = 2, 15
   core.lib.ipk_sig_reset(SIGINT); core.lib.ipk_sig_watch(SIGINT)
   core.lib.ipk_sig_reset(SIGTERM); core.lib.ipk_sig_watch(SIGTERM)

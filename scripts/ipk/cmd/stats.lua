@@ -1,6 +1,7 @@
 --- ipkrun stats: the tiered cache's hit and miss counts.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local cache = require "ipk.cache"
 
 local M = {}
 
@@ -11,7 +12,6 @@ function M.run(argv)
   local opts, pos = util.parse(argv, { json = { kind = "bool" } })
   if not opts then return util.usage_error("stats", pos) end
   if #pos ~= 0 then return util.usage_error("stats", "takes no arguments") end
-  local cache = require "ipk.cache"
   local s = cache.stats(runtime.store())
   local lookups = s.mem_hits + s.store_hits + s.misses
   s.hit_ratio = lookups > 0 and (s.mem_hits + s.store_hits) / lookups or 0

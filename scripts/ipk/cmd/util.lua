@@ -1,5 +1,8 @@
 --- ipk.cmd.util: what every ipkrun command shares: flag parsing, the
 -- one-line error format, JSON output.
+local cidmod = require "ipk.cid"
+local json = require "ipk.json"
+
 local M = {}
 
 -- True when the command line has --json: errors then also go to stdout as
@@ -37,7 +40,7 @@ end
 
 --- The result object as one JSON line on stdout.
 function M.emit_json(obj)
-  io.stdout:write(require("ipk.json").encode(obj), "\n")
+  io.stdout:write(json.encode(obj), "\n")
 end
 
 -- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
@@ -98,7 +101,7 @@ end
 
 --- Parse a CID string; returns the CID or nil, "S: why".
 function M.parse_cid(s)
-  local c, err = require("ipk.cid").parse(s)
+  local c, err = cidmod.parse(s)
   if not c then return nil, s .. ": " .. tostring(err) end
   return c
 end

@@ -1,5 +1,8 @@
 --- ipkrun verify: walk a model's lineage back to the dataset bytes.
 local util = require "ipk.cmd.util"
+local cidmod = require "ipk.cid"
+local json = require "ipk.json"
+local lineage = require "ipk.lineage"
 
 local M = {}
 
@@ -12,10 +15,9 @@ function M.run(argv)
   if not pos[1] then return util.usage_error("verify", "expected a CID") end
   local c, perr = util.parse_cid(pos[1])
   if not c then return util.fail("verify", perr) end
-  local rep, err = require("ipk.lineage").verify(require("ipk.cid").format(c))
+  local rep, err = lineage.verify(cidmod.format(c))
   if not rep then return util.fail("verify", err) end
   if opts.json then
-    local json = require "ipk.json"
     for _, e in ipairs(rep.chain) do e.artifacts = json.array(e.artifacts); e.inputs = json.array(e.inputs) end
     rep.chain = json.array(rep.chain)
     util.emit_json(rep)

@@ -11,6 +11,8 @@ local sandbox = require "ipk.run.sandbox"
 local train = require "ipk.train"
 local json = require "ipk.json"
 local runtime = require "ipk.runtime"
+local cidmod = require "ipk.cid"
+local unixfs = require "ipk.unixfs"
 local ffi, lib = core.ffi, core.lib
 
 local M = {}
@@ -63,7 +65,6 @@ function M.run(sp, o)
           local loss, err = train.fit(p, sp.train, c.idx, c.n, client_seed(seed, r, c.id), lr)
           if not loss then error(err, 0) end
           local bytes = assert(train.to_safetensors(p))
-          local cidmod = require "ipk.cid"
           local ucid = cidmod.format(assert(cidmod.of(1, 0x55, bytes)))
           return { params = p, n = c.n, loss = loss, client = c.id, cid = ucid }
         end)
@@ -129,7 +130,7 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
       end })
     if not res then error(err, 0) end
     local bytes = assert(train.to_safetensors(res.params))
-    local model_cid, aerr = require("ipk.unixfs").add_bytes(bytes, {
+    local model_cid, aerr = unixfs.add_bytes(bytes, {
       cid_version = 1, raw_leaves = true, chunker = "size-262144",
       blocks = runtime.store():blocks() })
     if not model_cid then error("model: " .. tostring(aerr), 0) end
@@ -180,7 +181,7 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
     return setmetatable(out, { __index = function(t, k)
       if k ~= "bytes" then return nil end
       local parts = {}
-      assert(require("ipk.unixfs").cat(model_cid, runtime.store():blocks(), function(c) parts[#parts + 1] = c end))
+      assert(unixfs.cat(model_cid, runtime.store():blocks(), function(c) parts[#parts + 1] = c end))
       local b = table.concat(parts)
       rawset(t, "bytes", b)
       return b

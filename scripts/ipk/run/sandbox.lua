@@ -4,6 +4,7 @@
 -- package. Errors: nil, msg (file:line of the recipe).
 local ffi = require "ffi"
 local recipe = require "ipk.run.recipe"
+local ipk = require "ipk"
 
 local M = {}
 
@@ -123,9 +124,7 @@ function M.sandbox(name)
     return setmetatable(t, mt)
   end
   g.require = function(mod)
-    -- `ipk` is the lazy facade (scripts/ipk/init.lua), which reaches this
-    -- module again through ipk.fl: required here, on use, not at load.
-    if mod == "ipk" then return readonly(require("ipk"), "ipk") end
+    if mod == "ipk" then return readonly(ipk, "ipk") end
     local sub = type(mod) == "string" and mod:match("^ipk%.([%w_]+)$")
     -- `require "ipk.run"` is the engine (hidden); the `ipk.run` field of the
     -- facade is the task runner, which a recipe may call.
