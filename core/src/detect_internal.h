@@ -7,6 +7,7 @@
 #ifndef IPK_DETECT_INTERNAL_H
 #define IPK_DETECT_INTERNAL_H
 #include "ipk/detect.h"
+#include "ipk/table.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,12 @@ typedef struct {
 
 int ipk__npy_parse(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, npy_t *o, const char *member);
 void ipk__npy_json(jb_t *j, const npy_t *o);
+/* Value statistics of the data (ipk/table.h's array accumulator): init is
+ * nonzero for dtypes without statistics; stats_json ends a and writes
+ * "stats":{count,inf,max,mean,min,nan,std}. */
+uint64_t ipk__npy_count(const npy_t *o); /* declared elements, UINT64_MAX on overflow */
+int ipk__npy_acc_init(const npy_t *o, ipk_array_acc_t *a);
+void ipk__npy_stats_json(jb_t *j, ipk_array_acc_t *a);
 int ipk__detect_npy(ctx_t *c);
 
 /* detect_pickle.c: opcode walk; strict = the file committed to pickle (errors

@@ -1,7 +1,9 @@
 /* detect_npy.c - NumPy .npy headers (also the members of .npz, see detect_zip.c). */
 #include "detect_internal.h"
+#include "ipk/table.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,19 +86,71 @@ void ipk__npy_json(jb_t *j, const npy_t *o) {
   ipk__jb_kbool(j, "fortran_order", o->fortran);
 }
 
+/* Elements the header declares, saturating at UINT64_MAX (a shape whose
+ * product overflows cannot match the bytes present). */
+uint64_t ipk__npy_count(const npy_t *o) {
+  uint64_t count = 1;
+  for (int i = 0; i < o->ndim; i++) {
+    if (o->shape[i] && count > UINT64_MAX / o->shape[i]) return UINT64_MAX;
+    count *= o->shape[i];
+  }
+  return count;
+}
+
+int ipk__npy_acc_init(const npy_t *o, ipk_array_acc_t *a) {
+  ipk_errbuf_t eb;
+  return ipk_array_acc_init(a, o->descr, &eb);
+}
+
+static void jb_num(jb_t *j, const char *k, double v) {
+  if (isnan(v)) return;
+  char b[32];
+  ipk_table_fmt_num(v, b);
+  ipk__jb_key(j, k);
+  ipk__jb_sep(j);
+  ipk__jb_put(j, b, strlen(b));
+}
+
+void ipk__npy_stats_json(jb_t *j, ipk_array_acc_t *a) {
+  double std;
+  ipk_array_acc_end(a, &std);
+  ipk__jb_key(j, "stats");
+  ipk__jb_open(j, '{');
+  ipk__jb_ku64(j, "count", a->count);
+  ipk__jb_ku64(j, "inf", a->inf);
+  /* integers exactly (an i8/u8 beyond 2^53 is not a double) */
+  if (a->finite && a->kind == 'i') { ipk__jb_key(j, "max"); ipk__jb_i64(j, a->imax); }
+  else if (a->finite && a->kind == 'u') { ipk__jb_key(j, "max"); ipk__jb_u64(j, a->umax); }
+  else jb_num(j, "max", a->max);
+  jb_num(j, "mean", a->mean);
+  if (a->finite && a->kind == 'i') { ipk__jb_key(j, "min"); ipk__jb_i64(j, a->imin); }
+  else if (a->finite && a->kind == 'u') { ipk__jb_key(j, "min"); ipk__jb_u64(j, a->umin); }
+  else jb_num(j, "min", a->min);
+  ipk__jb_ku64(j, "nan", a->nan);
+  jb_num(j, "std", std);
+  ipk__jb_close(j, '}');
+}
+
 int ipk__detect_npy(ctx_t *c) {
   npy_t o;
   int rc = ipk__npy_parse(c, c->b, c->n, 0, &o, NULL);
   if (rc) return rc;
+  uint64_t count = ipk__npy_count(&o);
   if (o.itemsize) {
-    uint64_t count = 1;
-    for (int i = 0; i < o.ndim; i++) count *= o.shape[i];
-    uint64_t want = o.header_end + count * o.itemsize;
-    if (c->n < want)
-      return ipk__detect_fail(c, IPK_ETRUNC, c->n, "npy", "data ends early: shape needs %" PRIu64 " bytes, file has %zu",
-                  want, c->n);
+    uint64_t avail = c->n - o.header_end;
+    if (count > avail / o.itemsize) {
+      if (count != UINT64_MAX && count <= UINT64_MAX / o.itemsize)
+        return ipk__detect_fail(c, IPK_ETRUNC, c->n, "npy", "data ends early: shape needs %" PRIu64 " bytes, file has %zu",
+                                o.header_end + count * o.itemsize, c->n);
+      return ipk__detect_fail(c, IPK_ETRUNC, c->n, "npy", "data ends early: shape's element count overflows 64 bits");
+    }
   }
   ipk__detect_set(c, "npy", "numpy", "array");
   ipk__npy_json(&c->j, &o);
+  ipk_array_acc_t a;
+  if (ipk__npy_acc_init(&o, &a) == 0) {
+    ipk_array_acc_feed(&a, c->b + o.header_end, (size_t)(count * o.itemsize));
+    ipk__npy_stats_json(&c->j, &a);
+  }
   return 0;
 }

@@ -133,6 +133,56 @@ static int zip_member(ctx_t *c, const zent_t *e, size_t limit, const uint8_t **d
   return 0;
 }
 
+/* Feed len bytes of member e's content, from offset skip, to an array
+ * accumulator: in place when stored, inflated 64 KiB at a time when
+ * deflated (memory stays bounded whatever the member's size). Fewer bytes
+ * than len is not an error here (the caller reports the count it got). */
+static int member_feed(ctx_t *c, const zent_t *e, uint64_t skip, uint64_t len, ipk_array_acc_t *a) {
+  uint64_t off = e->lho + 30 + le16(c->b + e->lho + 26) + le16(c->b + e->lho + 28); /* checked by zip_member */
+  if (e->method == 0) {
+    if (skip >= e->csize) return 0;
+    uint64_t have = e->csize - skip;
+    ipk_array_acc_feed(a, c->b + off + skip, (size_t)(len < have ? len : have));
+    return 0;
+  }
+  uint8_t *out = malloc(1u << 16);
+  if (!out) return ipk_errf(c->eb, IPK_ENOMEM, "zip: out of memory");
+  z_stream zs;
+  memset(&zs, 0, sizeof zs);
+  if (inflateInit2(&zs, -15) != Z_OK) { free(out); return ipk_errf(c->eb, IPK_ENOMEM, "zip: inflateInit failed"); }
+  const uint8_t *in = c->b + off;
+  uint64_t in_left = e->csize, pos = 0, end = skip + len < skip ? UINT64_MAX : skip + len;
+  int zr = Z_OK;
+  while (pos < end && zr != Z_STREAM_END) {
+    if (zs.avail_in == 0 && in_left) {
+      uInt k = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
+      zs.next_in = (Bytef *)in;
+      zs.avail_in = k;
+      in += k;
+      in_left -= k;
+    }
+    zs.next_out = out;
+    zs.avail_out = 1u << 16;
+    zr = inflate(&zs, Z_NO_FLUSH);
+    size_t got = (1u << 16) - zs.avail_out;
+    if (zr != Z_OK && zr != Z_STREAM_END && !(zr == Z_BUF_ERROR && got)) {
+      inflateEnd(&zs);
+      free(out);
+      return ipk__detect_fail(c, IPK_EFORMAT, off, "zip", "member %.*s: deflate data is corrupt or truncated",
+                              (int)e->nlen, e->name);
+    }
+    if (got == 0 && zs.avail_in == 0 && in_left == 0) break; /* input used up */
+    /* the part of out[0..got) inside [skip, end) */
+    uint64_t a0 = pos, a1 = pos + got;
+    uint64_t lo = a0 > skip ? a0 : skip, hi = a1 < end ? a1 : end;
+    if (hi > lo) ipk_array_acc_feed(a, out + (lo - a0), (size_t)(hi - lo));
+    pos = a1;
+  }
+  inflateEnd(&zs);
+  free(out);
+  return 0;
+}
+
 int ipk__detect_zip(ctx_t *c) {
   zip_t z;
   int rc = zip_dir(c, &z);
@@ -229,6 +279,13 @@ int ipk__detect_zip(ctx_t *c) {
       ipk__jb_open(j, '{');
       ipk__jb_kstrn(j, "name", z.e[i].name, z.e[i].nlen - 4);
       ipk__npy_json(j, &o);
+      ipk_array_acc_t acc;
+      if (ipk__npy_acc_init(&o, &acc) == 0) {
+        uint64_t cnt = ipk__npy_count(&o);
+        uint64_t len = cnt > UINT64_MAX / o.itemsize ? UINT64_MAX : cnt * o.itemsize;
+        if ((rc = member_feed(c, &z.e[i], o.header_end, len, &acc))) { free(z.e); return rc; }
+        ipk__npy_stats_json(j, &acc);
+      }
       ipk__jb_close(j, '}');
     }
     ipk__jb_close(j, ']');

@@ -196,6 +196,57 @@ static void test_classify(void **state) {
   assert_false(ipk_table_is_missing("na", 2));
 }
 
+/* Array statistics: exact integer extremes, IEEE half specials, big-endian
+ * data fed one byte at a time (elements split across feeds), unsupported
+ * dtypes. Values from numpy: np.array([1, nan, inf, 2**-24, -65504], '<f2')
+ * has finite values 1, 5.960464477539063e-08, -65504. */
+static void test_array_stats(void **state) {
+  (void)state;
+  ipk_array_acc_t a;
+  ipk_errbuf_t eb;
+  double std;
+  const uint8_t u8[] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  assert_int_equal(ipk_array_acc_init(&a, "<u8", &eb), 0);
+  ipk_array_acc_feed(&a, u8, sizeof u8);
+  assert_int_equal(ipk_array_acc_end(&a, &std), 0);
+  assert_true(a.umin == 0 && a.umax == UINT64_MAX);
+  assert_int_equal(a.count, 2);
+  const uint8_t i8be[] = {0x80, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 5};
+  assert_int_equal(ipk_array_acc_init(&a, ">i8", &eb), 0);
+  for (size_t i = 0; i < sizeof i8be; i++) ipk_array_acc_feed(&a, i8be + i, 1);
+  assert_int_equal(ipk_array_acc_end(&a, &std), 0);
+  assert_true(a.imin == INT64_MIN && a.imax == INT64_MAX);
+  assert_int_equal(a.count, 3);
+  const uint16_t half[] = {0x3C00, 0x7E00, 0x7C00, 0x0001, 0xFBFF};
+  assert_int_equal(ipk_array_acc_init(&a, "<f2", &eb), 0);
+  ipk_array_acc_feed(&a, (const uint8_t *)half, sizeof half);
+  ipk_array_acc_feed(&a, (const uint8_t *)half, 1); /* half an element: dropped at the end */
+  assert_int_equal(ipk_array_acc_end(&a, &std), 1);
+  assert_int_equal(a.count, 4);
+  assert_int_equal(a.nan, 1);
+  assert_int_equal(a.inf, 1);
+  assert_true(a.min == -65504.0 && a.max == 1.0);
+  double m = (1.0 + 5.960464477539063e-08 - 65504.0) / 3;
+  assert_true(fabs(a.mean - m) < 1e-9);
+  double v = ((1 - m) * (1 - m) + (5.960464477539063e-08 - m) * (5.960464477539063e-08 - m) +
+              (-65504.0 - m) * (-65504.0 - m)) / 2;
+  assert_true(fabs(std - sqrt(v)) < 1e-7);
+  /* bool, and nothing finite */
+  const uint8_t bools[] = {1, 0, 1, 1};
+  assert_int_equal(ipk_array_acc_init(&a, "|b1", &eb), 0);
+  ipk_array_acc_feed(&a, bools, 4);
+  ipk_array_acc_end(&a, &std);
+  assert_true(a.mean == 0.75 && a.min == 0 && a.max == 1);
+  const float nanf_[] = {NAN, NAN};
+  assert_int_equal(ipk_array_acc_init(&a, "<f4", &eb), 0);
+  ipk_array_acc_feed(&a, (const uint8_t *)nanf_, sizeof nanf_);
+  ipk_array_acc_end(&a, &std);
+  assert_true(a.count == 0 && a.nan == 2 && isnan(a.mean) && isnan(a.min) && isnan(std));
+  const char *bad[] = {"<c8", "<f16", "<M8[ns]", "|S3", "<U2", "|V8", "<i3", "O", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(ipk_array_acc_init(&a, bad[i], &eb), IPK_EUNSUPP);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stats),
@@ -205,6 +256,7 @@ int main(void) {
     cmocka_unit_test(test_quoted_missing_and_json),
     cmocka_unit_test(test_json_numbers_and_names),
     cmocka_unit_test(test_classify),
+    cmocka_unit_test(test_array_stats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* ipk/table.h - delimited text tables (CSV, TSV): tokenizer, statistics,
- * record index.
+ * record index; value statistics of numeric arrays (npy/npz data).
  *
  * Dialect: RFC 4180 with the usual extensions: records end at LF or CRLF;
  * a field that starts with '"' is quoted (it may hold the delimiter, CR, LF,
@@ -143,5 +143,42 @@ typedef struct {
   ipk_errbuf_t eb;
 } ipk_table_index_job_t;
 int ipk_table_index_job(void *arg);
+
+/* ------------------------------------------------------------------------
+ * Value statistics of a numeric array, fed its raw element bytes in any
+ * pieces (a split element is carried over), so a caller can stream a file
+ * or an inflating zip member without holding the data. The statistics do
+ * not depend on element order (C or Fortran order give the same values;
+ * only the last bits of mean/std can differ with the summation order).
+ *
+ * dtype is a NumPy array-protocol string: byte order '<' '>' '|' '=' then
+ * b1 (bool), i1 i2 i4 i8, u1 u2 u4 u8, f2 (IEEE half) f4 f8. Anything else
+ * (complex, long double f16/f12, datetime, strings, structured) is
+ * IPK_EUNSUPP from init.
+ *
+ * NaN plays the part of a CSV's missing value: count is the elements that
+ * are not NaN (infinities included) and nan the NaN ones, so count + nan is
+ * the number of elements fed; inf counts the infinite ones. min/max/mean/std
+ * (sample, n-1) are over the finite elements (bool as 0/1; NaN when there
+ * are none, std when fewer than 2). Integer arrays also keep exact min/max
+ * in imin/imax (signed) or umin/umax (u8 beyond 2^53 is not a double). */
+typedef struct {
+  char kind;           /* 'b', 'i', 'u', 'f' */
+  int size;            /* bytes per element: 1, 2, 4, 8 */
+  int swap;            /* element bytes are in the other byte order */
+  uint8_t carry[8];
+  int ncarry;
+  uint64_t count, nan, inf, finite;
+  double mean, m2;     /* over the finite elements so far (Chan's merge) */
+  double min, max;
+  int64_t imin, imax;
+  uint64_t umin, umax;
+} ipk_array_acc_t;
+
+int ipk_array_acc_init(ipk_array_acc_t *a, const char *dtype, ipk_errbuf_t *eb);
+void ipk_array_acc_feed(ipk_array_acc_t *a, const uint8_t *p, size_t n);
+/* Finish: mean/std/min/max set (NaN where undefined); returns the number of
+ * bytes of a trailing partial element that was dropped (0 when whole). */
+size_t ipk_array_acc_end(ipk_array_acc_t *a, double *std);
 
 #endif
