@@ -83,6 +83,8 @@ local KUBO_OPTS = {
   cidv1 = { cid_version = 1 },
   ["cidv1-noraw"] = { cid_version = 1, raw_leaves = false },
   sha512 = { cid_version = 1, hash = "sha2-512" },
+  blake2b = { hash = "blake2b-256" },                         -- implies CIDv1, raw leaves
+  ["blake2b-noraw"] = { hash = "blake2b-256", raw_leaves = false },
   ["v1-2025"] = { profile = "unixfs-v1-2025" },
   ["v0-maxlinks1024"] = { max_links = 1024 },
 }
@@ -94,7 +96,6 @@ local function skip_reason(v)
   if v.kubo_flags:match("%-t") or v.kubo_flags:match("trickle") then
     return "trickle layout (-t) not implemented"
   end
-  if v.options:match("blake2b") then return "blake2b-256 multihash not supported" end
   if v.id:match("dir%-hamt$") then return "HAMT-sharded directory not built by ipk (rejected with EUNSUPP)" end
   return nil
 end

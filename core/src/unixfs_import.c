@@ -93,7 +93,7 @@ static int check_opts(const ipk_unixfs_opts_t *o, ipk_errbuf_t *eb) {
                     IPK_UNIXFS_MAX_CHUNK);
   if (o->max_links < 2)
     return ipk_errf(eb, IPK_EINVAL, "max_links must be >= 2, got %d", o->max_links);
-  if (o->hash != IPK_MH_SHA2_256 && o->hash != IPK_MH_SHA2_512)
+  if (o->hash == IPK_MH_IDENTITY || !ipk_multihash_supported(o->hash))
     return ipk_errf(eb, IPK_EUNSUPP, "multihash 0x%llx is not supported for import",
                     (unsigned long long)o->hash);
   if (o->cid_version == 0 && o->hash != IPK_MH_SHA2_256)

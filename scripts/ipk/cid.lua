@@ -15,8 +15,14 @@ local CID_BIN_MAX = 160
 
 --- Multicodec constants used by ipk.
 M.codec = { raw = 0x55, ["dag-pb"] = 0x70, ["dag-cbor"] = 0x71, ["libp2p-key"] = 0x72 }
---- Multihash codes supported for hashing.
-M.hash = { identity = 0x00, ["sha2-256"] = 0x12, ["sha2-512"] = 0x13 }
+--- Multihash codes supported for hashing, by multicodec name: the functions
+-- Kubo accepts for blocks (see core/include/ipk/multihash.h).
+M.hash = { identity = 0x00, sha1 = 0x11, ["sha2-256"] = 0x12, ["sha2-512"] = 0x13,
+  ["sha3-512"] = 0x14, ["sha3-384"] = 0x15, ["sha3-256"] = 0x16, ["sha3-224"] = 0x17, ["shake-256"] = 0x19,
+  ["keccak-224"] = 0x1a, ["keccak-256"] = 0x1b, ["keccak-384"] = 0x1c, ["keccak-512"] = 0x1d,
+  ["dbl-sha2-256"] = 0x56 }
+for bits = 128, 512, 8 do M.hash["blake2b-" .. bits] = 0xb200 + bits / 8 end
+for bits = 8, 256, 8 do M.hash["blake2s-" .. bits] = 0xb240 + bits / 8 end
 
 local cid_ct = ffi.typeof("ipk_cid_t")
 

@@ -51,7 +51,8 @@ function M.options(o)
   if o.hash ~= nil then
     local code = cid.hash[o.hash] or (type(o.hash) == "number" and o.hash)
     if not code or code == 0 then
-      return nil, "unsupported hash '" .. tostring(o.hash) .. "' (sha2-256, sha2-512)", "EUNSUPP"
+      return nil, "unsupported hash '" .. tostring(o.hash) .. "' (a multihash name: sha2-256, sha2-512, blake2b-256, "
+        .. "sha3-256, keccak-256, ...)", "EUNSUPP"
     end
     opts.hash = code
     if code ~= 0x12 and o.cid_version == nil then opts.cid_version = 1 end

@@ -8,9 +8,9 @@
  * reads the payload sequentially and only checks the index offset lies
  * after the payload (go-car's index layout is described in fixtures/car).
  *
- * Every block read is verified against its CID: sha2-256, sha2-512 and
- * identity through multihash.h, blake2b-128..512 (0xb210..0xb240) through
- * libsodium; another hash function is IPK_EHASH (nothing is trusted
+ * Every block read is verified against its CID with multihash.h, which
+ * has every function Kubo accepts (SHA-1/2/3, SHAKE-256, Keccak, BLAKE2b/s,
+ * identity); another hash function is IPK_EHASH (nothing is trusted
  * unverified). Section offsets are relative to the CARv1 payload (the file
  * for v1), as go-car's index records them.
  *
@@ -65,7 +65,7 @@ int ipk_car_reader_next(ipk_car_reader_t *r, ipk_cid_t *cid, const uint8_t **dat
 void ipk_car_reader_free(ipk_car_reader_t *r);
 
 /* 1 when data hashes to cid, 0 when not, IPK_EHASH when the hash function
- * is unknown here (the CAR reader's rule, blake2b included). */
+ * is unknown here (ipk_multihash_supported). */
 int ipk_car_verify(const ipk_cid_t *cid, const void *data, size_t n);
 
 /* The CARv1 header for roots: writes the varint-framed DAG-CBOR header into

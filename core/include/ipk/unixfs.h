@@ -21,7 +21,7 @@ typedef struct {
   int raw_leaves;        /* 1: leaves are raw blocks (codec 0x55) */
   size_t chunk_size;     /* bytes per leaf, 1..IPK_UNIXFS_MAX_CHUNK */
   int max_links;         /* links per internal node (174 or 1024) */
-  uint64_t hash;         /* multihash code; IPK_MH_SHA2_256 */
+  uint64_t hash;         /* multihash code (IPK_MH_SHA2_256; any ipk_multihash_supported but identity) */
   int threads;           /* leaf-hashing threads; 0 = number of cores */
   char profile[32];      /* profile name the options came from ("" = custom) */
   /* Directory size estimate compared with hamt_threshold, as Kubo does to
