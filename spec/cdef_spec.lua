@@ -35,7 +35,7 @@ end
 describe("FFI declarations", function()
   it("match the public headers", function()
     local headers, texts, defines = {}, {}, {}
-    local p = io.popen("ls " .. u.q(u.root .. "/core/include/ipk") .. "/*.h")
+    local p = io.popen("ls " .. u.q(u.root .. "/core/include/ipk") .. "/*.h " .. u.q(u.root .. "/bindings/host") .. "/*.h")
     for f in p:lines() do
       local t = u.read(f)
       texts[#texts + 1] = t

@@ -1,5 +1,5 @@
 /* test_verify.c - ipk_dag_verify over an in-memory block source, the
- * counting signal handler, and the REPL completion matcher. */
+ * counting signal handler. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ipk/lineedit.h"
 #include "ipk/sig.h"
 #include "ipk/unixfs.h"
 #include "ipk/verify.h"
@@ -106,25 +105,10 @@ static void test_sig_counts(void **state) {
   assert_int_equal(ipk_sig_unwatch(SIGTERM), 0);
 }
 
-static void test_lineedit_match(void **state) {
-  (void)state;
-  const char *w[] = { "ipk.dataset", "ipk.dataset.add", "ipk.dataset.split", "ipk.registry", ":help" };
-  assert_int_equal(ipk_lineedit_set_words(w, 5), 0);
-  assert_string_equal(ipk_lineedit_match("ipk.data", 0), "ipk.dataset");
-  assert_string_equal(ipk_lineedit_match("ipk.data", 1), "ipk.dataset.add");
-  assert_string_equal(ipk_lineedit_match("ipk.data", 2), "ipk.dataset.split");
-  assert_null(ipk_lineedit_match("ipk.data", 3));
-  assert_string_equal(ipk_lineedit_match(":h", 0), ":help");
-  assert_null(ipk_lineedit_match("zzz", 0));
-  assert_int_equal(ipk_lineedit_set_words(NULL, 0), 0);
-  assert_null(ipk_lineedit_match("ipk", 0));
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_verify_walks_every_block),
     cmocka_unit_test(test_sig_counts),
-    cmocka_unit_test(test_lineedit_match),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,9 +66,9 @@ function M.words()
 end
 
 local function line_reader()
-  local ffi, lib = core.ffi, core.lib
+  local ffi, lib = core.ffi, core.host
   local isatty = pcall(ffi.cdef, "int isatty(int fd);") and ffi.C.isatty(0) == 1
-  if isatty and lib.ipk_lineedit_available() == 1 then
+  if isatty and lib and lib.ipk_lineedit_available() == 1 then
     local words = M.words()
     local arr = ffi.new("const char*[?]", #words)
     for i, w in ipairs(words) do arr[i - 1] = w end

@@ -8,7 +8,7 @@ local ffi = require "ffi"
 
 local M = {}
 
-for _, part in ipairs { "base", "cid", "store", "ml", "recipe", "io", "detect" } do
+for _, part in ipairs { "base", "cid", "store", "ml", "recipe", "io", "detect", "host" } do
   ffi.cdef(require("ipk.cdef." .. part))
 end
 
@@ -21,6 +21,9 @@ end
 
 --- The bound library (cdata namespace of ipk_* functions).
 M.lib = bind()
+--- The host's own functions (bindings/host: line editing) when running
+-- inside ipkrun, which exports them; nil elsewhere (plain luajit, busted).
+M.host = pcall(function() return ffi.C.ipk_lineedit_read end) and ffi.C or nil
 M.ffi = ffi
 local lib = M.lib
 

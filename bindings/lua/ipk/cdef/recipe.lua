@@ -1,6 +1,6 @@
--- FFI declarations for ipk/verify.h, ipk/sig.h and ipk/lineedit.h (the
--- recipe engine: lineage verification, Ctrl-C, the REPL). Kept in sync by
--- hand; the headers are the contract.
+-- FFI declarations for ipk/verify.h and ipk/sig.h (the recipe engine:
+-- lineage verification, Ctrl-C). Kept in sync by hand; the headers are the
+-- contract.
 return [[
 int ipk_dag_verify(const ipk_blocks_t *src, const ipk_cid_t *root, uint64_t *blocks,
                    uint64_t *bytes, ipk_errbuf_t *eb);
@@ -16,10 +16,4 @@ int ipk_sig_watch(int signo);
 int ipk_sig_count(int signo);
 void ipk_sig_reset(int signo);
 int ipk_sig_unwatch(int signo);
-
-int ipk_lineedit_set_words(const char *const *words, size_t n);
-const char *ipk_lineedit_match(const char *prefix, int state);
-int ipk_lineedit_available(void);
-char *ipk_lineedit_read(const char *prompt);
-void ipk_lineedit_add_history(const char *line);
 ]]
