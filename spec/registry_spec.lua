@@ -57,7 +57,8 @@ describe("ipkrun model", function()
     assert.equal("tf", meta.name)
     assert.equal("0.1.0", meta.version)
     assert.equal("tf-savedmodel", meta.format)
-    assert.equal(e.created_at, meta.created_at)
+    assert.is_nil(meta.created_at) -- no wall-clock time in the entry (it is in the row: e.created_at)
+    assert.is_string(e.created_at)
     assert.same({ dataset_cid = "bafkreiei2sgneelwnkqhgtfmg2oivhmgozb647uoscr4dple5r6qw4gxiu" }, meta.lineage)
   end)
 
@@ -171,8 +172,10 @@ describe("ipkrun model", function()
     assert.same({ loss = 0.5 }, v.metadata.metrics)
     assert.equal("1.0.0", ex.aliases.m.prod)
     assert.equal("tensorflow.js", ex.models.web["0.3.0"].framework)
-    -- the state CID is the CID of exactly this JSON
-    local bytes = u.read(tmp .. "/model_registry.json"):gsub("\n$", "")
+    -- the state CID is the CID of this JSON without its added_at times
+    -- (canonical: sorted keys), so it depends on what is registered, not when
+    local bytes, n = u.read(tmp .. "/model_registry.json"):gsub("\n$", ""):gsub('"added_at":"[^"]*",', "")
+    assert.equal(2, n)
     u.write(tmp .. "/state.json", bytes)
     assert.equal(idx, only_hash(env, tmp .. "/state.json"))
     local env2 = { IPK_HOME = tmp .. "/home2" }
@@ -244,5 +247,51 @@ for p in "ab":
     assert.equal(0, (run(env, "get", again.entry_cid, "-o", tmp .. "/final")))
     local l = ok_json(env, "model", "list", "--name", "k", "--json")
     for _, e in ipairs(l.models) do assert.equal(0, (run(env, "get", e.entry_cid, "-o", tmp .. "/g" .. e.version))) end
+  end)
+  it("content-addressed documents hold no wall-clock time: the same model added again has the same entry_cid", function()
+    local args = { "model", "add", dir .. "/models/weights.npy", "--name", "m", "--version", "1.0.0",
+                   "--metric", "acc=0.5", "--tag", "t", "--alias", "prod", "--json" }
+    local a = ok_json(env, unpack(args))
+    local idx = ok_json(env, "model", "index", "--json").index_cid
+    ok_json(env, "model", "get", "m@1.0.0", "-o", tmp .. "/e1", "--json")
+    local meta = u.json_file(tmp .. "/e1/metadata.json")
+    assert.is_nil(meta.created_at)
+    assert.equal("1.0.0", meta.version)
+    assert.is_string(a.created_at) -- the time is in the row
+    -- rm drops the alias with the version (MLflow does the same): export has none
+    ok_json(env, "model", "rm", "m@1.0.0", "--json")
+    assert.same({}, ok_json(env, "model", "export", "--json").aliases or {})
+    u.sh("sleep 1.1") -- another second on the clock
+    local b = ok_json(env, unpack(args))
+    assert.is_not.equal(a.created_at, b.created_at)
+    assert.equal(a.entry_cid, b.entry_cid)
+    assert.equal(idx, ok_json(env, "model", "index", "--json").index_cid)
+    -- the export for people keeps added_at (IPFS Kit's layout)
+    assert.equal(b.created_at, ok_json(env, "model", "export", "--json").models.m["1.0.0"].added_at)
+  end)
+
+  it("import refuses an alias that would dangle (no such version), writing nothing", function()
+    local a = ok_json(env, "model", "add", dir .. "/models/weights.npy", "--name", "m", "--version", "1.0.0", "--json")
+    local idx = ok_json(env, "model", "index", "--json").index_cid
+    local function try(aliases)
+      u.write(tmp .. "/reg.json", json.encode({ models = { n = { ["2.0.0"] = { cid = a.model_cid } } },
+                                               aliases = aliases }))
+      return run(env, "model", "import", tmp .. "/reg.json")
+    end
+    local code, _, err = try({ m = { prod = "9.9.9" } })
+    assert.equal(1, code)
+    assert.equal("ipkrun: model import: registry: import: alias m@prod points at version 9.9.9, which is not registered\n", err)
+    code, _, err = try({ ghost = { a = "1.0.0" } })
+    assert.equal(1, code)
+    assert.matches("alias ghost@a points at version 1.0.0, which is not registered", err, 1, true)
+    code, _, err = try({ n = { ["3.0.0"] = "2.0.0" } })
+    assert.equal(1, code)
+    assert.matches("invalid alias '3.0.0' of n", err, 1, true)
+    assert.equal(idx, ok_json(env, "model", "index", "--json").index_cid)
+    assert.equal(1, ok_json(env, "model", "list", "--json").count)
+    -- aliases to versions in the file or already registered are fine
+    assert.equal(0, (try({ n = { prod = "2.0.0" }, m = { champion = "1.0.0" } })))
+    assert.equal("2.0.0", ok_json(env, "model", "show", "n@prod", "--json").version)
+    assert.equal("1.0.0", ok_json(env, "model", "show", "m@champion", "--json").version)
   end)
 end)

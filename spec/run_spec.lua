@@ -201,6 +201,16 @@ describe("ipk.run", function()
     assert.equal(sum.steps.a.output_cid, dagjson.is_link(rec.steps.b.inputs.from.output))
     assert.is_truthy(dagjson.is_link(rec.steps.b.key))
     assert.is_true(runtime.store():pin_has(run.record_cid))
+    -- content-addressed: no wall-clock time (id, start, durations live in
+    -- the runs/run_steps rows), so a run that does the same work again
+    -- (every step cached, a second later) has the same record
+    for _, k in ipairs { "id", "started", "duration", "resumed_from" } do assert.is_nil(rec[k], k) end
+    for name, st in pairs(rec.steps) do assert.is_nil(st.seconds, name) end
+    assert.is_number(run.started)
+    local _, _, sum2 = exec(chain())
+    local _, _, sum3 = exec(chain())
+    assert.is_not.equal(sum2.id, sum3.id)
+    assert.equal(sum2.record_cid, sum3.record_cid)
   end)
 
   it("lists runs newest first", function()

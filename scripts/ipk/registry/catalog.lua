@@ -119,10 +119,13 @@ function M.register(e)
   if e.path and det.kind ~= "model" and det.kind ~= "array" then
     return fail(("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format))
   end
+  -- metadata.json is part of the content-addressed entry: no wall-clock
+  -- time in it (the same bytes, name, version and metadata give the same
+  -- entry_cid whenever they are added); created_at lives in the row.
   local created = rdb.now()
   local meta = {
     name = e.name, version = e.version, framework = e.framework or det.framework,
-    format = e.format or det.format, created_at = created, metrics = e.metrics or {},
+    format = e.format or det.format, metrics = e.metrics or {},
     tags = json.array(e.tags or {}), params = e.params or {}, description = e.description or "",
     signature = e.signature or signature_from(det), lineage = e.lineage or {}, file = fname,
   }

@@ -18,13 +18,15 @@ local M = {}
 -- `ipkrun add --cid-version=1` prints for its file).
 M.import = { cid_version = 1, raw_leaves = true, chunker = "size-262144" }
 
-local function export_from(d)
+-- timeless: leave out added_at (the registry state's CID must not depend on
+-- when versions were added, only on what is registered).
+local function export_from(d, timeless)
   local models = {}
   for _, r in ipairs(d:query("SELECT * FROM models ORDER BY name, version")) do
     rdb.decode_row(r)
     models[r.name] = models[r.name] or {}
     models[r.name][r.version] = {
-      framework = r.framework or "", cid = r.model_cid, added_at = r.created_at,
+      framework = r.framework or "", cid = r.model_cid, added_at = not timeless and r.created_at or nil,
       metadata = { entry_cid = r.entry_cid, format = r.format, metrics = r.metrics, params = r.params,
                    tags = r.tags, description = r.description, signature = r.signature, lineage = r.lineage,
                    file = r.file },
@@ -38,11 +40,12 @@ local function export_from(d)
 end
 
 -- Recompute the registry's state CID inside the caller's transaction: the
--- export as canonical JSON (sorted keys) stored as a UnixFS file, pinned;
--- the previous state's pin is dropped.
+-- export without its added_at times (a content-addressed document holds no
+-- wall-clock time) as canonical JSON (sorted keys) stored as a UnixFS file,
+-- pinned; the previous state's pin is dropped.
 function M.update_index(d)
   local store = runtime.store()
-  local bytes = json.encode(export_from(d))
+  local bytes = json.encode(export_from(d, true))
   local cid, err = unixfs.add_bytes(bytes, {
     cid_version = 1, raw_leaves = true, chunker = M.import.chunker, blocks = store:blocks() })
   if not cid then error("registry: index: " .. tostring(err), 0) end
@@ -116,8 +119,20 @@ function M.import_registry(t)
         end
       end
     end
+    -- Aliases are checked like `model alias`: a valid name that points at a
+    -- version registered here (in this file or before); a dangling one would
+    -- make name@alias fail later, so the whole import is refused instead.
     for name, al in pairs(type(t.aliases) == "table" and t.aliases or {}) do
+      if type(al) ~= "table" then error("registry: import: aliases of '" .. tostring(name) .. "' must be an object", 0) end
       for a, ver in pairs(al) do
+        if not rdb.valid_name(a) or a == "latest" or semver.semver(a) then
+          error("registry: import: invalid alias '" .. tostring(a) .. "' of " .. tostring(name)
+            .. " (a name, not a version or 'latest')", 0)
+        end
+        if type(ver) ~= "string" or not d:query("SELECT 1 AS x FROM models WHERE name = ? AND version = ?", name, ver)[1] then
+          error(("registry: import: alias %s@%s points at version %s, which is not registered"):format(
+            tostring(name), a, tostring(ver)), 0)
+        end
         if rdb.alias_target(d, name, a) ~= ver then
           d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", name, a, ver, rdb.now())
         end

@@ -270,6 +270,9 @@ function M.execute(r, opts)
 
   if memo then
     -- The IPLD run record: what ran, with links to keys, outputs, recipe.
+    -- Content-addressed, so it holds no wall-clock time: the run's id (a
+    -- timestamp), start, durations and the run it resumed are in the runs
+    -- and run_steps rows; two runs that did the same work share a record.
     local steps = {}
     for _, name in ipairs(order) do
       local st = states[name]
@@ -279,10 +282,10 @@ function M.execute(r, opts)
       end
       steps[name] = { kind = st.kind, version = r.steps[name].kind.version, status = st.status,
         key = st.key and dagjson.link(st.key) or nil, output = st.output_cid and dagjson.link(st.output_cid) or nil,
-        inputs = ins, seconds = st.seconds, attempts = st.attempts, error = st.error }
+        inputs = ins, attempts = st.attempts, error = st.error }
     end
-    local record = { type = "ipk.run", version = 1, id = run_id, status = status, started = wall_start,
-      duration = duration, params = params, steps = steps, error = first_err, resumed_from = opts.resumed_from,
+    local record = { type = "ipk.run", version = 2, status = status,
+      params = params, steps = steps, error = first_err,
       recipe = { name = r.name, path = opts.recipe_path,
                  cid = opts.recipe_cid and dagjson.link(opts.recipe_cid) or nil } }
     local ok, rcid = pcall(records.put_record, record)
