@@ -3,12 +3,7 @@
 local car = require "ipk.car"
 local cjson = require "cjson"
 
-local function count_blocks(home)
-  -- parenthesized: support.sh's </dev/null must not become wc's input
-  local code, out = support.sh("(find " .. support.q(home .. "/blocks") .. " -type f ! -name '*.tmp*' | wc -l)")
-  assert(code == 0)
-  return tonumber(out)
-end
+local count_blocks = support.store_blocks
 
 describe("ipk.car", function()
   local fx = support.fixtures()
@@ -171,8 +166,7 @@ describe("ipkrun car", function()
     local code, _, err = support.ipkrun({ "car", "import", fx .. "/car/go-car/simple-unixfs-missing-blocks.car" }, env)
     assert.are.equal(1, code)
     assert.matches("the DAG is incomplete: block Qm%w+ %(linked from Qm%w+%) is neither in the file nor in the store", err)
-    local _, n = support.sh("find " .. support.q(tmp .. "/home/blocks") .. " -type f | wc -l")
-    assert.are.equal(0, tonumber(n))
+    assert.are.equal(0, support.store_blocks(tmp .. "/home"))
     local _, pins = support.ipkrun({ "pin", "ls" }, env)
     assert.are.equal("", pins)
   end)

@@ -7,10 +7,7 @@ local cjson = require "cjson"
 
 local function run(fn) return sched.run_task(fn) end
 
-local function count_blocks(home)
-  local _, out = support.sh("(find " .. support.q(home .. "/blocks") .. " -type f 2>/dev/null | wc -l)")
-  return tonumber(out)
-end
+local count_blocks = support.store_blocks
 
 describe("trustless gateway backend", function()
   if not nodes.available() then

@@ -80,16 +80,7 @@ describe("ipkrun verify and the memoized main recipe", function()
     assert.matches("verified\n$", out)
 
     -- a damaged model block: verify names it and fails
-    local _, list = u.sh("find " .. u.q(env.IPK_HOME .. "/blocks") .. " -type f -printf '%s %p\\n'")
-    local _, model = u.ipkrun({ "cat", third.model_cid }, env)
-    local victims = {}
-    for sz, p in list:gmatch("(%d+) ([^\n]+)") do
-      if tonumber(sz) == #model and u.read(p) == model then victims[#victims + 1] = p end
-    end
-    assert.equal(1, #victims)
-    os.execute("chmod u+w " .. u.q(victims[1]))
-    local f = assert(io.open(victims[1], "r+b"))
-    f:seek("set", 100); f:write("\255\255\255\255"); f:close()
+    u.damage_blocks(env.IPK_HOME, { third.model_cid }, 100)
     code, out, err = u.ipkrun({ "verify", third.model_cid }, env)
     assert.equal(1, code)
     assert.matches("FAIL " .. third.model_cid, out, 1, true)

@@ -146,6 +146,8 @@ typedef struct {
 
 static int put_block(const ipk_blocks_t *sink, const ipk_cid_t *cid, const uint8_t *d, size_t n) {
   if (!sink || !sink->put) return 0;
+  /* The importer hashed d itself to get cid: the sink need not hash again. */
+  if (sink->put_hashed) return sink->put_hashed(sink->ud, cid, d, n);
   return sink->put(sink->ud, cid, d, n);
 }
 

@@ -1,5 +1,7 @@
-/* test_store.c - the embedded store: block round trips, layout, verify on
- * read, atomic writes under threads, pins, gc, persistence. */
+/* test_store.c - the embedded store: block round trips, pack layout,
+ * verify on read (read-ahead included), threads and processes, torn pack
+ * tails, the old flatfs layout, zstd at rest, pins, gc and compaction,
+ * repo verify, persistence. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipk/dagpb.h"
@@ -54,8 +57,8 @@ static void put_str(ipk_store_t *s, const char *data, ipk_cid_t *out) {
   if (rc) fail_msg("put: %s", ipk_store_errmsg(s));
 }
 
-/* Expected path, computed independently of store.c: base32 lower of the
- * multihash, shard = the two characters before the last one. */
+/* The old layout's path, computed independently of store.c: base32 lower
+ * of the multihash, shard = the two characters before the last one. */
 static void expected_path(const ipk_cid_t *c, char *out, size_t cap) {
   uint8_t mh[80];
   int n = ipk_multihash_encode(&c->mh, mh, sizeof mh);
@@ -75,7 +78,28 @@ static void expected_path(const ipk_cid_t *c, char *out, size_t cap) {
   snprintf(out, cap, "%s/blocks/%c%c/%s", home, key[k - 3], key[k - 2], key);
 }
 
-/* Count regular files under blocks/ (all shards); temps counted apart. */
+static ipk_store_stat_t stat_of(ipk_store_t *s) {
+  ipk_store_stat_t st;
+  assert_int_equal(ipk_store_stat(s, &st), 0);
+  return st;
+}
+
+/* Flip one stored byte of a block (at offset k of its stored bytes). */
+static void flip_byte(ipk_store_t *s, const ipk_cid_t *c, uint64_t k) {
+  char path[512];
+  uint64_t off = 0, len = 0;
+  assert_true(ipk_store_locate(s, c, path, sizeof path, &off, &len) > 0);
+  assert_true(k < len);
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, (long)(off + k), SEEK_SET), 0);
+  int b = fgetc(f);
+  assert_int_equal(fseek(f, (long)(off + k), SEEK_SET), 0);
+  fputc(b ^ 1, f);
+  fclose(f);
+}
+
+/* Count regular files in the old layout's shard dirs; temps apart. */
 static void count_files(size_t *blocks, size_t *temps) {
   char dir[256], sub[512];
   *blocks = *temps = 0;
@@ -84,7 +108,7 @@ static void count_files(size_t *blocks, size_t *temps) {
   assert_non_null(top);
   struct dirent *de;
   while ((de = readdir(top))) {
-    if (de->d_name[0] == '.') continue;
+    if (de->d_name[0] == '.' || strlen(de->d_name) != 2) continue;
     snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
     DIR *d = opendir(sub);
     if (!d) continue;
@@ -132,13 +156,29 @@ static void test_round_trip(void **state) {
   assert_int_equal(n, 9);
   assert_memory_equal(d, "hello ipk", 9);
   free(d);
+  /* one record in a pack: header, multihash, bytes */
   char path[512];
-  expected_path(&c, path, sizeof path);
-  struct stat st;
-  assert_int_equal(stat(path, &st), 0);   /* Kubo-style key and shard */
-  assert_int_equal(st.st_size, 9);
+  uint64_t off = 0, len = 0;
+  assert_int_equal(ipk_store_locate(s, &c, path, sizeof path, &off, &len), 1);
+  assert_non_null(strstr(path, "/blocks/packs/"));
+  assert_int_equal(len, 9);
+  uint8_t mh[80];
+  int mhn = ipk_multihash_encode(&c.mh, mh, sizeof mh);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  uint8_t rec[16 + 80 + 9];
+  assert_int_equal(off, 16 + (uint64_t)mhn);   /* the first record of a new pack */
+  assert_int_equal(fread(rec, 1, off + 9, f), off + 9);
+  fclose(f);
+  assert_memory_equal(rec, "IPKB\0", 5);
+  assert_int_equal(rec[5], mhn);
+  assert_int_equal(rec[8], 9);
+  assert_int_equal(rec[12], 9);
+  assert_memory_equal(rec + 16, mh, (size_t)mhn);
+  assert_memory_equal(rec + off, "hello ipk", 9);
   /* a second put of the same block is a no-op */
   assert_int_equal(ipk_store_put(s, &c, (const uint8_t *)"hello ipk", 9), 0);
+  assert_int_equal(stat_of(s).blocks, 1);
 
   /* the empty block is a block too */
   ipk_cid_t e = raw_cid("");
@@ -175,9 +215,10 @@ static void test_identity_cid(void **state) {
   assert_int_equal(n, 4);
   assert_memory_equal(d, "tiny", 4);
   free(d);
-  size_t b, t;
-  count_files(&b, &t);
-  assert_int_equal(b, 0);   /* identity blocks are never files */
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &c, path, sizeof path, &off, &len), 0);
+  assert_int_equal(stat_of(s).blocks, 0);   /* identity blocks are never written */
   ipk_store_close(s);
 }
 
@@ -186,11 +227,9 @@ static void test_verify_on_read(void **state) {
   ipk_cid_t c;
   put_str(s, "precious bytes", &c);
   char path[512];
-  expected_path(&c, path, sizeof path);
-  FILE *f = fopen(path, "r+b");
-  assert_non_null(f);
-  fputc('P' ^ 1, f);   /* flip one byte, keep the length */
-  fclose(f);
+  uint64_t off = 0, len = 0;
+  assert_int_equal(ipk_store_locate(s, &c, path, sizeof path, &off, &len), 1);
+  flip_byte(s, &c, 0);   /* one byte, length kept */
   uint8_t *d = (uint8_t *)1;
   size_t n = 7;
   assert_int_equal(ipk_store_get(s, &c, &d, &n), IPK_EVERIFY);
@@ -199,8 +238,15 @@ static void test_verify_on_read(void **state) {
   ipk_cid_format(&c, 0, cs, sizeof cs);
   assert_non_null(strstr(ipk_store_errmsg(s), cs));
   assert_non_null(strstr(ipk_store_errmsg(s), "corrupt"));
-  /* a truncated file fails the same way */
-  assert_int_equal(truncate(path, 3), 0);
+  /* re-adding the right bytes repairs it */
+  put_str(s, "precious bytes", &c);
+  assert_int_equal(ipk_store_get(s, &c, &d, &n), 0);
+  assert_memory_equal(d, "precious bytes", n);
+  free(d);
+  /* a truncated pack fails the same way */
+  assert_int_equal(ipk_store_sync(s), 0);
+  assert_int_equal(ipk_store_locate(s, &c, path, sizeof path, &off, &len), 1);
+  assert_int_equal(truncate(path, (off_t)off + 3), 0);
   assert_int_equal(ipk_store_get(s, &c, &d, &n), IPK_EVERIFY);
   ipk_store_close(s);
 }
@@ -214,10 +260,9 @@ static void test_v0_v1_share_file(void **state) {
   assert_int_equal(ipk_store_put(s, &v0, (const uint8_t *)data, 4), 0);
   assert_int_equal(ipk_store_has(s, &v1), 1);
   assert_int_equal(ipk_store_put(s, &v1, (const uint8_t *)data, 4), 0);
-  size_t b, t;
-  count_files(&b, &t);
-  assert_int_equal(b, 1);
-  assert_int_equal(t, 0);
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.blocks, 1);
+  assert_int_equal(st.bytes, 4);
   uint8_t *d;
   size_t n;
   assert_int_equal(ipk_store_get(s, &v1, &d, &n), 0);
@@ -262,10 +307,11 @@ static void test_threads(void **state) {
     pthread_join(th[i], NULL);
     assert_int_equal(w[i].failures, 0);
   }
+  /* every block once: a block raced for by every thread has one record */
+  assert_int_equal(stat_of(s).blocks, PER_THREAD / 2 + NTHREADS * (PER_THREAD / 2));
   size_t b, t;
   count_files(&b, &t);
-  assert_int_equal(b, PER_THREAD / 2 + NTHREADS * (PER_THREAD / 2));
-  assert_int_equal(t, 0);   /* no temp files left behind */
+  assert_int_equal(b + t, 0);   /* nothing in the old layout */
   ipk_store_close(s);
 }
 
@@ -502,6 +548,407 @@ static void test_reopen_persists(void **state) {
   assert_non_null(strstr(eb.msg, "/proc/ipk-nope"));
 }
 
+/* The importer's path: put_hashed trusts the CID (no second hash), and the
+ * read still verifies, so a lying caller is caught on the way out. */
+static void test_put_hashed(void **state) {
+  ipk_store_t *s = open_store();
+  ipk_cid_t c = raw_cid("the real bytes");
+  assert_int_equal(ipk_store_put_hashed(s, &c, (const uint8_t *)"the real bytes", 14), 0);
+  uint8_t *d = NULL;
+  size_t n = 0;
+  assert_int_equal(ipk_store_get(s, &c, &d, &n), 0);
+  assert_memory_equal(d, "the real bytes", 14);
+  free(d);
+  ipk_cid_t liar = raw_cid("what the CID says");
+  assert_int_equal(ipk_store_put_hashed(s, &liar, (const uint8_t *)"something else!!!", 17), 0);
+  assert_int_equal(ipk_store_get(s, &liar, &d, &n), IPK_EVERIFY);
+  /* the blocks view offers it to the importer */
+  ipk_blocks_t b = ipk_store_blocks(s);
+  assert_non_null(b.put_hashed);
+  ipk_store_close(s);
+}
+
+/* Many blocks read in order (the read-ahead serves them) and a corrupt one
+ * in the middle is still caught, also when the read-ahead has passed it. */
+static void test_readahead(void **state) {
+  ipk_store_t *s = open_store();
+  enum { N = 120, SZ = 65536 };
+  ipk_cid_t c[N];
+  uint8_t *buf = malloc(SZ);
+  assert_non_null(buf);
+  for (int i = 0; i < N; i++) {
+    for (int k = 0; k < SZ; k++) buf[k] = (uint8_t)(i * 131 + k * 7 + (k >> 9));
+    assert_int_equal(ipk_cid_of(1, IPK_CODEC_RAW, buf, SZ, &c[i]), 0);
+    assert_int_equal(ipk_store_put(s, &c[i], buf, SZ), 0);
+  }
+  assert_int_equal(ipk_store_sync(s), 0);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < N; i++) {
+      uint8_t *d = NULL;
+      size_t n = 0;
+      int rc = ipk_store_get(s, &c[i], &d, &n);
+      if (round == 1 && (i == 60 || i == 61)) {
+        assert_int_equal(rc, IPK_EVERIFY);
+        continue;
+      }
+      assert_int_equal(rc, 0);
+      assert_int_equal(n, SZ);
+      for (int k = 0; k < SZ; k += 4099) assert_int_equal(d[k], (uint8_t)(i * 131 + k * 7 + (k >> 9)));
+      assert_true(ipk_cid_verify(&c[i], d, n));
+      free(d);
+    }
+    if (round == 0) { flip_byte(s, &c[60], 1000); flip_byte(s, &c[61], SZ - 1); }
+  }
+  /* out of order and backwards reads are right too */
+  for (int i = N - 1; i >= 0; i -= 7) {
+    uint8_t *d = NULL;
+    size_t n = 0;
+    assert_int_equal(ipk_store_get(s, &c[i], &d, &n), 0);
+    assert_true(ipk_cid_verify(&c[i], d, n));
+    free(d);
+  }
+  free(buf);
+  ipk_store_close(s);
+}
+
+/* kill -9 mid-import: a child puts blocks and dies without syncing or
+ * closing; its pack may hold a torn tail. Nothing it did not publish is
+ * visible; the store stays consistent; the next writer truncates the tail. */
+static void test_crash_torn_tail(void **state) {
+  ipk_store_t *s = open_store();
+  ipk_cid_t kept;
+  put_str(s, "published before the crash", &kept);
+  assert_int_equal(ipk_store_pin_add(s, &kept, 0, NULL), 0);
+  ipk_store_close(s);
+
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    ipk_store_t *cs = NULL;
+    ipk_errbuf_t eb;
+    if (ipk_store_open(home, &cs, &eb) != 0) _exit(2);
+    ipk_cid_t c;
+    const char *d = "never published";
+    ipk_cid_of(1, IPK_CODEC_RAW, d, strlen(d), &c);
+    if (ipk_store_put(cs, &c, (const uint8_t *)d, strlen(d)) != 0) _exit(3);
+    char path[512];
+    uint64_t off, len;
+    if (ipk_store_locate(cs, &c, path, sizeof path, &off, &len) != 1) _exit(4);
+    /* half a record more, as a write cut short would leave */
+    FILE *f = fopen(path, "ab");
+    if (!f) _exit(5);
+    fwrite("IPKB\0\x22\0\0", 1, 8, f);
+    fclose(f);
+    kill(getpid(), SIGKILL);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFSIGNALED(status));
+
+  s = open_store();
+  ipk_cid_t lost = raw_cid("never published");
+  assert_int_equal(ipk_store_has(s, &lost), 0);
+  assert_int_equal(ipk_store_has(s, &kept), 1);
+  /* the next writer reuses that pack from its published end */
+  ipk_store_stat_t before = stat_of(s);
+  ipk_cid_t after;
+  put_str(s, "written after the crash", &after);
+  assert_int_equal(ipk_store_sync(s), 0);
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.packs, before.packs);
+  assert_int_equal(st.blocks, 2);
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &after, path, sizeof path, &off, &len), 1);
+  struct stat fst;
+  assert_int_equal(stat(path, &fst), 0);
+  assert_int_equal((uint64_t)fst.st_size, off + len);   /* torn tail gone */
+  assert_int_equal(st.pack_bytes, off + len);
+  uint8_t *d;
+  size_t n;
+  assert_int_equal(ipk_store_get(s, &after, &d, &n), 0);
+  free(d);
+  assert_int_equal(ipk_store_get(s, &kept, &d, &n), 0);
+  free(d);
+  ipk_store_close(s);
+}
+
+/* Two processes import into one home at once: nothing is lost. */
+static void test_two_processes(void **state) {
+  enum { PER = 300 };
+  pid_t kids[2];
+  for (int p = 0; p < 2; p++) {
+    kids[p] = fork();
+    assert_true(kids[p] >= 0);
+    if (kids[p] == 0) {
+      ipk_store_t *cs = NULL;
+      ipk_errbuf_t eb;
+      if (ipk_store_open(home, &cs, &eb) != 0) _exit(2);
+      for (int i = 0; i < PER; i++) {
+        char buf[64];
+        int len = snprintf(buf, sizeof buf, "process %d block %d", p, i);
+        ipk_cid_t c;
+        ipk_cid_of(1, IPK_CODEC_RAW, buf, (size_t)len, &c);
+        if (ipk_store_put(cs, &c, (const uint8_t *)buf, (size_t)len) != 0) _exit(3);
+        if (i % 50 == 49 && ipk_store_pin_add(cs, &c, 0, NULL) != 0) _exit(4);
+      }
+      ipk_store_close(cs);
+      _exit(0);
+    }
+  }
+  for (int p = 0; p < 2; p++) {
+    int status = 0;
+    waitpid(kids[p], &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  ipk_store_t *s = open_store();
+  assert_int_equal(stat_of(s).blocks, 2 * PER);
+  assert_true(stat_of(s).packs >= 2);   /* each process its own pack */
+  for (int p = 0; p < 2; p++)
+    for (int i = 0; i < PER; i++) {
+      char buf[64];
+      snprintf(buf, sizeof buf, "process %d block %d", p, i);
+      ipk_cid_t c = raw_cid(buf);
+      uint8_t *d;
+      size_t n;
+      assert_int_equal(ipk_store_get(s, &c, &d, &n), 0);
+      free(d);
+    }
+  ipk_store_close(s);
+}
+
+/* A store written by the old layout (blocks/XX/KEY files) is read as is;
+ * gc moves the pinned files into packs and deletes the rest. */
+static void write_legacy(const char *data, ipk_cid_t *c) {
+  *c = raw_cid(data);
+  char path[512], dir[512];
+  expected_path(c, path, sizeof path);
+  snprintf(dir, sizeof dir, "%s", path);
+  *strrchr(dir, '/') = '\0';
+  mkdir(dir, 0755);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs(data, f);
+  fclose(f);
+}
+
+static void test_legacy_layout(void **state) {
+  ipk_store_t *s = open_store();
+  ipk_cid_t keep, drop, bad;
+  write_legacy("an old pinned block", &keep);
+  write_legacy("an old loose block", &drop);
+  write_legacy("an old block, soon damaged", &bad);
+  assert_int_equal(ipk_store_has(s, &keep), 1);
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &keep, path, sizeof path, &off, &len), 2);
+  uint8_t *d;
+  size_t n;
+  assert_int_equal(ipk_store_get(s, &keep, &d, &n), 0);
+  assert_memory_equal(d, "an old pinned block", n);
+  free(d);
+  flip_byte(s, &bad, 3);
+  assert_int_equal(ipk_store_get(s, &bad, &d, &n), IPK_EVERIFY);
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.legacy_blocks, 3);
+  assert_int_equal(st.blocks, 0);
+  assert_int_equal(ipk_store_pin_add(s, &keep, 0, NULL), 0);
+
+  uint64_t removed = 0, bytes = 0;
+  assert_int_equal(ipk_store_gc(s, &removed, &bytes), 0);
+  assert_int_equal(removed, 2);
+  assert_int_equal(bytes, strlen("an old loose block") + strlen("an old block, soon damaged"));
+  st = stat_of(s);
+  assert_int_equal(st.legacy_blocks, 0);
+  assert_int_equal(st.blocks, 1);
+  assert_int_equal(ipk_store_locate(s, &keep, path, sizeof path, &off, &len), 1);   /* moved */
+  assert_int_equal(ipk_store_get(s, &keep, &d, &n), 0);
+  assert_memory_equal(d, "an old pinned block", n);
+  free(d);
+  assert_int_equal(ipk_store_has(s, &drop), 0);
+  size_t b, t;
+  count_files(&b, &t);
+  assert_int_equal(b, 0);
+  ipk_store_close(s);
+}
+
+/* zstd at rest: CIDs name the plain bytes, reads verify the decompressed
+ * bytes, incompressible blocks stay plain, the setting persists. */
+static void test_compression(void **state) {
+  ipk_store_t *s = open_store();
+  char buf[32];
+  assert_int_equal(ipk_store_compression(s, buf, sizeof buf), 0);
+  assert_string_equal(buf, "none");
+  assert_int_equal(ipk_store_set_compression(s, "lz4"), IPK_EINVAL);
+  assert_non_null(strstr(ipk_store_errmsg(s), "lz4"));
+  assert_int_equal(ipk_store_set_compression(s, "zstd:99"), IPK_EINVAL);
+  assert_int_equal(ipk_store_set_compression(s, "zstd"), 0);
+  ipk_store_close(s);
+  s = open_store();
+  assert_int_equal(ipk_store_compression(s, buf, sizeof buf), 0);
+  assert_string_equal(buf, "zstd");
+
+  enum { SZ = 100000 };
+  uint8_t *text = malloc(SZ), *noise = malloc(SZ);
+  assert_non_null(text);
+  assert_non_null(noise);
+  for (int i = 0; i < SZ; i++) text[i] = (uint8_t)("weights 0.125 0.250 "[i % 20]);
+  uint32_t x = 2463534242u;
+  for (int i = 0; i < SZ; i++) { x ^= x << 13; x ^= x >> 17; x ^= x << 5; noise[i] = (uint8_t)x; }
+  ipk_cid_t ct, cn;
+  assert_int_equal(ipk_cid_of(1, IPK_CODEC_RAW, text, SZ, &ct), 0);
+  assert_int_equal(ipk_cid_of(1, IPK_CODEC_RAW, noise, SZ, &cn), 0);
+  assert_int_equal(ipk_store_put(s, &ct, text, SZ), 0);
+  assert_int_equal(ipk_store_put_hashed(s, &cn, noise, SZ), 0);
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &ct, path, sizeof path, &off, &len), 1);
+  assert_true(len < SZ / 50);          /* kept compressed */
+  assert_int_equal(ipk_store_locate(s, &cn, path, sizeof path, &off, &len), 1);
+  assert_int_equal(len, SZ);           /* noise: kept plain */
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.bytes, 2 * SZ);
+  assert_true(st.stored_bytes < SZ + SZ / 50);
+  uint8_t *d;
+  size_t n;
+  assert_int_equal(ipk_store_get(s, &ct, &d, &n), 0);
+  assert_int_equal(n, SZ);
+  assert_memory_equal(d, text, SZ);
+  free(d);
+  /* re-adding the same bytes is a no-op (compares the decompressed bytes) */
+  assert_int_equal(ipk_store_put(s, &ct, text, SZ), 0);
+  assert_int_equal(stat_of(s).pack_bytes, st.pack_bytes);
+  /* a flipped byte of the compressed form is caught */
+  assert_int_equal(ipk_store_locate(s, &ct, path, sizeof path, &off, &len), 1);
+  flip_byte(s, &ct, len / 2);
+  assert_int_equal(ipk_store_get(s, &ct, &d, &n), IPK_EVERIFY);
+  assert_non_null(strstr(ipk_store_errmsg(s), "corrupt"));
+  /* back to plain: new blocks are stored as they are, old ones still read */
+  assert_int_equal(ipk_store_set_compression(s, "none"), 0);
+  assert_int_equal(ipk_store_put(s, &ct, text, SZ), 0);   /* repairs, plain */
+  assert_int_equal(ipk_store_locate(s, &ct, path, sizeof path, &off, &len), 1);
+  assert_int_equal(len, SZ);
+  assert_int_equal(ipk_store_get(s, &ct, &d, &n), 0);
+  free(d);
+  free(text);
+  free(noise);
+  ipk_store_close(s);
+}
+
+/* gc rewrites packs that are mostly dead and deletes empty ones. */
+static void test_gc_compaction(void **state) {
+  ipk_store_t *s = open_store();
+  enum { N = 40, SZ = 50000 };
+  ipk_cid_t c[N];
+  uint8_t *buf = malloc(SZ);
+  assert_non_null(buf);
+  for (int i = 0; i < N; i++) {
+    memset(buf, 'a' + i % 26, SZ);
+    buf[0] = (uint8_t)i;
+    assert_int_equal(ipk_cid_of(1, IPK_CODEC_RAW, buf, SZ, &c[i]), 0);
+    assert_int_equal(ipk_store_put(s, &c[i], buf, SZ), 0);
+  }
+  for (int i = 0; i < N; i += 4) assert_int_equal(ipk_store_pin_add(s, &c[i], 0, NULL), 0);
+  char old[512], now[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &c[0], old, sizeof old, &off, &len), 1);
+  ipk_store_stat_t before = stat_of(s);
+  uint64_t removed = 0, bytes = 0;
+  assert_int_equal(ipk_store_gc(s, &removed, &bytes), 0);
+  assert_int_equal(removed, N - N / 4);
+  assert_int_equal(bytes, (uint64_t)(N - N / 4) * SZ);
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.blocks, N / 4);
+  assert_true(st.pack_bytes < before.pack_bytes / 2);
+  assert_int_equal(ipk_store_locate(s, &c[0], now, sizeof now, &off, &len), 1);
+  assert_string_not_equal(old, now);            /* rewritten */
+  assert_int_equal(access(old, F_OK), -1);      /* old pack deleted */
+  for (int i = 0; i < N; i++) {
+    uint8_t *d;
+    size_t n;
+    if (i % 4) { assert_int_equal(ipk_store_has(s, &c[i]), 0); continue; }
+    assert_int_equal(ipk_store_get(s, &c[i], &d, &n), 0);
+    assert_int_equal(n, SZ);
+    free(d);
+  }
+  /* a pack file the index does not know (a crash's debris) goes */
+  char orphan[512];
+  snprintf(orphan, sizeof orphan, "%s/blocks/packs/0000099999.pack", home);
+  FILE *f = fopen(orphan, "wb");
+  assert_non_null(f);
+  fputs("IPKB", f);
+  fclose(f);
+  assert_int_equal(ipk_store_gc(s, &removed, &bytes), 0);
+  assert_int_equal(removed, 0);
+  assert_int_equal(access(orphan, F_OK), -1);
+  free(buf);
+  ipk_store_close(s);
+}
+
+/* repo verify: counts, a corrupt block, a missing block, the pins they
+ * break, and a clean store after repair. */
+static void test_verify(void **state) {
+  ipk_store_t *s = open_store();
+  dag_t g;
+  make_dag(&g);
+  put_dag(s, &g, 1);
+  assert_int_equal(ipk_store_pin_add(s, &g.root, 1, "dag"), 0);
+  ipk_cid_t direct, loose;
+  put_str(s, "direct pin", &direct);
+  assert_int_equal(ipk_store_pin_add(s, &direct, 0, NULL), 0);
+  put_str(s, "loose block", &loose);
+
+  ipk_store_verify_t v;
+  assert_int_equal(ipk_store_verify(s, &v), 0);
+  assert_int_equal(v.blocks, 7);
+  assert_int_equal(v.bad_blocks, 0);
+  assert_int_equal(v.pins, 2);
+  assert_int_equal(v.bad_pins, 0);
+  assert_int_equal(v.nbad, 0);
+  ipk_store_verify_clear(&v);
+
+  flip_byte(s, &g.leaf[2], 2);        /* corrupt: breaks the dag pin */
+  flip_byte(s, &loose, 0);            /* corrupt, unpinned */
+  assert_int_equal(ipk_store_del(s, &direct), 0);   /* missing: breaks the direct pin */
+  assert_int_equal(ipk_store_verify(s, &v), 0);
+  assert_int_equal(v.blocks, 6);
+  assert_int_equal(v.bad_blocks, 2);
+  assert_int_equal(v.pins, 2);
+  assert_int_equal(v.bad_pins, 2);
+  assert_int_equal(v.nbad, 4);
+  char leaf[IPK_CID_STR_MAX], ls[IPK_CID_STR_MAX], rs[IPK_CID_STR_MAX], ds[IPK_CID_STR_MAX];
+  ipk_cid_format(&g.leaf[2], 0, leaf, sizeof leaf);
+  ipk_cid_format(&loose, 0, ls, sizeof ls);
+  ipk_cid_format(&g.root, 0, rs, sizeof rs);
+  ipk_cid_format(&direct, 0, ds, sizeof ds);
+  int seen_leaf = 0, seen_loose = 0, seen_root = 0, seen_direct = 0;
+  for (size_t i = 0; i < v.nbad; i++) {
+    ipk_store_bad_t *b = &v.bad[i];
+    if (!b->is_pin && !strcmp(b->cid, leaf)) { seen_leaf = 1; assert_non_null(strstr(b->why, "corrupt")); }
+    if (!b->is_pin && !strcmp(b->cid, ls)) seen_loose = 1;
+    if (b->is_pin && !strcmp(b->cid, rs)) {
+      seen_root = 1;
+      assert_non_null(strstr(b->why, leaf));
+      assert_non_null(strstr(b->why, "corrupt"));
+    }
+    if (b->is_pin && !strcmp(b->cid, ds)) { seen_direct = 1; assert_non_null(strstr(b->why, "missing")); }
+  }
+  assert_true(seen_leaf && seen_loose && seen_root && seen_direct);
+  ipk_store_verify_clear(&v);
+
+  /* repair both, and it is clean again */
+  ipk_cid_t c;
+  put_str(s, leaf_data[2], &c);
+  put_str(s, "direct pin", &c);
+  put_str(s, "loose block", &c);
+  assert_int_equal(ipk_store_verify(s, &v), 0);
+  assert_int_equal(v.bad_blocks + v.bad_pins, 0);
+  ipk_store_verify_clear(&v);
+  free_dag(&g);
+  ipk_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_default_home),
@@ -513,6 +960,14 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_put_hashed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_readahead, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_crash_torn_tail, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_two_processes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_legacy_layout, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_compression, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_gc_compaction, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -319,7 +319,7 @@ function Store:has(c)
   return rc == 1
 end
 
---- Delete one block file (pins are not consulted; gc is the safe way).
+--- Delete one block (pins are not consulted; gc is the safe way).
 -- @return true or nil, msg, name ("ENOBLOCK" when absent)
 function Store:del(c)
   local rc, msg, name = cid_call(self, c, "del", lib.ipk_store_del)
@@ -384,6 +384,84 @@ function Store:gc()
   local rc = lib.ipk_store_gc(h, n, b)
   if rc < 0 then return fail(h, rc) end
   return { removed = tonumber(n[0]), bytes = tonumber(b[0]) }
+end
+
+--- Make this handle's blocks durable and visible to other processes (the
+-- fdatasync + index publish pin_add does first).
+-- @return true or nil, msg, name
+function Store:sync()
+  local h = handle(self)
+  local rc = lib.ipk_store_sync(h)
+  if rc < 0 then return fail(h, rc) end
+  return true
+end
+
+--- Where a block's stored bytes are (tests, repair tools).
+-- @return {path =, offset = payload offset, length = stored bytes,
+-- layout = "pack"|"file"}, false when not stored, or nil, msg, name
+function Store:locate(c)
+  local h = handle(self)
+  local cid, msg, name = to_cid(c, "locate")
+  if not cid then return nil, msg, name end
+  local buf, off, len = ffi.new("char[4096]"), u64_p(), u64_p()
+  local rc = lib.ipk_store_locate(h, cid, buf, 4096, off, len)
+  if rc < 0 then return fail(h, rc) end
+  if rc == 0 then return false end
+  return { path = ffi.string(buf), offset = tonumber(off[0]), length = tonumber(len[0]),
+           layout = rc == 1 and "pack" or "file" }
+end
+
+--- Counts (see ipk_store_stat_t): blocks, bytes, stored_bytes, packs,
+-- pack_bytes, legacy_blocks, legacy_bytes; all numbers.
+-- @return table or nil, msg, name
+function Store:stat()
+  local h = handle(self)
+  local st = ffi.new("ipk_store_stat_t")
+  local rc = lib.ipk_store_stat(h, st)
+  if rc < 0 then return fail(h, rc) end
+  local r = {}
+  for _, k in ipairs({ "blocks", "bytes", "stored_bytes", "packs", "pack_bytes", "legacy_blocks", "legacy_bytes" }) do
+    r[k] = tonumber(st[k])
+  end
+  return r
+end
+
+--- The compression of new blocks: "none", "zstd" or "zstd:N".
+function Store:compression()
+  local buf = ffi.new("char[32]")
+  local rc = lib.ipk_store_compression(handle(self), buf, 32)
+  if rc < 0 then return nil, "compression setting too long", err_name(rc) end
+  return ffi.string(buf)
+end
+
+--- Set the compression of blocks written from now on (persisted for every
+-- process). spec: "none", "zstd" or "zstd:N" (N 1..19).
+-- @return true or nil, msg, "EINVAL"
+function Store:set_compression(spec)
+  local h = handle(self)
+  if type(spec) ~= "string" then error("store:set_compression: string expected", 2) end
+  local rc = lib.ipk_store_set_compression(h, spec)
+  if rc < 0 then return fail(h, rc) end
+  return true
+end
+
+--- Kubo's repo verify: re-hash every block, check every pin.
+-- @return {blocks, bad_blocks, pins, bad_pins, bad = {{kind = "block"|"pin",
+-- cid =, why =}...}} (bad blocks are named by the CIDv1 raw of their
+-- multihash), or nil, msg, name when the check could not run
+function Store:verify()
+  local h = handle(self)
+  local v = ffi.new("ipk_store_verify_t")
+  local rc = lib.ipk_store_verify(h, v)
+  if rc < 0 then lib.ipk_store_verify_clear(v); return fail(h, rc) end
+  local r = { blocks = tonumber(v.blocks), bad_blocks = tonumber(v.bad_blocks),
+              pins = tonumber(v.pins), bad_pins = tonumber(v.bad_pins), bad = {} }
+  for i = 0, tonumber(v.nbad) - 1 do
+    local b = v.bad[i]
+    r.bad[#r.bad + 1] = { kind = b.is_pin ~= 0 and "pin" or "block", cid = ffi.string(b.cid), why = ffi.string(b.why) }
+  end
+  lib.ipk_store_verify_clear(v)
+  return r
 end
 
 --- The store's database (same object on every call; lives with the store).

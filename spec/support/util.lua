@@ -116,4 +116,43 @@ function M.only_hash(env, path, recursive)
   return (out:gsub("%s+$", ""))
 end
 
+--- Blocks stored in the home's store (packs and old-layout files), by
+-- opening it in this process; 0 for a home that has no store yet.
+function M.store_blocks(home)
+  if not exists(home .. "/blocks") then return 0 end
+  local s = assert(require("ipk.store").open(home))
+  local st = assert(s:stat())
+  s:close()
+  return st.blocks + st.legacy_blocks
+end
+
+--- Damage stored blocks on disk: flip the byte at `at` (default 0) of the
+-- stored bytes of each CID given, or of every block when cids is nil.
+function M.damage_blocks(home, cids, at)
+  local store = require "ipk.store"
+  local s = assert(store.open(home))
+  local locs = {}
+  if cids then
+    for _, c in ipairs(cids) do locs[#locs + 1] = assert(s:locate(c), "not stored: " .. c) end
+  else
+    -- the index schema is documented in core/include/ipk/store.h
+    assert(s:sync())
+    local idx = assert(store.db_open(home .. "/blocks/index.db"))
+    for _, r in ipairs(idx:query("SELECT pack, off FROM blocks")) do
+      locs[#locs + 1] = { path = ("%s/blocks/packs/%010d.pack"):format(home, r.pack), offset = r.off }
+    end
+    idx:close()
+  end
+  s:close()
+  for _, l in ipairs(locs) do
+    local f = assert(io.open(l.path, "r+b"))
+    f:seek("set", l.offset + (at or 0))
+    local b = f:read(1)
+    f:seek("set", l.offset + (at or 0))
+    f:write(string.char((b:byte() + 1) % 256))
+    f:close()
+  end
+  return #locs
+end
+
 return M

@@ -19,6 +19,12 @@ typedef struct ipk_blocks_s {
   int (*get)(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n);
   /* 1 present, 0 absent, <0 error. */
   int (*has)(void *ud, const ipk_cid_t *cid);
+  /* Optional (NULL: use put). Store a block whose CID the caller has just
+   * computed by hashing these very bytes (the importer), so the sink may
+   * skip re-hashing them: each block is hashed once on the way in. Never
+   * pass bytes whose CID came from elsewhere (a CAR, the network): those go
+   * through put, which verifies. Same returns as put. */
+  int (*put_hashed)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
 } ipk_blocks_t;
 
 #endif

@@ -64,6 +64,7 @@ typedef struct ipk_blocks_s {
   int (*put)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
   int (*get)(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n);
   int (*has)(void *ud, const ipk_cid_t *cid);
+  int (*put_hashed)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
 } ipk_blocks_t;
 
 typedef struct {

@@ -36,10 +36,35 @@ void ipk_store_close(ipk_store_t *s);
 const char *ipk_store_errmsg(ipk_store_t *s);
 const char *ipk_store_home(ipk_store_t *s);
 int ipk_store_put(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n);
+int ipk_store_put_hashed(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n);
 int ipk_store_get(ipk_store_t *s, const ipk_cid_t *cid, uint8_t **data, size_t *n);
 int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid);
 int ipk_store_del(ipk_store_t *s, const ipk_cid_t *cid);
 ipk_blocks_t ipk_store_blocks(ipk_store_t *s);
+int ipk_store_sync(ipk_store_t *s);
+int ipk_store_locate(ipk_store_t *s, const ipk_cid_t *cid, char *path, size_t cap, uint64_t *off, uint64_t *len);
+int ipk_store_set_compression(ipk_store_t *s, const char *spec);
+int ipk_store_compression(ipk_store_t *s, char *buf, size_t cap);
+typedef struct {
+  uint64_t blocks, bytes, stored_bytes;
+  uint64_t packs, pack_bytes;
+  uint64_t legacy_blocks, legacy_bytes;
+} ipk_store_stat_t;
+int ipk_store_stat(ipk_store_t *s, ipk_store_stat_t *out);
+typedef struct {
+  int is_pin;
+  char cid[512];
+  char why[1024];
+} ipk_store_bad_t;
+typedef struct {
+  uint64_t blocks, bad_blocks;
+  uint64_t pins, bad_pins;
+  ipk_store_bad_t *bad;
+  size_t nbad;
+  size_t capbad;
+} ipk_store_verify_t;
+int ipk_store_verify(ipk_store_t *s, ipk_store_verify_t *out);
+void ipk_store_verify_clear(ipk_store_verify_t *v);
 int ipk_store_pin_add(ipk_store_t *s, const ipk_cid_t *cid, int recursive, const char *name);
 int ipk_store_pin_rm(ipk_store_t *s, const ipk_cid_t *cid);
 int ipk_store_pin_has(ipk_store_t *s, const ipk_cid_t *cid);
