@@ -2,6 +2,7 @@
 -- block and pin, show its size, set compression at rest.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
+local json = require "ipk.json"
 
 local M = {}
 
@@ -13,7 +14,6 @@ local function verify(opts)
   if not r then return util.fail("repo verify", err) end
   local ok = r.bad_blocks == 0 and r.bad_pins == 0
   if opts.json then
-    local json = require "ipk.json"
     local blocks, pins = {}, {}
     for _, b in ipairs(r.bad) do
       local list = b.kind == "pin" and pins or blocks
