@@ -1,30 +1,71 @@
---- ipk.json: JSON for ipk's results and records.
--- Encoding is ipk's own so output is deterministic: object keys sorted
--- bytewise, numbers in the shortest form that reads back to the same double
--- (RFC 8259; NaN/inf are not JSON and raise). Decoding uses lua-cjson.
--- Arrays and objects are told apart by ipk.json.array (so {} can be []).
-local cjson = require "cjson"
-
+--- ipk.json: the one JSON codec of ipk. CLI output, database columns, Kubo
+-- replies and (through ipk.dagjson) run records and registry entries all go
+-- through this encoder and this decoder, so they follow one rule.
+--
+-- Encoding (DAG-JSON's canonical form, https://ipld.io/specs/codecs/dag-json/spec/):
+--  * no whitespace; object keys sorted by their bytes;
+--  * strings must be valid UTF-8; '"' and '\' are escaped, control bytes
+--    below 0x20 as \b \f \n \r \t or \u00xx (lower-case hex); nothing else is
+--    escaped (the same bytes JSON.stringify writes);
+--  * numbers: a value with no fraction and |v| <= 2^53 is an integer ("-0"
+--    is "0"); every other finite value is a float: the shortest digits that
+--    read back to the same double, laid out as ECMAScript's Number#toString
+--    (exponent form below 1e-6 and from 1e21), with ".0" added when that
+--    has neither '.' nor 'e', so a float never reads back as an integer;
+--    NaN and infinities are not JSON: encoding them is an error;
+--  * arrays: a table marked with M.array is an array (decode marks every
+--    array it makes, so [] round-trips); an unmarked table is an array when
+--    it is a non-empty sequence 1..n, else an object. An empty list must be
+--    marked: json.array{} encodes as [], {} as {}.
+--
+-- Decoding: RFC 8259 text, strictly: UTF-8 checked, no trailing commas,
+-- duplicate keys refused, numbers that overflow a double refused; integers
+-- beyond 2^53 (which a double cannot hold exactly) refused on request
+-- (opts.exact_ints: ipk.dagjson asks), else read as the nearest double. null decodes as
+-- M.null (a value, so it survives in tables). Nesting is limited to 1000.
+--
+-- Errors: encode and decode never raise on their input; they return
+-- nil, msg, name (luv's triple). Names: EINVAL (a value JSON cannot hold:
+-- NaN, a function, a cycle, bad UTF-8), EFORMAT (malformed text), ERANGE
+-- (a number out of range). Messages say where ("at $.metrics.acc", "at byte 17").
 local M = {}
-local dec = cjson.new()
-local ARRAY_MT = cjson.array_mt or {}
 
-local type, pairs, ipairs, tostring, tonumber, getmetatable, setmetatable =
-  type, pairs, ipairs, tostring, tonumber, getmetatable, setmetatable
-local format, concat, sort, floor = string.format, table.concat, table.sort, math.floor
+local type, pairs, tostring, tonumber, getmetatable, setmetatable =
+  type, pairs, tostring, tonumber, getmetatable, setmetatable
+local format, concat, sort, floor, huge = string.format, table.concat, table.sort, math.floor, math.huge
+local find, sub, byte, char, gsub = string.find, string.sub, string.byte, string.char, string.gsub
 
---- Mark a Lua table as a JSON array (so {} encodes as []).
+local MAX_DEPTH = 1000
+local MAX_INT = 2 ^ 53
+
+--- JSON null as a value (so it survives in tables): decode returns it,
+-- encode writes it as null.
+M.null = setmetatable({}, { __name = "ipk.json.null", __tostring = function() return "null" end,
+  __newindex = function() error("json.null is read-only", 2) end })
+local NULL = M.null
+
+local ARRAY_MT = { __name = "ipk.json.array" }
+
+--- Mark t (default: a new table) as a JSON array, so {} encodes as []. Returns t.
 function M.array(t)
-  return setmetatable(t or {}, ARRAY_MT)
+  if t == nil then t = {} end
+  if type(t) ~= "table" then error("json.array: table expected, got " .. type(t), 2) end
+  return setmetatable(t, ARRAY_MT)
+end
+
+--- True when t is marked as an array (by M.array or by decode).
+function M.is_array(t)
+  return type(t) == "table" and getmetatable(t) == ARRAY_MT
 end
 
 -- Pre-encoded JSON values (json.raw): spliced verbatim by encode.
-local RAW_MT = {}
+local RAW_MT = { __name = "ipk.json.raw" }
 
 --- A value whose JSON text is already known (e.g. a table's column
--- statistics written by C): encode splices text as is, sanitize keeps it.
--- The text must be one valid JSON value in this module's canonical form
--- (sorted keys, numbers as num() below) for encode to stay canonical.
+-- statistics written by C, core/src/table.c): encode splices the text as
+-- is, sanitize keeps it. The text must be one valid JSON value written by
+-- this module's rule (C's ipk_table_fmt_num follows it; json_spec checks)
+-- for the output to stay canonical.
 function M.raw(text)
   if type(text) ~= "string" then error("json.raw: string expected", 2) end
   return setmetatable({ text }, RAW_MT)
@@ -36,98 +77,422 @@ function M.raw_text(v)
   return nil
 end
 
+------------------------------------------------------------------------------
+-- UTF-8
+
+-- Position of the first byte of an invalid UTF-8 sequence in s[i..j], or nil.
+-- Rejects overlong forms, surrogates (U+D800..DFFF) and code points > U+10FFFF.
+local function utf8_bad(s, i, j)
+  while true do
+    i = find(s, "[\128-\255]", i)
+    if not i or i > j then return nil end
+    local c = byte(s, i)
+    local len
+    if c >= 0xC2 and c <= 0xDF then len = 1
+    elseif c >= 0xE0 and c <= 0xEF then len = 2
+    elseif c >= 0xF0 and c <= 0xF4 then len = 3
+    else return i end
+    if i + len > j then return i end
+    local c1 = byte(s, i + 1)
+    if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F)
+      or (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F) then return i end
+    for k = i + 1, i + len do
+      local b = byte(s, k)
+      if b < 0x80 or b > 0xBF then return i end
+    end
+    i = i + len + 1
+  end
+end
+
+--- Position of the first invalid UTF-8 byte of s, or nil when s is valid.
+function M.utf8_invalid(s) return utf8_bad(s, 1, #s) end
+
+------------------------------------------------------------------------------
+-- Encoding
+
 local ESC = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
               ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
-local function esc_str(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESC[c] or format("\\u%04x", c:byte())
-  end) .. '"'
+for c = 0, 31 do
+  local ch = char(c)
+  if not ESC[ch] then ESC[ch] = format("\\u%04x", c) end
 end
 
-local function num(v)
-  if v ~= v or v == math.huge or v == -math.huge then error("json: cannot encode " .. tostring(v), 0) end
-  if v == floor(v) and v > -2^53 and v < 2^53 then return format("%d", v) end
-  for p = 15, 17 do
-    local s = format("%." .. p .. "g", v)
+-- The quoted string, or nil, byte position of bad UTF-8.
+local function quote(s)
+  if not find(s, '[%z\1-\31"\\\128-\255]') then return '"' .. s .. '"' end
+  local bad = utf8_bad(s, 1, #s)
+  if bad then return nil, bad end
+  return '"' .. gsub(s, '[%z\1-\31"\\]', ESC) .. '"'
+end
+
+-- Shortest "%.{p}e" text of v that reads back as v.
+local function shortest_e(v)
+  for p = 0, 16 do
+    local s = format("%." .. p .. "e", v)
     if tonumber(s) == v then return s end
   end
-  return format("%.17g", v)
+  return format("%.16e", v)
 end
 
-local function is_array(t)
-  if getmetatable(t) == ARRAY_MT then return true end
+--- The canonical text of number v (the rule in the module comment), or
+-- nil, msg, "EINVAL" for NaN and infinities.
+function M.number(v)
+  if v ~= v or v == huge or v == -huge then
+    return nil, "cannot encode " .. tostring(v) .. " (NaN and infinities are not JSON)", "EINVAL"
+  end
+  if v == floor(v) and v >= -MAX_INT and v <= MAX_INT then
+    if v == 0 then return "0" end
+    return format("%d", v)
+  end
+  local neg = v < 0
+  if neg then v = -v end
+  -- digits d1.d2d3...e±X -> digits "d1d2d3..." (no trailing zeros), n = X + 1
+  -- (value = 0.digits * 10^n, as in ECMAScript's Number::toString).
+  local e = shortest_e(v)
+  local m1, m2, ex = e:match("^(%d)%.?(%d*)e([-+]%d+)$")
+  local digits = (m1 .. m2):gsub("0+$", "")
+  if digits == "" then digits = "0" end
+  local k, n = #digits, tonumber(ex) + 1
+  local s
+  if k <= n and n <= 21 then
+    s = digits .. string.rep("0", n - k) .. ".0"
+  elseif n > 0 and n <= 21 then
+    s = sub(digits, 1, n) .. "." .. sub(digits, n + 1)
+  elseif n > -6 and n <= 0 then
+    s = "0." .. string.rep("0", -n) .. digits
+  else
+    local x = n - 1
+    local es = (x < 0 and "-" or "+") .. (x < 0 and -x or x)
+    if k == 1 then s = digits .. "e" .. es
+    else s = sub(digits, 1, 1) .. "." .. sub(digits, 2) .. "e" .. es end
+  end
+  return neg and ("-" .. s) or s
+end
+local number = M.number
+
+-- Path of the value being encoded, for messages: "$", "$.a", "$.a[2]".
+local function path_of(stack, depth)
+  local parts = { "$" }
+  for i = 1, depth do
+    local k = stack[i]
+    if type(k) == "number" then parts[#parts + 1] = "[" .. k .. "]"
+    else parts[#parts + 1] = "." .. tostring(k) end
+  end
+  return concat(parts)
+end
+
+local function is_seq(t)
   local n = #t
   if n == 0 then return false end
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count == n
+  local c = 0
+  for _ in pairs(t) do c = c + 1 end
+  return c == n
 end
 
-local function enc(v, out, depth)
-  local t = type(v)
-  if t == "string" then out[#out + 1] = esc_str(v)
-  elseif t == "number" then out[#out + 1] = num(v)
-  elseif t == "boolean" then out[#out + 1] = v and "true" or "false"
-  elseif v == nil or v == cjson.null then out[#out + 1] = "null"
-  elseif t == "table" and getmetatable(v) == RAW_MT then out[#out + 1] = v[1]
-  elseif t == "table" then
-    if depth > 100 then error("json: nesting deeper than 100 (a cycle?)", 0) end
-    if is_array(v) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        enc(v[i], out, depth + 1)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do
-        if type(k) ~= "string" and type(k) ~= "number" then error("json: cannot encode a " .. type(k) .. " key", 0) end
-        keys[#keys + 1] = tostring(k)
-      end
-      sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = esc_str(k)
-        out[#out + 1] = ":"
-        local x = v[k]
-        if x == nil then x = v[tonumber(k)] end
-        enc(x, out, depth + 1)
-      end
-      out[#out + 1] = "}"
+-- Encoder state: opts.dag (DAG-JSON: string keys only, links, reserved
+-- namespace), opts.link (function(v) -> cid string | nil), opts.prefix.
+local function encoder(opts)
+  local out, n = {}, 0
+  local stack, seen = {}, {}
+  local dag, link_of = opts.dag, opts.link
+  local failure
+
+  local function fail(depth, msg, name)
+    failure = { msg = (opts.prefix or "json") .. ": " .. msg .. " at " .. path_of(stack, depth), name = name or "EINVAL" }
+    return false
+  end
+
+  local enc
+  local function key_text(k, depth)
+    if type(k) == "string" then return k end
+    if type(k) == "number" and not dag then
+      local s, msg = number(k)
+      if not s then return nil, fail(depth, "key: " .. msg) end
+      return s
     end
-  else
-    error("json: cannot encode a " .. t, 0)
+    return nil, fail(depth, "cannot encode a " .. type(k) .. " key " .. (dag and "(DAG-JSON keys are strings) " or "")
+      .. tostring(k))
+  end
+
+  enc = function(v, depth)
+    local t = type(v)
+    if t == "string" then
+      local q, bad = quote(v)
+      if not q then return fail(depth, "string is not valid UTF-8 (byte " .. bad .. ")") end
+      n = n + 1; out[n] = q
+    elseif t == "number" then
+      local s, msg = number(v)
+      if not s then return fail(depth, msg) end
+      n = n + 1; out[n] = s
+    elseif t == "boolean" then n = n + 1; out[n] = v and "true" or "false"
+    elseif v == NULL or v == nil then n = n + 1; out[n] = "null"
+    elseif t == "table" and getmetatable(v) == RAW_MT then n = n + 1; out[n] = v[1]
+    elseif t == "table" then
+      if seen[v] then return fail(depth, "cycle (a table contains itself)") end
+      if depth >= MAX_DEPTH then return fail(depth, "nesting deeper than " .. MAX_DEPTH) end
+      local l = link_of and link_of(v)
+      if l then
+        local q, bad = quote(l)
+        if not q then return fail(depth, "link is not valid UTF-8 (byte " .. bad .. ")") end
+        n = n + 1; out[n] = '{"/":' .. q .. "}"
+        return true
+      end
+      seen[v] = true
+      if getmetatable(v) == ARRAY_MT or is_seq(v) then
+        n = n + 1; out[n] = "["
+        for i = 1, #v do
+          if i > 1 then n = n + 1; out[n] = "," end
+          stack[depth + 1] = i
+          if not enc(v[i], depth + 1) then return false end
+        end
+        n = n + 1; out[n] = "]"
+      else
+        local keys, map = {}, {}
+        for k in pairs(v) do
+          local s = key_text(k, depth)
+          if not s then return false end
+          if map[s] ~= nil then return fail(depth, "two keys encode as \"" .. s .. "\"") end
+          map[s] = k
+          keys[#keys + 1] = s
+        end
+        sort(keys)
+        if dag and type(v["/"]) == "string" and #keys > 1 and keys[1] == "/" then
+          return fail(depth, "a map whose first key is \"/\" with a string value is reserved for links in DAG-JSON")
+        end
+        n = n + 1; out[n] = "{"
+        for i = 1, #keys do
+          local s = keys[i]
+          if i > 1 then n = n + 1; out[n] = "," end
+          stack[depth + 1] = s
+          local q, bad = quote(s)
+          if not q then return fail(depth + 1, "key is not valid UTF-8 (byte " .. bad .. ")") end
+          n = n + 1; out[n] = q
+          n = n + 1; out[n] = ":"
+          if not enc(v[map[s]], depth + 1) then return false end
+        end
+        n = n + 1; out[n] = "}"
+      end
+      seen[v] = nil
+    else
+      return fail(depth, "cannot encode a " .. t)
+    end
+    return true
+  end
+
+  return function(v)
+    if enc(v, 0) then return concat(out, "", 1, n) end
+    return nil, failure.msg, failure.name
   end
 end
 
---- Encode a value: object keys sorted, so the same value always gives the
--- same text. Raises on cdata, functions, NaN/inf and cycles.
-function M.encode(v)
-  local out = {}
-  enc(v, out, 0)
-  return concat(out)
+--- Encode v as JSON text (the rule in the module comment).
+-- @param opts optional {dag = true (string keys only, reserved "/" maps),
+--   link = function(t) -> CID string or nil, prefix = "dagjson"} (for ipk.dagjson)
+-- @return string, or nil, msg, "EINVAL" (NaN/inf, functions, cdata, cycles,
+--   bad UTF-8, non-string keys in DAG mode); never raises on v.
+function M.encode(v, opts)
+  return encoder(opts or {})(v)
 end
 
---- Decode a JSON string; returns value or nil, msg.
-function M.decode(s)
-  local ok, v = pcall(dec.decode, s)
-  if not ok then return nil, tostring(v) end
+------------------------------------------------------------------------------
+-- Decoding
+
+local decode_value
+-- Set by M.decode for one (synchronous, non-yielding) call.
+local exact_ints = false
+
+local function derr(prefix, what, pos, name)
+  return nil, prefix .. ": " .. what .. " at byte " .. pos, name or "EFORMAT"
+end
+
+local function skip_ws(s, pos)
+  return find(s, "[^ \t\r\n]", pos) or #s + 1
+end
+
+-- True when integer text (optional sign, digits) is beyond 2^53 in
+-- magnitude; decided on the digits, because tonumber would round
+-- 9007199254740993 to 2^53 and hide it.
+local function int_text_too_big(text)
+  local d = text:match("^%s*[-+]?0*(%d+)%s*$")
+  if not d then return false end
+  return #d > 16 or (#d == 16 and d > "9007199254740992")
+end
+
+local function utf8_char(cp)
+  if cp < 0x80 then return char(cp) end
+  if cp < 0x800 then return char(0xC0 + floor(cp / 0x40), 0x80 + cp % 0x40) end
+  if cp < 0x10000 then
+    return char(0xE0 + floor(cp / 0x1000), 0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return char(0xF0 + floor(cp / 0x40000), 0x80 + floor(cp / 0x1000) % 0x40,
+              0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+local SIMPLE = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+
+-- s[pos] is '"'. Returns string, next pos; or nil, msg, name.
+local function decode_string(s, pos, prefix)
+  local start = pos + 1
+  local q = find(s, '["\\%z\1-\31]', start)
+  if q and byte(s, q) == 34 then -- fast path: no escapes
+    local bad = utf8_bad(s, start, q - 1)
+    if bad then return derr(prefix, "invalid UTF-8 in string", bad) end
+    return sub(s, start, q - 1), q + 1
+  end
+  local parts, np, i = {}, 0, start
+  while true do
+    q = find(s, '["\\%z\1-\31]', i)
+    if not q then return derr(prefix, "unterminated string", pos) end
+    if q > i then
+      local bad = utf8_bad(s, i, q - 1)
+      if bad then return derr(prefix, "invalid UTF-8 in string", bad) end
+      np = np + 1; parts[np] = sub(s, i, q - 1)
+    end
+    local c = byte(s, q)
+    if c == 34 then return concat(parts, "", 1, np), q + 1 end
+    if c < 32 then return derr(prefix, "control byte in string (escape it)", q) end
+    local e = sub(s, q + 1, q + 1)
+    if SIMPLE[e] then
+      np = np + 1; parts[np] = SIMPLE[e]
+      i = q + 2
+    elseif e == "u" then
+      local h = sub(s, q + 2, q + 5)
+      if not find(h, "^%x%x%x%x$") then return derr(prefix, "bad \\u escape", q) end
+      local cp = tonumber(h, 16)
+      i = q + 6
+      if cp >= 0xD800 and cp <= 0xDBFF then
+        local h2 = s:match("^\\u(%x%x%x%x)", i)
+        local lo = h2 and tonumber(h2, 16)
+        if not lo or lo < 0xDC00 or lo > 0xDFFF then return derr(prefix, "lone surrogate \\u" .. h, q) end
+        cp = 0x10000 + (cp - 0xD800) * 0x400 + (lo - 0xDC00)
+        i = i + 6
+      elseif cp >= 0xDC00 and cp <= 0xDFFF then
+        return derr(prefix, "lone surrogate \\u" .. h, q)
+      end
+      np = np + 1; parts[np] = utf8_char(cp)
+    else
+      return derr(prefix, "bad escape '\\" .. e .. "'", q)
+    end
+  end
+end
+
+local function decode_number(s, pos, prefix)
+  local _, e = find(s, "^-?0", pos)
+  if not e then _, e = find(s, "^-?[1-9]%d*", pos) end
+  if not e then return derr(prefix, "unexpected '" .. sub(s, pos, pos) .. "'", pos) end
+  local int = true
+  local _, fe = find(s, "^%.%d+", e + 1)
+  if fe then e, int = fe, false elseif sub(s, e + 1, e + 1) == "." then
+    return derr(prefix, "a digit must follow '.'", e + 1)
+  end
+  local _, xe = find(s, "^[eE][-+]?%d+", e + 1)
+  if xe then e, int = xe, false elseif find(s, "^[eE]", e + 1) then
+    return derr(prefix, "a digit must follow the exponent", e + 1)
+  end
+  local text = sub(s, pos, e)
+  local v = tonumber(text)
+  if v == huge or v == -huge then return derr(prefix, "number " .. text .. " is beyond a double's range", pos, "ERANGE") end
+  if int and exact_ints and int_text_too_big(text) then
+    return derr(prefix, "integer " .. text .. " is beyond 2^53 (a double cannot hold it exactly)", pos, "ERANGE")
+  end
+  return v, e + 1
+end
+
+local LITERALS = { t = { "true", true }, f = { "false", false }, n = { "null", NULL } }
+
+decode_value = function(s, pos, depth, prefix)
+  pos = skip_ws(s, pos)
+  local c = sub(s, pos, pos)
+  if c == "{" then
+    if depth >= MAX_DEPTH then return derr(prefix, "nesting deeper than " .. MAX_DEPTH, pos) end
+    local obj = {}
+    pos = skip_ws(s, pos + 1)
+    if sub(s, pos, pos) == "}" then return obj, pos + 1 end
+    while true do
+      if sub(s, pos, pos) ~= '"' then return derr(prefix, "expected a string key", pos) end
+      local kpos = pos
+      local k, p2, name = decode_string(s, pos, prefix)
+      if not k then return nil, p2, name end
+      pos = skip_ws(s, p2)
+      if sub(s, pos, pos) ~= ":" then return derr(prefix, "expected ':' after a key", pos) end
+      local v, p3, n3 = decode_value(s, pos + 1, depth + 1, prefix)
+      if v == nil then return nil, p3, n3 end
+      if obj[k] ~= nil then return derr(prefix, "duplicate key \"" .. k .. "\"", kpos) end
+      obj[k] = v
+      pos = skip_ws(s, p3)
+      c = sub(s, pos, pos)
+      if c == "}" then return obj, pos + 1 end
+      if c ~= "," then return derr(prefix, "expected ',' or '}'", pos) end
+      pos = skip_ws(s, pos + 1)
+    end
+  elseif c == "[" then
+    if depth >= MAX_DEPTH then return derr(prefix, "nesting deeper than " .. MAX_DEPTH, pos) end
+    local arr, n = setmetatable({}, ARRAY_MT), 0
+    pos = skip_ws(s, pos + 1)
+    if sub(s, pos, pos) == "]" then return arr, pos + 1 end
+    while true do
+      local v, p2, n2 = decode_value(s, pos, depth + 1, prefix)
+      if v == nil then return nil, p2, n2 end
+      n = n + 1; arr[n] = v
+      pos = skip_ws(s, p2)
+      c = sub(s, pos, pos)
+      if c == "]" then return arr, pos + 1 end
+      if c ~= "," then return derr(prefix, "expected ',' or ']'", pos) end
+      pos = pos + 1
+    end
+  elseif c == '"' then
+    return decode_string(s, pos, prefix)
+  elseif c == "" then
+    return derr(prefix, "unexpected end of input", pos)
+  else
+    local lit = LITERALS[c]
+    if lit then
+      if sub(s, pos, pos + #lit[1] - 1) ~= lit[1] then return derr(prefix, "unexpected '" .. c .. "'", pos) end
+      return lit[2], pos + #lit[1]
+    end
+    return decode_number(s, pos, prefix)
+  end
+end
+
+--- Decode JSON text (the rules in the module comment).
+-- @param s string
+-- @param opts optional {prefix = "json" (message prefix; ipk.dagjson passes
+--   "dagjson"), exact_ints = false}. With exact_ints an integer literal beyond
+--   2^53 is refused (ERANGE); without it, it reads as the nearest double, as
+--   JSON.parse does (user data such as 64-bit IDs in JSON lines stays readable).
+-- @return value (arrays marked, null as M.null), or nil, msg, name
+--   (EFORMAT malformed, ERANGE number out of range, EINVAL s not a string)
+function M.decode(s, opts)
+  local prefix = opts and opts.prefix or "json"
+  if type(s) ~= "string" then return nil, prefix .. ": cannot decode a " .. type(s) .. " (text expected)", "EINVAL" end
+  exact_ints = opts and opts.exact_ints or false
+  local v, pos, name = decode_value(s, 1, 0, prefix)
+  if v == nil then return nil, pos, name end
+  pos = skip_ws(s, pos)
+  if pos <= #s then return derr(prefix, "trailing data after the value", pos) end
   return v
 end
 
+------------------------------------------------------------------------------
+
 --- A copy of v with only JSON-representable values: cdata, functions,
--- userdata, threads and cycles are dropped; strings longer than max_string
--- (default 4096 bytes, e.g. model bytes) are replaced by "<N bytes>".
+-- userdata, threads, NaN/inf and cycles are dropped; strings longer than
+-- max_string (default 4096 bytes, e.g. model bytes) are replaced by
+-- "<N bytes>", strings that are not UTF-8 by "<N bytes, not UTF-8>".
+-- Array marks are kept.
 function M.sanitize(v, max_string, seen)
   local t = type(v)
   if t == "string" then
     max_string = max_string or 4096
     if #v > max_string then return "<" .. #v .. " bytes>" end
+    if utf8_bad(v, 1, #v) then return "<" .. #v .. " bytes, not UTF-8>" end
     return v
   end
-  if t == "number" or t == "boolean" or v == nil then return v end
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return nil end
+    return v
+  end
+  if t == "boolean" or v == nil or v == NULL then return v end
   if t ~= "table" then return nil end
   if getmetatable(v) == RAW_MT then return v end
   seen = seen or {}
@@ -135,11 +500,57 @@ function M.sanitize(v, max_string, seen)
   seen[v] = true
   local out = {}
   for k, x in pairs(v) do
-    if type(k) == "string" or type(k) == "number" then out[k] = M.sanitize(x, max_string, seen) end
+    if type(k) == "string" or (type(k) == "number" and k == k and k ~= huge and k ~= -huge) then
+      out[k] = M.sanitize(x, max_string, seen)
+    end
   end
   seen[v] = nil
   return setmetatable(out, getmetatable(v))
 end
 
-M.null = cjson.null
+--- Check that every number in v (recursively) is finite, for values that
+-- will be stored (metrics, params). A Lua number is a double and the
+-- encoder writes every finite double exactly, so only NaN and infinities
+-- are refused here; integer TEXT beyond 2^53 is refused where it is parsed
+-- (M.parse_number, M.decode), the only place precision can be lost.
+-- @param what name for messages ("metric", "params")
+-- @return true, or nil, "WHAT.PATH is nan: ...", "EINVAL"
+function M.check_numbers(v, what, path, seen)
+  path = path or ""
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then
+      return nil, ("%s%s is %s: NaN and infinities cannot be stored (JSON has no such numbers)")
+        :format(what, path, tostring(v)), "EINVAL"
+    end
+  elseif t == "table" and v ~= NULL then
+    seen = seen or {}
+    if seen[v] then return true end
+    seen[v] = true
+    for k, x in pairs(v) do
+      local p = path .. (type(k) == "number" and ("[" .. tostring(k) .. "]") or ("." .. tostring(k)))
+      local ok, msg, name = M.check_numbers(x, what, p, seen)
+      if not ok then return nil, msg, name end
+    end
+  end
+  return true
+end
+
+--- Parse a number given as text (a CLI flag, a recipe param): like
+-- tonumber, but refuses what cannot be stored exactly.
+-- @return number, or nil, msg, name (EINVAL not a number or not finite;
+--   ERANGE an integer beyond 2^53)
+function M.parse_number(text)
+  local v = type(text) == "string" and tonumber(text) or nil
+  if not v then return nil, "'" .. tostring(text) .. "' is not a number", "EINVAL" end
+  if v ~= v or v == huge or v == -huge then
+    return nil, "'" .. text .. "' is not finite (NaN and infinities cannot be stored)", "EINVAL"
+  end
+  if int_text_too_big(text) then
+    return nil, "'" .. text .. "' is an integer beyond 2^53 (it would be stored as " .. format("%.17g", v)
+      .. "); give it as a string", "ERANGE"
+  end
+  return v
+end
+
 return M

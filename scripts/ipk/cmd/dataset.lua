@@ -54,7 +54,7 @@ function M.run(argv)
     if #pos ~= 1 then return util.usage_error(cmd, "expected N[@V]") end
     local v, err = ds.get(pos[1])
     if not v then return util.fail(cmd, err) end
-    return out(v, json.encode(v))
+    return out(v, util.to_json(v))
   elseif sub == "shard" then
     if #pos ~= 1 then return util.usage_error(cmd, "expected N[@V]") end
     if not opts.count then return util.usage_error(cmd, "--count K is required") end

@@ -92,7 +92,7 @@ function M.run(argv)
     for a in pairs(reg.aliases(e.name)) do hist[a] = reg.alias_history(e.name, a) end
     e.alias_history = hist
     if opts.json then util.emit_json(e)
-    else io.stdout:write(json.encode(e), "\n") end
+    else io.stdout:write(util.to_json(e), "\n") end
     return 0
   elseif sub == "alias" then
     if #pos < 2 or #pos > 3 then return util.usage_error(cmd, "expected N ALIAS [VERSION] (or --rm)") end
@@ -119,7 +119,8 @@ function M.run(argv)
     return 0
   elseif sub == "export" then
     local t = reg.export()
-    local s = json.encode(t)
+    local s, jerr = json.encode(t)
+    if not s then return util.fail(cmd, jerr) end
     if pos[1] then
       local f, err = io.open(pos[1], "wb")
       if not f then return util.fail(cmd, pos[1] .. ": " .. tostring(err)) end

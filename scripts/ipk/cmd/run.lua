@@ -67,7 +67,7 @@ local function print_human(res)
     w:write("registry       ", r.name, "@", r.version, " -> ", r.model_cid,
       r.existing and " (already registered)" or "", "\n")
   end
-  if not (res.dataset_cid or res.model_cid) then w:write(json.encode(res), "\n") end
+  if not (res.dataset_cid or res.model_cid) then w:write(util.to_json(res), "\n") end
 end
 
 local function summary_line(sum)

@@ -38,9 +38,18 @@ function M.fail(cmd, msg)
   return report(cmd, msg, 1)
 end
 
+--- The JSON text of a command's result. A result that is not JSON (NaN,
+-- a function: a bug in the command) raises its message, which main() turns
+-- into "ipkrun: CMD: json: ... at $.path" with exit code 1.
+function M.to_json(obj)
+  local s, msg = json.encode(obj)
+  if not s then error(msg, 0) end
+  return s
+end
+
 --- The result object as one JSON line on stdout.
 function M.emit_json(obj)
-  io.stdout:write(json.encode(obj), "\n")
+  io.stdout:write(M.to_json(obj), "\n")
 end
 
 -- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.

@@ -1,0 +1,199 @@
+-- ipk.json: the one encoder/decoder (CLI output, database columns, Kubo
+-- replies; ipk.dagjson builds on it). Numbers and string escapes are checked
+-- against Node's JSON.stringify / Number#toString (an independent writer).
+local json = require "ipk.json"
+local u = require "support.util"
+local ffi = require "ffi"
+
+local function node_available()
+  local code = u.sh("node -e 0")
+  if code ~= 0 and os.getenv("CI") == "true" then error("node is required with CI=true (test tooling)") end
+  return code == 0
+end
+
+-- Run a Node script with input on stdin; returns stdout.
+local function node(script, input)
+  local dir = u.tmpdir()
+  u.write(dir .. "/in", input or "")
+  u.write(dir .. "/s.js", script)
+  local code, out, err = u.sh("node " .. u.q(dir .. "/s.js") .. " " .. u.q(dir .. "/in"))
+  u.rm_rf(dir)
+  assert(code == 0, err)
+  return out
+end
+
+describe("ipk.json", function()
+  it("writes sorted keys, no whitespace, [] for marked and decoded empty lists", function()
+    assert.equal('{"a":[],"b":{},"c":[1,"x",true,null],"d":{"e":[]}}',
+      json.encode({ d = { e = json.array() }, c = { 1, "x", true, json.null }, b = {}, a = json.array {} }))
+    local text = '{"a":[],"b":{},"c":[[],{}],"d":[null,1,null]}'
+    assert.equal(text, json.encode(assert(json.decode(text))))
+    assert.is_true(json.is_array(assert(json.decode("[]"))))
+    assert.is_false(json.is_array(assert(json.decode("{}"))))
+    -- sanitize keeps the mark
+    assert.equal('{"s":[]}', json.encode(json.sanitize({ s = json.array() })))
+  end)
+
+  it("formats numbers as Node does (integers to 2^53, shortest round-trip floats, .0 beyond)", function()
+    if not node_available() then pending("node not installed") return end
+    local vals = { 0, 1, -1, 0.1, 0.5, 1 / 3, 2 / 3, 1e21, 1e20, 123e-20, 1e-6, 1e-7, 5e-324, 2.2250738585072014e-308,
+                   1.7976931348623157e308, 2 ^ 53, 2 ^ 53 + 2, -2 ^ 53 - 2, 2 ^ 63, 4.35, 100.25, 1e300, 9.5367431640625e-07 }
+    -- and random doubles of every magnitude, from random bit patterns
+    local box = ffi.new("union { uint64_t u; double d; }")
+    math.randomseed(8)
+    for _ = 1, 400 do
+      box.u = ffi.cast("uint64_t", math.random(0, 2 ^ 31 - 1)) * 2 ^ 32 + math.random(0, 2 ^ 32 - 1)
+      local d = box.d
+      if d == d and d ~= math.huge and d ~= -math.huge then vals[#vals + 1] = d end
+    end
+    for _ = 1, 200 do vals[#vals + 1] = math.floor(math.random() * 2 ^ 53) * (math.random() < 0.5 and -1 or 1) end
+    local lines = {}
+    for i, v in ipairs(vals) do lines[i] = ("%.17g"):format(v) end
+    local got = node([[
+      const lines = require('fs').readFileSync(process.argv[2], 'utf8').trim().split('\n');
+      for (const l of lines) {
+        const x = Number(l);
+        let s = JSON.stringify(x);
+        // ipk's one extension: an integral value beyond 2^53 is written as a float
+        if (Number.isInteger(x) && Math.abs(x) > 2 ** 53 && !/[.e]/.test(s)) s += '.0';
+        console.log(s);
+      }]], table.concat(lines, "\n") .. "\n")
+    local i = 0
+    for want in got:gmatch("[^\n]+") do
+      i = i + 1
+      assert.equal(want, json.number(vals[i]), "value " .. lines[i])
+      assert.equal(vals[i], json.decode(want), "reads back " .. want)
+    end
+    assert.equal(#vals, i)
+  end)
+
+  it("escapes strings as JSON.stringify does (control bytes only; DEL and UTF-8 raw)", function()
+    if not node_available() then pending("node not installed") return end
+    local cps = {}
+    for c = 0, 127 do cps[#cps + 1] = c end
+    for _, c in ipairs { 0xe9, 0x2028, 0x2029, 0xfeff, 0x1f600 } do cps[#cps + 1] = c end
+    local got = node([[
+      const cps = require('fs').readFileSync(process.argv[2], 'utf8').trim().split(' ').map(Number);
+      for (const c of cps) console.log(JSON.stringify(String.fromCodePoint(c) + 'x'));
+    ]], table.concat(cps, " "))
+    local i = 0
+    for want in got:gmatch("[^\n]+") do
+      i = i + 1
+      local cp = cps[i]
+      local s
+      if cp < 0x80 then s = string.char(cp)
+      elseif cp < 0x800 then s = string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64)
+      elseif cp < 0x10000 then
+        s = string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+      else
+        s = string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+                        0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+      end
+      assert.equal(want, json.encode(s .. "x"), "code point " .. cp)
+      assert.equal(s .. "x", json.decode(want))
+    end
+    assert.equal(#cps, i)
+  end)
+
+  it("returns nil, msg, name for values JSON cannot hold; never raises", function()
+    local cases = {
+      { 0 / 0, "json: cannot encode nan (NaN and infinities are not JSON) at $" },
+      { { metrics = { acc = math.huge } }, "json: cannot encode inf (NaN and infinities are not JSON) at $.metrics.acc" },
+      { { l = { 1, 2, -math.huge } }, "json: cannot encode -inf (NaN and infinities are not JSON) at $.l[3]" },
+      { { f = print }, "json: cannot encode a function at $.f" },
+      { { c = ffi.new("int[1]") }, "json: cannot encode a cdata at $.c" },
+      { { s = "ok\192\128" }, "json: string is not valid UTF-8 (byte 3) at $.s" },
+      { { [1] = "a", ["1"] = "b" }, 'json: two keys encode as "1" at $' },
+    }
+    local cyc = {}
+    cyc.a = { cyc }
+    cases[#cases + 1] = { cyc, "json: cycle (a table contains itself) at $.a[1]" }
+    for _, c in ipairs(cases) do
+      local ok, s, msg, name = pcall(json.encode, c[1])
+      assert.is_true(ok, tostring(s))
+      assert.is_nil(s)
+      assert.equal(c[2], msg)
+      assert.equal("EINVAL", name)
+    end
+    -- sanitize drops what cannot be encoded, so its result always encodes
+    assert.equal('{"a":1,"l":[1]}', json.encode(json.sanitize({ a = 1, b = 0 / 0, f = print, l = { 1 } })))
+  end)
+
+  it("decodes strictly, with nil, msg, name", function()
+    local cases = {
+      { "", "json: unexpected end of input at byte 1", "EFORMAT" },
+      { "[1,]", "json: unexpected ']' at byte 4", "EFORMAT" },
+      { '{"a":1,}', "json: expected a string key at byte 8", "EFORMAT" },
+      { '{"a" 1}', "json: expected ':' after a key at byte 6", "EFORMAT" },
+      { "01", "json: trailing data after the value at byte 2", "EFORMAT" },
+      { "1.", "json: a digit must follow '.' at byte 2", "EFORMAT" },
+      { '"\\ud800"', "json: lone surrogate \\ud800 at byte 2", "EFORMAT" },
+      { '"a\nb"', "json: control byte in string (escape it) at byte 3", "EFORMAT" },
+      { '"\237\160\128"', "json: invalid UTF-8 in string at byte 2", "EFORMAT" },
+      { '{"a":1,"a":2}', 'json: duplicate key "a" at byte 8', "EFORMAT" },
+      { "NaN", "json: unexpected 'N' at byte 1", "EFORMAT" },
+      { "1e400", "json: number 1e400 is beyond a double's range at byte 1", "ERANGE" },
+      { string.rep("[", 1001) .. string.rep("]", 1001), "json: nesting deeper than 1000 at byte 1001", "EFORMAT" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, v, msg, name = pcall(json.decode, c[1])
+      assert.is_true(ok, tostring(v))
+      assert.is_nil(v, c[1])
+      assert.equal(c[2], msg)
+      assert.equal(c[3], name)
+    end
+    assert.equal(2 ^ 53, json.decode("9007199254740992"))
+    -- integers beyond 2^53: nearest double by default (user data), refused on request
+    assert.equal(2 ^ 53, json.decode("9007199254740993"))
+    assert.same({ nil, "json: integer 9007199254740993 is beyond 2^53 (a double cannot hold it exactly) at byte 2",
+      "ERANGE" }, { json.decode("[9007199254740993]", { exact_ints = true }) })
+    assert.same({ nil, "x: unexpected end of input at byte 1", "EFORMAT" }, { json.decode("", { prefix = "x" }) })
+    assert.equal("😀", json.decode('"\\ud83d\\ude00"'))
+    assert.equal(false, json.decode(" false "))
+    assert.equal(json.null, json.decode("null"))
+  end)
+
+  it("parses number text for metrics and params, refusing what cannot be stored exactly", function()
+    assert.equal(0.5, json.parse_number("0.5"))
+    assert.equal(2 ^ 53, json.parse_number("9007199254740992"))
+    assert.same({ nil, "'9007199254740993' is an integer beyond 2^53 (it would be stored as 9007199254740992); "
+      .. "give it as a string", "ERANGE" }, { json.parse_number("9007199254740993") })
+    assert.same({ nil, "'1e400' is not finite (NaN and infinities cannot be stored)", "EINVAL" },
+      { json.parse_number("1e400") })
+    assert.same({ nil, "'abc' is not a number", "EINVAL" }, { json.parse_number("abc") })
+    assert.same({ nil, "metrics.acc[2] is nan: NaN and infinities cannot be stored (JSON has no such numbers)", "EINVAL" },
+      { json.check_numbers({ acc = { 1, 0 / 0 } }, "metrics") })
+    assert.is_true(json.check_numbers({ a = 1e300, b = { "x" } }, "params"))
+  end)
+end)
+
+describe("ipkrun JSON output", function()
+  local tmp, env
+  before_each(function()
+    tmp = u.tmpdir()
+    env = { IPK_HOME = tmp .. "/home" }
+  end)
+  after_each(function() u.rm_rf(tmp) end)
+
+  it("keeps a rank-0 tensor's shape an array through model add/show --json (regression: \"shape\":{})", function()
+    -- a safetensors file with one scalar tensor, written by Python (an independent writer)
+    local path = tmp .. "/scalar.safetensors"
+    local code, _, err = u.sh("/usr/bin/python3 -c " .. u.q([[
+import json, struct, sys
+hdr = json.dumps({"s": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]},
+                  "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode()
+hdr += b" " * ((8 - len(hdr) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(hdr)) + hdr + struct.pack("<3f", 1.5, 2, 3))
+]]) .. " " .. u.q(path))
+    assert.equal(0, code, err)
+    local added = u.ok_json(env, "model", "add", path, "--name", "scalar", "--version", "1.0.0", "--json")
+    for _, args in ipairs { { "model", "show", "scalar@1.0.0", "--json" }, { "model", "show", "scalar@1.0.0" } } do
+      local c, out, e = u.ipkrun(args, env)
+      assert.equal(0, c, e)
+      assert.matches('"name":"s","shape":%[%]', out, 1, false)
+      assert.matches('"name":"v","shape":%[2%]', out, 1, false)
+      assert.not_matches('"shape":{}', out, 1, true)
+    end
+    assert.equal(added.entry_cid, u.ok_json(env, "model", "show", "scalar@1.0.0", "--json").entry_cid)
+  end)
+end)
