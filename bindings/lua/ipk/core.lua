@@ -33,6 +33,10 @@ function M.errbuf()
 end
 
 --- Turn a C return code into the luv triple.
+-- Prefix convention: a module prefixes its own messages once ("car: ...",
+-- "safetensors: ..." come from C); `what` is the caller's context (a path,
+-- an operation), never the module's name again. A `what` the message
+-- already starts with is not repeated.
 -- @param rc int from a core call
 -- @param eb optional ipk_errbuf_t with a detail message
 -- @param what optional context prefix ("add foo.bin")
@@ -42,8 +46,24 @@ function M.check(rc, eb, what)
   local detail = eb and ffi.string(eb.msg) or ""
   local msg = ffi.string(lib.ipk_strerror(rc))
   if detail ~= "" then msg = detail end
-  if what then msg = what .. ": " .. msg end
+  if what and what ~= "" and msg:sub(1, #what + 1) ~= what .. ":" then msg = what .. ": " .. msg end
   return nil, msg, ffi.string(lib.ipk_err_name(rc))
+end
+
+local errors
+--- The error table of IPK_ERRNO_MAP as C knows it: name ("ECID") ->
+-- {code = negative int, message = "invalid CID"}. Every name a Lua module
+-- returns as the third value of `nil, msg, name` is in it.
+function M.errors()
+  if errors then return errors end
+  errors = {}
+  local unknown = ffi.string(lib.ipk_err_name(1)) -- what C names a code outside the table
+  for rc = -999, -1 do -- codes run up from IPK__ERR_FIRST (-1000) + 1
+    local name = ffi.string(lib.ipk_err_name(rc))
+    if name == unknown then break end
+    errors[name] = { code = rc, message = ffi.string(lib.ipk_strerror(rc)) }
+  end
+  return errors
 end
 
 --- Library version string.

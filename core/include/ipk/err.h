@@ -5,6 +5,12 @@
  * table so names, messages and values never drift apart. Detail text (which
  * file, which offset) lives on the handle that failed (e.g. ipk_store_errmsg),
  * or in the caller-supplied ipk_errbuf_t for handle-less calls.
+ *
+ * The Lua layer uses the same names (ipk_err_name without the code) as the
+ * third value of its `nil, msg, name` returns, including names only Lua
+ * produces (EREMOTE from a Kubo node, ETIMEDOUT from HTTP): every such name
+ * is in this table (spec/errors_spec.lua checks it). New names are appended
+ * (values of the existing ones never change).
  */
 #ifndef IPK_ERR_H
 #define IPK_ERR_H
@@ -32,7 +38,13 @@
   X(SHAPE,     "shape mismatch")                                          \
   X(CANCELED,  "operation canceled")                                      \
   X(BUSY,      "resource busy")                                           \
-  X(UNSUPP,    "not supported")
+  X(UNSUPP,    "not supported")                                           \
+  X(REMOTE,    "the remote node reported an error")                       \
+  X(TIMEDOUT,  "timed out")                                               \
+  X(CONNREFUSED, "connection refused")                                    \
+  X(HOST,      "host name not resolved")                                  \
+  X(EOF,       "stream ended")                                            \
+  X(ACCES,     "permission denied")
 
 typedef enum {
   IPK_OK = 0,

@@ -29,7 +29,7 @@ function M.fedavg()
     for i, u in ipairs(updates) do ptrs[i - 1] = u.params.data; w[i - 1] = u.n end
     local out = train.copy(global)
     local eb = core.errbuf()
-    local ok, err = core.check(lib.ipk_agg_fedavg_f32(ptrs, w, k, global.len, out.data, eb), eb, "fedavg")
+    local ok, err = core.check(lib.ipk_agg_fedavg_f32(ptrs, w, k, global.len, out.data, eb), eb)
     if not ok then return nil, err end
     return out
   end }
