@@ -222,7 +222,7 @@ int ipk_detect_buf(const uint8_t *b, size_t n, const char *name, ipk_detect_t *o
       ipk_st_file_t *f = NULL;
       ipk_errbuf_t e2;
       rc = ipk_safetensors_parse(b, n, &f, &e2);
-      if (rc) rc = ipk_errf(eb, rc, "%s: safetensors: %s", c.name, e2.msg);
+      if (rc) rc = ipk_errf(eb, rc, "%s: %s", c.name, e2.msg /* e2 has its "safetensors: " */);
       else {
         ipk__detect_set(&c, "safetensors", "safetensors", "model");
         size_t cnt = ipk_safetensors_count(f);
