@@ -196,4 +196,84 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(hdr)) + hdr + struct.pack("<
     end
     assert.equal(added.entry_cid, u.ok_json(env, "model", "show", "scalar@1.0.0", "--json").entry_cid)
   end)
+
+  -- Numbers JSON cannot store exactly are refused before anything is staged
+  -- or recorded (issue 8 item 7), in the registry, datasets and recipe params.
+  it("refuses non-finite metrics/params and integers beyond 2^53 up front, staging nothing", function()
+    local model = tmp .. "/m.safetensors"
+    assert.equal(0, (u.sh("/usr/bin/python3 -c " .. u.q([[
+import json, struct, sys
+hdr = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(hdr)) + hdr + struct.pack("<f", 1))
+]]) .. " " .. u.q(model))))
+    local cases = {
+      { { "--metric", "acc=1e400" }, "--metric acc: '1e400' is not finite (NaN and infinities cannot be stored)" },
+      { { "--metric", "acc=nan" }, "--metric acc: 'nan' is not finite (NaN and infinities cannot be stored)" },
+      { { "--metric", "acc=-inf" }, "--metric acc: '-inf' is not finite (NaN and infinities cannot be stored)" },
+      { { "--param", "x=9007199254740993" }, "--param x: '9007199254740993' is an integer beyond 2^53 (it would be "
+        .. 'stored as 9007199254740992); give it as a string (or quote it: x=\"9007199254740993\")' },
+      { { "--param", "lr=1e400" }, "--param lr: '1e400' is not finite" },
+    }
+    for _, c in ipairs(cases) do
+      local args = { "model", "add", model, "--name", "m", "--version", "1.0.0" }
+      for _, a in ipairs(c[1]) do args[#args + 1] = a end
+      local code, _, err = u.ipkrun(args, env)
+      assert.equal(2, code, err)
+      assert.equal("ipkrun: model add: " .. c[2], err:match("^([^\n]*)"):sub(1, #("ipkrun: model add: " .. c[2])))
+    end
+    local _, left = u.sh("ls -A " .. u.q(env.IPK_HOME .. "/staging") .. " 2>/dev/null")
+    assert.equal("", left)
+    assert.equal(0, u.ok_json(env, "model", "list", "--json").count)
+    -- a quoted value is text, kept exactly; 2^53 itself is exact
+    local e = u.ok_json(env, "model", "add", model, "--name", "m", "--version", "1.0.0", "--json",
+      "--param", 'x="9007199254740993"', "--param", "y=9007199254740992", "--metric", "acc=0.5")
+    assert.equal("9007199254740993", e.params.x)
+    assert.equal(2 ^ 53, e.params.y)
+    assert.equal(0.5, e.metrics.acc)
+
+    -- recipe params: from --param text and from the recipe itself
+    local recipe = tmp .. "/r.lua"
+    u.write(recipe, [[
+local ipk = require "ipk"
+return ipk.recipe { name = "nums", params = { lr = 0.1, n = 1 },
+  steps = { s = ipk.step { lr = ipk.param "lr", run = function(_, _, a) return a.lr end } } }
+]])
+    for _, c in ipairs {
+      { "lr=1e400", "ipkrun: run: param 'lr': '1e400' is not finite (NaN and infinities cannot be stored)" },
+      { "lr=nan", "ipkrun: run: param 'lr': 'nan' is not finite (NaN and infinities cannot be stored)" },
+      { "n=9007199254740993", "ipkrun: run: param 'n': '9007199254740993' is an integer beyond 2^53" },
+    } do
+      local code, _, err = u.ipkrun({ "run", recipe, "--param", c[1] }, env)
+      assert.equal(1, code, err)
+      assert.matches(c[2], err, 1, true)
+    end
+    u.write(recipe, [[
+local ipk = require "ipk"
+return ipk.recipe { name = "nan", params = { lr = 0/0 },
+  steps = { s = ipk.step { lr = ipk.param "lr", run = function(_, _, a) return a.lr end } } }
+]])
+    local code, _, err = u.ipkrun({ "run", recipe }, env)
+    assert.equal(1, code, err)
+    assert.matches("param 'lr' is nan: NaN and infinities cannot be stored (JSON has no such numbers) (recipe 'nan')",
+      err, 1, true)
+    assert.equal(0, #u.ok_json(env, "runs", "--json").runs)
+
+    -- dataset options
+    local csv = tmp .. "/d.csv"
+    u.write(csv, "x,y\n1,a\n2,b\n3,a\n4,b\n")
+    u.ok_json(env, "dataset", "add", csv, "--name", "d", "--json")
+    for _, c in ipairs {
+      { { "split", "d", "--test", "nan" }, "ipkrun: dataset split: split: test fraction must be in (0, 1), got nan" },
+      { { "split", "d", "--seed", "1e400" }, "ipkrun: dataset split: split: seed must be an integer in [0, 2^53]: "
+        .. "'1e400' is not finite" },
+      { { "split", "d", "--seed", "9007199254740993" }, "'9007199254740993' is an integer beyond 2^53" },
+      { { "shard", "d", "--count", "inf" }, "ipkrun: dataset shard: shard: count must be a positive integer, got inf" },
+    } do
+      local args = { "dataset" }
+      for _, a in ipairs(c[1]) do args[#args + 1] = a end
+      local code2, _, err2 = u.ipkrun(args, env)
+      assert.equal(1, code2, err2)
+      assert.matches(c[2], err2, 1, true)
+    end
+  end)
 end)

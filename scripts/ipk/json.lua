@@ -553,4 +553,16 @@ function M.parse_number(text)
   return v
 end
 
+--- A number given as a number or as text (a library option, a CLI flag),
+-- checked as a stored value would be: finite, and integer text within 2^53.
+-- @return number, or nil, msg, name (EINVAL, ERANGE)
+function M.to_number(v)
+  if type(v) == "string" then return M.parse_number(v) end
+  if type(v) ~= "number" then return nil, "expected a number, got " .. type(v), "EINVAL" end
+  if v ~= v or v == huge or v == -huge then
+    return nil, tostring(v) .. " is not finite (NaN and infinities cannot be stored)", "EINVAL"
+  end
+  return v
+end
+
 return M

@@ -7,23 +7,30 @@ local reg = require "ipk.registry"
 
 local M = {}
 
-M.usage = "model add PATH --name N --version V [--tag T]... [--metric K=V]... [--param K=V]...\n"
+M.usage = "model add PATH --name N --version V [--tag T]... [--metric K=NUMBER]... [--param K=V|K=\"TEXT\"]...\n"
   .. "        [--description S] [--dataset CID] [--parent CID] [--run CID] [--alias A]... [--json]\n"
   .. "      model get N[@V|@ALIAS] -o DIR | list [--name N] [--framework F] [--tag T] [--where \"accuracy>0.9\"]\n"
   .. "      model show N[@V|@ALIAS] | alias N ALIAS [VERSION|--rm] | rm N@V | export [FILE] | import FILE | index"
 M.summary = "model registry: versions, aliases, metrics, lineage (formats detected from content)"
 
+-- KEY=VALUE flags. Metrics are numbers; a param is a number, true/false,
+-- or text ("..." keeps digits as text). Numbers that cannot be stored
+-- exactly (1e400, nan, 9007199254740993) are refused here, before any work.
 local function kv_list(list, what, numeric)
   local out = {}
   for _, s in ipairs(list or {}) do
     local k, v = s:match("^([^=]+)=(.*)$")
     if not k then return nil, "--" .. what .. " expects KEY=VALUE, got '" .. s .. "'" end
-    if numeric then
-      local x = tonumber(v)
-      if not x then return nil, "--" .. what .. " " .. k .. ": '" .. v .. "' is not a number" end
+    local quoted = not numeric and v:match('^"(.*)"$')
+    if quoted then out[k] = quoted
+    elseif numeric or tonumber(v) then
+      local x, why = json.parse_number(v)
+      if not x then
+        return nil, "--" .. what .. " " .. k .. ": " .. why .. (numeric and "" or " (or quote it: " .. k .. '=\"' .. v .. '\")')
+      end
       out[k] = x
     else
-      out[k] = tonumber(v) or (v == "true" and true) or (v == "false" and false) or v
+      out[k] = (v == "true" and true) or (v == "false" and false) or v
     end
   end
   return out

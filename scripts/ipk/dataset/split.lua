@@ -23,12 +23,16 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 -- @return {clients={{id, n, idx=uint32_t*, cid, label_counts}}, train={X,y,rows,features}, test={...}}
 function M.split_version(v, opts)
   local clients = opts.clients or 8
-  local alpha = opts.alpha or 0.5
-  local seed = opts.seed or 0
+  local alpha, aerr = json.to_number(opts.alpha or 0.5)
+  local seed, serr = json.to_number(opts.seed or 0)
   if type(clients) ~= "number" or clients < 1 or clients ~= math.floor(clients) then
-    return nil, "split: clients must be a positive integer, got " .. tostring(clients)
+    return nil, "split: clients must be a positive integer, got " .. tostring(clients), "EINVAL"
   end
-  if type(alpha) ~= "number" or alpha < 0 then return nil, "split: alpha must be >= 0, got " .. tostring(alpha) end
+  if not alpha then return nil, "split: alpha: " .. aerr, "EINVAL" end
+  if alpha < 0 then return nil, "split: alpha must be >= 0, got " .. tostring(alpha), "EINVAL" end
+  if not seed or seed < 0 or seed ~= math.floor(seed) or seed > 2 ^ 53 then
+    return nil, "split: seed must be an integer in [0, 2^53]" .. (serr and (": " .. serr) or (", got " .. tostring(seed))), "EINVAL"
+  end
   local s = v.splits[opts.split or "train"]
   if not s then return nil, "split: dataset has no '" .. (opts.split or "train") .. "' split" end
   local im = assert(idxmod.load(s.images))
@@ -103,9 +107,9 @@ end
 -- @param opts {count = N}
 -- @return {cid, count, shards = {{name, cid, rows|files}}} or nil, msg
 function M.shard(ref, opts)
-  local count = tonumber(opts and opts.count)
-  if not count or count < 1 or count ~= math.floor(count) then
-    return nil, "shard: count must be a positive integer, got " .. tostring(opts and opts.count)
+  local count = json.to_number(opts and opts.count)
+  if not count or count < 1 or count ~= math.floor(count) or count > 2 ^ 31 then
+    return nil, "shard: count must be a positive integer, got " .. tostring(opts and opts.count), "EINVAL"
   end
   local v, err = catalog.resolve(ref)
   if not v then return nil, err end
@@ -165,10 +169,14 @@ end
 -- @return {cid, train = {cid, rows}, test = {cid, rows}, seed, test_fraction, stratify} or nil, msg
 function M.split_rows(ref, opts)
   opts = opts or {}
-  local frac = tonumber(opts.test or 0.2)
-  local seed = tonumber(opts.seed or 0)
-  if not frac or frac <= 0 or frac >= 1 then return nil, "split: test fraction must be in (0, 1), got " .. tostring(opts.test) end
-  if not seed or seed < 0 or seed ~= math.floor(seed) then return nil, "split: seed must be an integer >= 0" end
+  local frac = json.to_number(opts.test or 0.2)
+  local seed, serr = json.to_number(opts.seed or 0)
+  if not frac or not (frac > 0 and frac < 1) then
+    return nil, "split: test fraction must be in (0, 1), got " .. tostring(opts.test), "EINVAL"
+  end
+  if not seed or seed < 0 or seed ~= math.floor(seed) or seed > 2 ^ 53 then
+    return nil, "split: seed must be an integer in [0, 2^53]" .. (serr and (": " .. serr) or (", got " .. tostring(seed))), "EINVAL"
+  end
   local v, err = catalog.resolve(ref)
   if not v then return nil, err end
   local data, tmp = stage.local_copy(v)

@@ -54,15 +54,22 @@ local function signature_from(det)
   return nil
 end
 
+-- Everything about an entry that can be refused before any file is
+-- staged: names, version, types, and numbers JSON cannot store (NaN,
+-- infinities: from a trainer, or --metric acc=1e400).
 local function check_entry(e)
-  if not rdb.valid_name(e.name) then return nil, "registry: invalid model name '" .. tostring(e.name) .. "'" end
+  if not rdb.valid_name(e.name) then return nil, "registry: invalid model name '" .. tostring(e.name) .. "'", "EINVAL" end
   local ok, err = semver.semver(e.version)
-  if not ok then return nil, "registry: " .. err end
+  if not ok then return nil, "registry: " .. err, "EINVAL" end
   for _, k in ipairs { "metrics", "params", "lineage", "signature" } do
-    if e[k] ~= nil and type(e[k]) ~= "table" then return nil, "registry: " .. k .. " must be a table" end
+    if e[k] ~= nil and type(e[k]) ~= "table" then return nil, "registry: " .. k .. " must be a table", "EINVAL" end
   end
   for k, v in pairs(e.metrics or {}) do
-    if type(v) ~= "number" then return nil, "registry: metric '" .. tostring(k) .. "' must be a number" end
+    if type(v) ~= "number" then return nil, "registry: metric '" .. tostring(k) .. "' must be a number", "EINVAL" end
+  end
+  for _, k in ipairs { "metrics", "params", "signature" } do
+    local nok, nerr, nname = json.check_numbers(e[k], k)
+    if not nok then return nil, "registry: " .. e.name .. "@" .. e.version .. ": " .. nerr, nname end
   end
   return true
 end
@@ -75,8 +82,8 @@ end
 -- @return the entry (with existing=true when it was already registered) or nil, msg
 function M.register(e)
   if type(e) ~= "table" then error("registry.register: table expected", 2) end
-  local ok, err = check_entry(e)
-  if not ok then return nil, err end
+  local ok, err, ename = check_entry(e)
+  if not ok then return nil, err, ename end
   local store = runtime.store()
   local d = rdb.db()
   -- Fast path: an existing version (no file work at all).
@@ -129,7 +136,10 @@ function M.register(e)
     tags = json.array(e.tags or {}), params = e.params or {}, description = e.description or "",
     signature = e.signature or signature_from(det), lineage = e.lineage or {}, file = fname,
   }
-  local okm, merr = write_file(stage .. "/metadata.json", json.encode(meta))
+  -- Once meta encodes, each column below (parts of meta) encodes too.
+  local meta_json, jerr = json.encode(meta)
+  if not meta_json then return fail("registry: " .. e.name .. "@" .. e.version .. ": metadata: " .. jerr) end
+  local okm, merr = write_file(stage .. "/metadata.json", meta_json)
   if not okm then return fail("registry: metadata.json: " .. tostring(merr)) end
   local opts = { recursive = true, blocks = store:blocks() }
   for k, v in pairs(export.import) do opts[k] = v end

@@ -45,7 +45,8 @@ end
 -- pinned; the previous state's pin is dropped.
 function M.update_index(d)
   local store = runtime.store()
-  local bytes = json.encode(export_from(d, true))
+  local bytes, jerr = json.encode(export_from(d, true))
+  if not bytes then error("registry: index: " .. jerr, 0) end
   local cid, err = unixfs.add_bytes(bytes, {
     cid_version = 1, raw_leaves = true, chunker = M.import.chunker, blocks = store:blocks() })
   if not cid then error("registry: index: " .. tostring(err), 0) end
@@ -76,14 +77,22 @@ end
 -- Existing versions with the same cid are skipped, with another cid fail
 -- the whole import (nothing is written).
 -- @return {imported = n, skipped = n, missing = {cid...}, index_cid} or nil, msg
+-- A database column's JSON text; raises inside the import transaction
+-- (which turns it into nil, msg) for a value JSON cannot hold.
+local function column(v)
+  local s, err = json.encode(v)
+  if not s then error("registry: import: " .. err, 0) end
+  return s
+end
+
 function M.import_registry(t)
   if type(t) == "string" then
-    local v, err = json.decode(t)
-    if not v then return nil, "registry: import: not JSON: " .. tostring(err) end
+    local v, err, name = json.decode(t)
+    if not v then return nil, "registry: import: " .. err, name end
     t = v
   end
   if type(t) ~= "table" or type(t.models) ~= "table" then
-    return nil, "registry: import: expected {\"models\": {name: {version: {...}}}}"
+    return nil, "registry: import: expected {\"models\": {name: {version: {...}}}}", "EFORMAT"
   end
   local d = rdb.db()
   local store = runtime.store()
@@ -111,9 +120,9 @@ function M.import_registry(t)
           if not pinned then res.missing[#res.missing + 1] = pin end
           d:query("INSERT INTO models (name, version, model_cid, entry_cid, framework, format, metrics, params, lineage,"
             .. " tags, description, signature, file, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            name, version, v.cid, entry, v.framework or "", md.format or "", json.encode(md.metrics or {}),
-            json.encode(md.params or {}), json.encode(md.lineage or {}), json.encode(json.array(md.tags or {})),
-            md.description, md.signature and json.encode(md.signature) or nil, md.file,
+            name, version, v.cid, entry, v.framework or "", md.format or "", column(md.metrics or {}),
+            column(md.params or {}), column(md.lineage or {}), column(json.array(md.tags or {})),
+            md.description, md.signature and column(md.signature) or nil, md.file,
             v.added_at or md.created_at or rdb.now())
           res.imported = res.imported + 1
         end

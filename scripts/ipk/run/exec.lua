@@ -200,8 +200,8 @@ function M.execute(r, opts)
       local out_cid, perr
       if ok then
         local record = { kind = s.kind.kind, version = s.kind.version, out = rec }
-        local eok, c = pcall(records.put_record, record)
-        if eok and c then out_cid = c else perr = c end
+        local eok, c, cerr = pcall(records.put_record, record)
+        if eok and c then out_cid = c else perr = c or cerr end
       else perr = rec end
       if out_cid then
         st.output_cid = out_cid

@@ -85,7 +85,9 @@ function M.step_key(s, args, input_cids, ctx)
     comp.context = {}
     for _, f in ipairs(k.context) do comp.context[f] = ctx[f] end
   end
-  return dagjson.cid(comp), comp
+  local key, kerr = dagjson.cid(comp)
+  if not key then return nil, kerr end
+  return key, comp
 end
 
 --- Input fields of step s -> upstream step names.

@@ -15,7 +15,7 @@ local function describe_changes(old, comp)
   local why = {}
   if not old then return { "never run before" } end
   if old.version ~= comp.version then why[#why + 1] = ("kind version %s -> %s"):format(tostring(old.version), comp.version) end
-  local function canon_s(v) local ok, e = pcall(dagjson.encode, v) return ok and e or tostring(v) end
+  local function canon_s(v) return dagjson.encode(v) or tostring(v) end
   local function show(v) return v == nil and "unset" or (type(v) == "table" and canon_s(v) or tostring(v)) end
   local keys = {}
   for k in pairs(comp.params) do keys[k] = true end

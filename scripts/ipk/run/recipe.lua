@@ -15,6 +15,7 @@ local M = {}
 local pairs, ipairs, type, tostring, tonumber, error, setmetatable, getmetatable =
   pairs, ipairs, type, tostring, tonumber, error, setmetatable, getmetatable
 local sort, concat = table.sort, table.concat
+local json = require "ipk.json"
 
 local PARAM = {}   -- metatable tag of param references
 local STEP = {}    -- metatable tag of step specs
@@ -154,8 +155,11 @@ local function coerce(name, p, v)
     if v == "true" or v == "1" then return true elseif v == "false" or v == "0" then return false end
     return nil, "param '" .. name .. "': expected boolean, got '" .. v .. "'"
   end
-  local n = tonumber(v)
-  if not n then return nil, "param '" .. name .. "': expected " .. p.type .. ", got '" .. v .. "'" end
+  local n, why = json.parse_number(v)
+  if not n then
+    if tonumber(v) then return nil, "param '" .. name .. "': " .. why end -- inf, nan, an integer beyond 2^53
+    return nil, "param '" .. name .. "': expected " .. p.type .. ", got '" .. v .. "'"
+  end
   if p.type == "integer" and n ~= math.floor(n) then
     return nil, "param '" .. name .. "': expected integer, got '" .. v .. "'"
   end
@@ -183,6 +187,12 @@ function M.resolve_params(recipe, overrides)
       v = c
     end
     out[k] = v
+  end
+  -- Params go into run records and step keys (DAG-JSON): refuse NaN and
+  -- infinities here, before any step runs, not when the record is written.
+  for k, v in pairs(out) do
+    local ok, err = json.check_numbers(v, "param '" .. k .. "'")
+    if not ok then return nil, err .. " (recipe '" .. recipe.name .. "')" end
   end
   return out
 end

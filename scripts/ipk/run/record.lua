@@ -12,11 +12,14 @@ function M.read_record(cid)
   return dagjson.decode(bytes)
 end
 
---- Store a value as a DAG-JSON block. @return its CID or nil, msg
+--- Store a value as a DAG-JSON block.
+-- @return its CID, or nil, msg, name (a value DAG-JSON cannot hold, such as
+--   a NaN loss: "dagjson: cannot encode nan ... at $.out.loss", EINVAL)
 local function put_record(v)
-  local cid, bytes = dagjson.cid(v)
-  local ok, err = runtime.store():put(cid, bytes)
-  if not ok then return nil, err end
+  local cid, bytes, name = dagjson.cid(v)
+  if not cid then return nil, bytes, name end
+  local ok, err, ename = runtime.store():put(cid, bytes)
+  if not ok then return nil, err, ename end
   return cid
 end
 M.put_record = put_record
