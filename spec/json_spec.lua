@@ -34,8 +34,8 @@ describe("ipk.json", function()
     assert.equal('{"s":[]}', json.encode(json.sanitize({ s = json.array() })))
   end)
 
-  it("formats numbers as Node does (integers to 2^53, shortest round-trip floats, .0 beyond)", function()
-    if not node_available() then pending("node not installed") return end
+  -- Doubles of every magnitude: chosen ones, random bit patterns, random integers.
+  local function test_values()
     local vals = { 0, 1, -1, 0.1, 0.5, 1 / 3, 2 / 3, 1e21, 1e20, 123e-20, 1e-6, 1e-7, 5e-324, 2.2250738585072014e-308,
                    1.7976931348623157e308, 2 ^ 53, 2 ^ 53 + 2, -2 ^ 53 - 2, 2 ^ 63, 4.35, 100.25, 1e300, 9.5367431640625e-07 }
     -- and random doubles of every magnitude, from random bit patterns
@@ -47,6 +47,12 @@ describe("ipk.json", function()
       if d == d and d ~= math.huge and d ~= -math.huge then vals[#vals + 1] = d end
     end
     for _ = 1, 200 do vals[#vals + 1] = math.floor(math.random() * 2 ^ 53) * (math.random() < 0.5 and -1 or 1) end
+    return vals
+  end
+
+  it("formats numbers as Node does (integers to 2^53, shortest round-trip floats, .0 beyond)", function()
+    if not node_available() then pending("node not installed") return end
+    local vals = test_values()
     local lines = {}
     for i, v in ipairs(vals) do lines[i] = ("%.17g"):format(v) end
     local got = node([[
@@ -65,6 +71,24 @@ describe("ipk.json", function()
       assert.equal(vals[i], json.decode(want), "reads back " .. want)
     end
     assert.equal(#vals, i)
+  end)
+
+  it("has one number rule in Lua and in C (ipk_table_fmt_num writes the statistics spliced by json.raw)", function()
+    local core = require "ipk.core"
+    local buf = ffi.new("char[32]")
+    for _, v in ipairs(test_values()) do
+      core.lib.ipk_table_fmt_num(v, buf)
+      assert.equal(json.number(v), ffi.string(buf), ("%.17g"):format(v))
+    end
+    -- C's statistics text (names with control bytes, DEL, UTF-8; floats of every layout) is already canonical
+    local dir = u.tmpdir()
+    u.write(dir .. "/t.csv", "\"a\1b\",\"del\127\",\"\195\169\",n\n1e-7,0.1,123456789012345678901234,-5\n"
+      .. "2,0.25,1,7\n")
+    local raw = assert(require("ipk.detect").table_stats_raw(dir .. "/t.csv"))
+    u.rm_rf(dir)
+    local text = assert(json.encode(raw))
+    assert.matches('"del\127"', text, 1, true)
+    assert.equal(text, json.encode(assert(json.decode(text))))
   end)
 
   it("escapes strings as JSON.stringify does (control bytes only; DEL and UTF-8 raw)", function()

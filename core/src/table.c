@@ -425,8 +425,7 @@ int ipk_table_index_job(void *arg) {
  * Canonical JSON of the statistics. The dataset layer records this text as
  * is (a 1M-column table must not become 1M Lua tables), so it follows
  * ipk.json's rules exactly: object keys sorted bytewise, no whitespace,
- * integral numbers below 2^53 as integers, others in the shortest of %.15g,
- * %.16g, %.17g that reads back to the same double; NaN is left out. */
+ * numbers as ipk_table_fmt_num (ipk.json's one number rule); NaN is left out. */
 
 typedef struct {
   char *p;
@@ -471,9 +470,9 @@ static size_t utf8_seq(const uint8_t *s, size_t n) {
   return k;
 }
 
-/* A JSON string: ipk.json's escapes (\" \\ \b \f \n \r \t, \u00XX for the
- * other control bytes and DEL); invalid UTF-8 becomes U+FFFD so the text is
- * always valid JSON. */
+/* A JSON string: ipk.json's escapes (\" \\ \b \f \n \r \t, \u00xx for the
+ * other control bytes below 0x20; DEL is not escaped, as in JSON.stringify);
+ * invalid UTF-8 becomes U+FFFD so the text is always valid JSON. */
 static void jw_str(jw_t *w, const char *sv, size_t n) {
   const uint8_t *s = (const uint8_t *)sv;
   jw_put(w, "\"", 1);
@@ -490,7 +489,7 @@ static void jw_str(jw_t *w, const char *sv, size_t n) {
     else if (c == '\n') e = "\\n";
     else if (c == '\r') e = "\\r";
     else if (c == '\t') e = "\\t";
-    else if (c < 0x20 || c == 0x7F) { snprintf(u, sizeof u, "\\u%04x", c); e = u; }
+    else if (c < 0x20) { snprintf(u, sizeof u, "\\u%04x", c); e = u; }
     else if (c >= 0x80 && (k = utf8_seq(s + i, n - i)) == 0) { e = "\xEF\xBF\xBD"; k = 1; }
     if (e) {
       jw_put(w, sv + run, i - run);
@@ -506,7 +505,7 @@ static void jw_str(jw_t *w, const char *sv, size_t n) {
 }
 
 void ipk_table_fmt_num(double v, char buf[32]) {
-  if (v == floor(v) && v > -9007199254740992.0 && v < 9007199254740992.0) {
+  if (v == floor(v) && v >= -9007199254740992.0 && v <= 9007199254740992.0) {
     /* exact in int64; by hand: printf's float path is most of the cost */
     int64_t x = (int64_t)v;
     uint64_t m = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
@@ -519,10 +518,43 @@ void ipk_table_fmt_num(double v, char buf[32]) {
     buf[o] = 0;
     return;
   }
-  for (int p = 15; p <= 17; p++) {
-    snprintf(buf, 32, "%.*g", p, v);
-    if (strtod(buf, NULL) == v) return;
+  /* The shortest digits that read back to v ... */
+  char e[40];
+  int p = 0;
+  for (; p < 17; p++) {
+    snprintf(e, sizeof e, "%.*e", p, v);
+    if (strtod(e, NULL) == v) break;
   }
+  if (p == 17) snprintf(e, sizeof e, "%.16e", v);
+  const char *s = e;
+  char *o = buf;
+  if (*s == '-') { *o++ = '-'; s++; }
+  char dig[20];
+  int k = 0;
+  for (; *s && *s != 'e'; s++)
+    if (*s != '.') dig[k++] = *s;
+  while (k > 1 && dig[k - 1] == '0') k--;
+  int n = atoi(s + 1) + 1; /* v = 0.dig * 10^n */
+  /* ... laid out as ECMAScript's Number::toString, with ".0" when that reads
+   * as an integer (so a float never reads back as one). */
+  if (k <= n && n <= 21) {
+    memcpy(o, dig, (size_t)k); o += k;
+    for (int i = k; i < n; i++) *o++ = '0';
+    *o++ = '.'; *o++ = '0';
+  } else if (n > 0 && n <= 21) {
+    memcpy(o, dig, (size_t)n); o += n;
+    *o++ = '.';
+    memcpy(o, dig + n, (size_t)(k - n)); o += k - n;
+  } else if (n > -6 && n <= 0) {
+    *o++ = '0'; *o++ = '.';
+    for (int i = 0; i < -n; i++) *o++ = '0';
+    memcpy(o, dig, (size_t)k); o += k;
+  } else {
+    *o++ = dig[0];
+    if (k > 1) { *o++ = '.'; memcpy(o, dig + 1, (size_t)(k - 1)); o += k - 1; }
+    o += snprintf(o, 8, "e%c%d", n - 1 < 0 ? '-' : '+', n - 1 < 0 ? 1 - n : n - 1);
+  }
+  *o = 0;
 }
 
 static void jw_num(jw_t *w, double v) {

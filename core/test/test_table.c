@@ -144,16 +144,19 @@ static void test_quoted_missing_and_json(void **state) {
   ipk_table_stats_free(&s);
 }
 
-/* Numbers as ipk.json writes them (the shortest of %.15g..%.17g that reads
- * back; integers below 2^53 without a fraction), names with invalid UTF-8. */
+/* Numbers as ipk.json writes them (integers up to 2^53; the shortest
+ * round-trip digits in Number#toString layout, ".0" when that reads as an
+ * integer; spec/json_spec.lua checks both against Node), names with invalid
+ * UTF-8. */
 static void test_json_numbers_and_names(void **state) {
   (void)state;
   char b[32];
   struct { double v; const char *s; } cases[] = {
     {0, "0"}, {-0.0, "0"}, {-7, "-7"}, {0.1, "0.1"}, {1.0 / 3, "0.3333333333333333"},
     {2.0 / 3, "0.6666666666666666"}, {9007199254740991.0, "9007199254740991"},
-    {9007199254740992.0, "9007199254740992"}, {-9007199254740993.0 * 4, "-3.602879701896397e+16"},
-    {1e300, "1e+300"}, {5e-324, "4.94065645841247e-324"}, {123456.789, "123456.789"},
+    {9007199254740992.0, "9007199254740992"}, {-9007199254740993.0 * 4, "-36028797018963970.0"},
+    {1e300, "1e+300"}, {5e-324, "5e-324"}, {123456.789, "123456.789"}, {1e21, "1e+21"},
+    {1e-7, "1e-7"}, {1.5e-7, "1.5e-7"}, {0.000001, "0.000001"}, {-1.7976931348623157e308, "-1.7976931348623157e+308"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ipk_table_fmt_num(cases[i].v, b);

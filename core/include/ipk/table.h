@@ -102,9 +102,11 @@ typedef struct {
 int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb);
 void ipk_table_json_free(ipk_table_json_t *j);
 
-/* A finite double as ipk.json writes it: integral values with magnitude
- * below 2^53 as integers ("-0" as "0"), others in the shortest of %.15g,
- * %.16g, %.17g that reads back to v. buf gets a NUL-terminated string. */
+/* A finite double as ipk.json writes it (scripts/ipk/json.lua, the one rule):
+ * integral values with magnitude up to 2^53 as integers ("-0" as "0"), others
+ * as the shortest digits that read back to v, in ECMAScript Number#toString
+ * layout, with ".0" appended when that has neither '.' nor 'e'.
+ * buf gets a NUL-terminated string (at most 25 bytes). */
 void ipk_table_fmt_num(double v, char buf[32]);
 
 /* Record index: data record i spans bytes [offsets[i], offsets[i+1]) of the
