@@ -3,7 +3,6 @@ local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
 local car = require "ipk.car"
 local cidmod = require "ipk.cid"
-local json = require "ipk.json"
 local runner = require "ipk.run"
 
 local M = {}
