@@ -241,4 +241,92 @@ print(json.dumps(out))
     end
     u.rm_rf(t)
   end)
+  -- JSON / JSON Lines records, computed in C; Python's json module reads
+  -- the same files and applies the documented rules (a number token with a
+  -- fraction or exponent is float64, an int64 column that meets a float is
+  -- float64, any other mix or a nested value is object; null or absent is
+  -- missing; statistics over the numbers of int64/float64 columns).
+  local JS = [[
+import json, math, random, statistics, sys
+d = sys.argv[1]
+random.seed(3)
+recs = []
+for i in range(500):
+    r = {"id": i, "x": random.gauss(0, 10), "flag": random.random() < 0.5, "s\u00e9": "v%d" % i}
+    if i % 7 == 0: r["x"] = None
+    if i % 11 == 0: del r["flag"]
+    if i % 13 == 0: r["mixed"] = "t" if i % 2 else 3
+    if i % 17 == 0: r["nested"] = {"k": [1, 2, {"z": None}]}
+    if i % 19 == 0: r["late\U0001F600"] = i * 1.5
+    r["i_then_f"] = i if i < 250 else i + 0.25
+    recs.append(r)
+with open(d + "/r.jsonl", "w") as f:
+    for r in recs:
+        f.write(json.dumps(r) + ("\n\n" if r["id"] % 50 == 0 else "\n"))
+with open(d + "/r.json", "w") as f:
+    json.dump(recs, f, indent=1)
+cols = sorted({k for r in recs for k in r})
+def kind(v):
+    if isinstance(v, bool): return "bool"
+    if isinstance(v, int): return "int64"
+    if isinstance(v, float): return "float64"
+    if isinstance(v, str): return "string"
+    return "object"
+out = {"num_rows": len(recs), "columns": cols, "cols": {}}
+for c in cols:
+    vals = [r[c] for r in recs if r.get(c) is not None]
+    t = "empty"
+    for v in vals:
+        k = kind(v)
+        if t in ("empty", k): t = k
+        elif {t, k} == {"int64", "float64"}: t = "float64"
+        else: t = "object"
+    e = {"dtype": t, "count": len(vals), "missing": len(recs) - len(vals)}
+    if t in ("int64", "float64"):
+        xs = [float(v) for v in vals]
+        e.update(min=min(xs), max=max(xs), mean=statistics.fmean(xs))
+        if len(xs) > 1: e["std"] = statistics.stdev(xs)
+    out["cols"][c] = e
+print(json.dumps(out))
+]]
+
+  it("gives JSON and JSON Lines records the statistics Python's json module reads", function()
+    local t = u.tmpdir()
+    local code, out, err = u.sh("/usr/bin/python3 -c " .. u.q(JS) .. " " .. u.q(t))
+    assert.equal(0, code, err)
+    local want = json.decode(out)
+    for _, f in ipairs { "r.jsonl", "r.json" } do
+      local raw = assert(detect.records_stats_raw(t .. "/" .. f, f == "r.jsonl"))
+      assert.is_string(ipkjson.raw_text(raw.column_stats))
+      assert.is_nil(raw.delimiter)
+      local st = {}
+      for k, v in pairs(raw) do st[k] = ipkjson.raw_text(v) and json.decode(ipkjson.raw_text(v)) or v end
+      assert.equal(want.num_rows, st.num_rows, f)
+      assert.same(want.columns, st.columns, f)
+      for _, c in ipairs(st.column_stats) do
+        local w = want.cols[c.name]
+        assert.equal(w.dtype, c.dtype, f .. ":" .. c.name)
+        assert.equal(w.dtype, st.dtypes[c.name])
+        assert.equal(w.count, c.count, c.name)
+        assert.equal(w.missing, c.missing, c.name)
+        assert.equal(w.missing, st.missing[c.name])
+        for _, k in ipairs { "min", "max", "mean", "std" } do
+          if w[k] == nil then assert.is_nil(c[k], c.name .. " " .. k)
+          else assert.near(w[k], c[k], 1e-9 * math.max(1, math.abs(w[k])), c.name .. " " .. k) end
+        end
+      end
+    end
+    -- errors name the file, the offset and (JSON Lines) the line
+    u.write(t .. "/bad.jsonl", '{"a": 1}\n\n{"a": 2,}\n')
+    local r, e = detect.records_stats_raw(t .. "/bad.jsonl", true)
+    assert.is_nil(r)
+    assert.equal(t .. "/bad.jsonl: offset 18: jsonl: line 3 is not JSON (an object key must be a string)", e)
+    u.write(t .. "/bad.json", '[{"a": 1}, 2]')
+    r, e = detect.records_stats_raw(t .. "/bad.json", false)
+    assert.is_nil(r)
+    assert.equal(t .. "/bad.json: offset 11: json: record 2 is not an object", e)
+    u.write(t .. "/one.json", '{"a": {"b": 1}}')
+    assert.same({ num_rows = 1, type = "object" }, detect.records_stats_raw(t .. "/one.json", false))
+    u.rm_rf(t)
+  end)
 end)

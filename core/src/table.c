@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 const char *ipk_col_type_name(int type) {
-  static const char *names[] = {"empty", "bool", "int64", "float64", "string"};
-  return type >= 0 && type <= 4 ? names[type] : "?";
+  static const char *names[] = {"empty", "bool", "int64", "float64", "string", "object"};
+  return type >= 0 && type <= 5 ? names[type] : "?";
 }
 
 typedef struct {
@@ -410,7 +410,8 @@ void ipk_table_index_free(ipk_table_index_t *x) {
 int ipk_table_stats_job(void *arg) {
   ipk_table_stats_job_t *j = arg;
   memset(&j->json, 0, sizeof j->json);
-  int rc = ipk_table_stats_file(j->path, j->delim, &j->out, &j->eb);
+  int rc = j->records ? ipk_table_records_stats_file(j->path, j->records == 2, &j->out, &j->eb)
+                      : ipk_table_stats_file(j->path, j->delim, &j->out, &j->eb);
   if (rc == 0 && j->want_json && (rc = ipk_table_stats_json(&j->out, &j->json, &j->eb)) != 0)
     ipk_table_stats_free(&j->out);
   return rc;
@@ -592,9 +593,13 @@ int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_
   w.cap = 256 + s->ncols * 160;
   w.p = malloc(w.cap);
   if (!w.p) { free(ord); return ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); }
-  jw_lit(&w, "{\"bom\":");
-  jw_lit(&w, s->bom ? "true" : "false");
-  jw_lit(&w, ",\"column_stats\":");
+  if (s->delim) {
+    jw_lit(&w, "{\"bom\":");
+    jw_lit(&w, s->bom ? "true" : "false");
+    jw_lit(&w, ",\"column_stats\":");
+  } else {
+    jw_lit(&w, "{\"column_stats\":"); /* JSON records: no delimiter, no bom */
+  }
   out->column_stats[0] = w.n;
   jw_put(&w, "[", 1);
   for (size_t i = 0; i < s->ncols; i++) {
@@ -626,9 +631,11 @@ int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_
   }
   jw_put(&w, "]", 1);
   out->columns[1] = w.n;
-  char d[2] = {s->delim, 0};
-  jw_lit(&w, ",\"delimiter\":");
-  jw_str(&w, d, 1);
+  if (s->delim) {
+    char d[2] = {s->delim, 0};
+    jw_lit(&w, ",\"delimiter\":");
+    jw_str(&w, d, 1);
+  }
   for (int m = 0; m < 2; m++) {
     jw_lit(&w, m == 0 ? ",\"dtypes\":" : ",\"missing\":");
     size_t *seg = m == 0 ? out->dtypes : out->missing;
@@ -797,4 +804,423 @@ size_t ipk_array_acc_end(ipk_array_acc_t *a, double *std) {
   if (a->finite == 0) { a->min = a->max = a->mean = NAN; }
   *std = a->finite >= 2 ? sqrt(a->m2 / (double)(a->finite - 1)) : NAN;
   return dropped;
+}
+
+/* ------------------------------------------------------------------------
+ * JSON records: a JSON array of objects, or JSON Lines (one object a
+ * line). One pass over the mapped file; columns found through a hash of
+ * their names; nested values are validated and skipped. */
+
+enum { JT_NULL = 0, JT_BOOL, JT_INT, JT_FLOAT, JT_STRING, JT_NESTED };
+
+typedef struct {
+  char *name;
+  size_t len;
+  int type;            /* ipk_col_type_t incl. IPK_COL_OBJECT */
+  uint64_t nonnull, last_row;
+  double n, mean, m2, min, max;
+} jcol_t;
+
+typedef struct {
+  const uint8_t *b;
+  size_t end, p;       /* parse b[p..end) */
+  const char *name, *fmt;
+  uint64_t line;       /* JSONL: 1-based line, for messages */
+  ipk_errbuf_t *eb;
+  char *key;           /* scratch: the unescaped key */
+  size_t klen, kcap;
+  jcol_t *cols;
+  size_t ncols, ccap;
+  uint32_t *slots;     /* hash table: col index + 1, 0 = empty */
+  size_t nslots;
+  uint64_t row;
+} jp_t;
+
+static int jerr(jp_t *j, const char *why) {
+  if (j->line)
+    return ipk_errf(j->eb, IPK_EFORMAT, "%s: offset %zu: jsonl: line %" PRIu64 " is not JSON (%s)", j->name, j->p,
+                    j->line, why);
+  return ipk_errf(j->eb, IPK_EFORMAT, "%s: offset %zu: json: %s", j->name, j->p, why);
+}
+
+static void jws(jp_t *j) {
+  while (j->p < j->end && (j->b[j->p] == ' ' || j->b[j->p] == '\t' || j->b[j->p] == '\r' || j->b[j->p] == '\n')) j->p++;
+}
+
+static int kput(jp_t *j, const void *s, size_t n) {
+  if (j->klen + n + 1 > j->kcap) {
+    size_t nc = j->kcap ? j->kcap : 256;
+    while (nc < j->klen + n + 1) nc *= 2;
+    char *q = realloc(j->key, nc);
+    if (!q) return ipk_errf(j->eb, IPK_ENOMEM, "table: out of memory");
+    j->key = q;
+    j->kcap = nc;
+  }
+  memcpy(j->key + j->klen, s, n);
+  j->klen += n;
+  j->key[j->klen] = 0;
+  return 0;
+}
+
+static int hex4(const uint8_t *s, uint32_t *v) {
+  *v = 0;
+  for (int i = 0; i < 4; i++) {
+    uint8_t c = s[i];
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    *v = *v << 4 | (uint32_t)d;
+  }
+  return 0;
+}
+
+/* A string at b[p] == '"'; keep != 0 unescapes it into j->key. */
+static int jstring(jp_t *j, int keep) {
+  const uint8_t *b = j->b;
+  j->p++;
+  if (keep) j->klen = 0;
+  size_t run = j->p;
+  for (;;) {
+    if (j->p >= j->end) return jerr(j, "a string never closes");
+    uint8_t c = b[j->p];
+    if (c == '"') break;
+    if (c < 0x20) return jerr(j, "a control byte inside a string");
+    if (c != '\\') { j->p++; continue; }
+    if (keep && kput(j, b + run, j->p - run)) return IPK_ENOMEM;
+    if (j->p + 1 >= j->end) return jerr(j, "a string never closes");
+    uint8_t e = b[j->p + 1];
+    const char *lit = e == '"' ? "\"" : e == '\\' ? "\\" : e == '/' ? "/" : e == 'b' ? "\b" : e == 'f' ? "\f" :
+                      e == 'n' ? "\n" : e == 'r' ? "\r" : e == 't' ? "\t" : NULL;
+    if (lit) {
+      if (keep && kput(j, lit, 1)) return IPK_ENOMEM;
+      j->p += 2;
+    } else if (e == 'u') {
+      uint32_t cp;
+      size_t at = j->p; /* errors point at the escape */
+      if (j->p + 6 > j->end || hex4(b + j->p + 2, &cp)) return jerr(j, "a bad \\u escape");
+      j->p += 6;
+      if (cp >= 0xD800 && cp <= 0xDBFF) {
+        uint32_t lo;
+        if (j->p + 6 > j->end || b[j->p] != '\\' || b[j->p + 1] != 'u' || hex4(b + j->p + 2, &lo) || lo < 0xDC00 ||
+            lo > 0xDFFF) {
+          j->p = at;
+          return jerr(j, "a lone UTF-16 surrogate in a \\u escape");
+        }
+        j->p += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        j->p = at;
+        return jerr(j, "a lone UTF-16 surrogate in a \\u escape");
+      }
+      if (keep) {
+        uint8_t u[4];
+        size_t k;
+        if (cp < 0x80) { u[0] = (uint8_t)cp; k = 1; }
+        else if (cp < 0x800) { u[0] = (uint8_t)(0xC0 | cp >> 6); u[1] = (uint8_t)(0x80 | (cp & 0x3F)); k = 2; }
+        else if (cp < 0x10000) {
+          u[0] = (uint8_t)(0xE0 | cp >> 12); u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (uint8_t)(0x80 | (cp & 0x3F)); k = 3;
+        } else {
+          u[0] = (uint8_t)(0xF0 | cp >> 18); u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+          u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (uint8_t)(0x80 | (cp & 0x3F)); k = 4;
+        }
+        if (kput(j, u, k)) return IPK_ENOMEM;
+      }
+    } else {
+      return jerr(j, "a bad escape in a string");
+    }
+    run = j->p;
+  }
+  if (keep && kput(j, b + run, j->p - run)) return IPK_ENOMEM;
+  j->p++;
+  return 0;
+}
+
+/* A number (RFC 8259 grammar); *t = JT_INT without fraction or exponent. */
+static int jnumber(jp_t *j, int *t, double *v) {
+  const uint8_t *b = j->b;
+  size_t s = j->p, p = s;
+  if (p < j->end && b[p] == '-') p++;
+  if (p >= j->end || b[p] < '0' || b[p] > '9') return jerr(j, "a bad number");
+  if (b[p] == '0') p++;
+  else while (p < j->end && b[p] >= '0' && b[p] <= '9') p++;
+  *t = JT_INT;
+  if (p < j->end && b[p] == '.') {
+    p++;
+    if (p >= j->end || b[p] < '0' || b[p] > '9') return jerr(j, "a bad number");
+    while (p < j->end && b[p] >= '0' && b[p] <= '9') p++;
+    *t = JT_FLOAT;
+  }
+  if (p < j->end && (b[p] == 'e' || b[p] == 'E')) {
+    p++;
+    if (p < j->end && (b[p] == '+' || b[p] == '-')) p++;
+    if (p >= j->end || b[p] < '0' || b[p] > '9') return jerr(j, "a bad number");
+    while (p < j->end && b[p] >= '0' && b[p] <= '9') p++;
+    *t = JT_FLOAT;
+  }
+  char tmp[512];
+  size_t n = p - s;
+  if (n >= sizeof tmp) { j->p = s; return jerr(j, "a number longer than 511 characters"); }
+  memcpy(tmp, b + s, n);
+  tmp[n] = 0;
+  *v = strtod(tmp, NULL); /* 1e999 is inf: kept out of the statistics below */
+  j->p = p;
+  return 0;
+}
+
+static int jlit(jp_t *j, const char *w) {
+  size_t n = strlen(w);
+  if (j->p + n > j->end || memcmp(j->b + j->p, w, n)) return jerr(j, "an unexpected character");
+  j->p += n;
+  return 0;
+}
+
+/* Any value; *t its kind, *v a number's value. Nested values are walked
+ * (validated) to depth 1000, like lua-cjson's decoder. */
+static int jvalue(jp_t *j, int depth, int *t, double *v) {
+  jws(j);
+  if (j->p >= j->end) return jerr(j, "a value is missing");
+  uint8_t c = j->b[j->p];
+  int rc;
+  if (c == '"') { *t = JT_STRING; return jstring(j, 0); }
+  if (c == 't') { *t = JT_BOOL; return jlit(j, "true"); }
+  if (c == 'f') { *t = JT_BOOL; return jlit(j, "false"); }
+  if (c == 'n') { *t = JT_NULL; return jlit(j, "null"); }
+  if (c == '-' || (c >= '0' && c <= '9')) return jnumber(j, t, v);
+  if (c != '{' && c != '[') return jerr(j, "an unexpected character");
+  if (depth >= 1000) return jerr(j, "nested deeper than 1000");
+  *t = JT_NESTED;
+  uint8_t close = c == '{' ? '}' : ']';
+  j->p++;
+  jws(j);
+  if (j->p < j->end && j->b[j->p] == close) { j->p++; return 0; }
+  for (;;) {
+    int t2;
+    double v2;
+    if (close == '}') {
+      jws(j);
+      if (j->p >= j->end || j->b[j->p] != '"') return jerr(j, "an object key must be a string");
+      if ((rc = jstring(j, 0))) return rc;
+      jws(j);
+      if (j->p >= j->end || j->b[j->p] != ':') return jerr(j, "expected ':' after an object key");
+      j->p++;
+    }
+    if ((rc = jvalue(j, depth + 1, &t2, &v2))) return rc;
+    jws(j);
+    if (j->p < j->end && j->b[j->p] == ',') { j->p++; continue; }
+    if (j->p < j->end && j->b[j->p] == close) { j->p++; return 0; }
+    return jerr(j, close == '}' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+  }
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 0x100000001b3ull; }
+  return h;
+}
+
+/* The column named j->key, created when new. */
+static jcol_t *jcolumn(jp_t *j) {
+  if (j->ncols * 2 >= j->nslots) {
+    size_t ns = j->nslots ? j->nslots * 2 : 256;
+    uint32_t *sl = calloc(ns, sizeof *sl);
+    if (!sl) return NULL;
+    for (size_t i = 0; i < j->ncols; i++) {
+      size_t h = (size_t)hash_bytes(j->cols[i].name, j->cols[i].len) & (ns - 1);
+      while (sl[h]) h = (h + 1) & (ns - 1);
+      sl[h] = (uint32_t)(i + 1);
+    }
+    free(j->slots);
+    j->slots = sl;
+    j->nslots = ns;
+  }
+  size_t h = (size_t)hash_bytes(j->key, j->klen) & (j->nslots - 1);
+  while (j->slots[h]) {
+    jcol_t *c = &j->cols[j->slots[h] - 1];
+    if (c->len == j->klen && !memcmp(c->name, j->key, j->klen)) return c;
+    h = (h + 1) & (j->nslots - 1);
+  }
+  if (j->ncols == j->ccap) {
+    size_t nc = j->ccap ? j->ccap * 2 : 64;
+    jcol_t *a = realloc(j->cols, nc * sizeof *a);
+    if (!a) return NULL;
+    j->cols = a;
+    j->ccap = nc;
+  }
+  if (j->ncols >= UINT32_MAX - 1) return NULL;
+  jcol_t *c = &j->cols[j->ncols];
+  memset(c, 0, sizeof *c);
+  c->name = malloc(j->klen + 1);
+  if (!c->name) return NULL;
+  memcpy(c->name, j->key, j->klen + 1);
+  c->len = j->klen;
+  c->last_row = UINT64_MAX;
+  c->min = INFINITY;
+  c->max = -INFINITY;
+  j->slots[h] = (uint32_t)(++j->ncols);
+  return c;
+}
+
+/* One record (an object) at j->p: every key's value counted in its column.
+ * A key repeated inside one object counts once (its first value). */
+static int jrecord(jp_t *j) {
+  jws(j);
+  if (j->p >= j->end || j->b[j->p] != '{') {
+    if (j->line)
+      return ipk_errf(j->eb, IPK_EFORMAT, "%s: offset %zu: jsonl: line %" PRIu64 " is not an object", j->name, j->p, j->line);
+    return ipk_errf(j->eb, IPK_EFORMAT, "%s: offset %zu: json: record %" PRIu64 " is not an object", j->name, j->p,
+                    j->row + 1);
+  }
+  j->p++;
+  jws(j);
+  if (j->p < j->end && j->b[j->p] == '}') { j->p++; return 0; }
+  for (;;) {
+    jws(j);
+    if (j->p >= j->end || j->b[j->p] != '"') return jerr(j, "an object key must be a string");
+    int rc = jstring(j, 1);
+    if (rc) return rc;
+    jws(j);
+    if (j->p >= j->end || j->b[j->p] != ':') return jerr(j, "expected ':' after an object key");
+    j->p++;
+    int t;
+    double v = 0;
+    if ((rc = jvalue(j, 1, &t, &v))) return rc;
+    jcol_t *c = jcolumn(j);
+    if (!c) return ipk_errf(j->eb, IPK_ENOMEM, "table: out of memory");
+    if (c->last_row != j->row) {
+      c->last_row = j->row;
+      if (t != JT_NULL) {
+        static const int map[] = {IPK_COL_EMPTY, IPK_COL_BOOL, IPK_COL_INT, IPK_COL_FLOAT, IPK_COL_STRING, IPK_COL_OBJECT};
+        int ct = map[t];
+        /* pandas-like: int with float is float; any other mix is object */
+        if (c->type == IPK_COL_EMPTY || c->type == ct) c->type = ct;
+        else if ((c->type == IPK_COL_INT && ct == IPK_COL_FLOAT) || (c->type == IPK_COL_FLOAT && ct == IPK_COL_INT))
+          c->type = IPK_COL_FLOAT;
+        else c->type = IPK_COL_OBJECT;
+        c->nonnull++;
+        if ((t == JT_INT || t == JT_FLOAT) && isfinite(v)) {
+          if (v < c->min) c->min = v;
+          if (v > c->max) c->max = v;
+          c->n += 1;
+          double d = v - c->mean;
+          c->mean += d / c->n;
+          c->m2 += d * (v - c->mean);
+        }
+      }
+    }
+    jws(j);
+    if (j->p < j->end && j->b[j->p] == ',') { j->p++; continue; }
+    if (j->p < j->end && j->b[j->p] == '}') { j->p++; return 0; }
+    return jerr(j, "expected ',' or '}' in an object");
+  }
+}
+
+static int cmp_jcol(const void *a, const void *b) {
+  const jcol_t *x = a, *y = b;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->name, y->name, n);
+  if (c) return c;
+  return x->len < y->len ? -1 : x->len > y->len;
+}
+
+int ipk_table_records_stats_buf(const uint8_t *b, size_t n, const char *name, int jsonl, ipk_table_stats_t *out,
+                                ipk_errbuf_t *eb) {
+  if (!out || (!b && n)) return ipk_errf(eb, IPK_EINVAL, "table: NULL argument");
+  memset(out, 0, sizeof *out);
+  if (!name) name = "<buffer>";
+  jp_t j;
+  memset(&j, 0, sizeof j);
+  j.b = b;
+  j.name = name;
+  j.eb = eb;
+  uint64_t hb = bom_len(b, n);
+  out->bom = hb > 0;
+  int rc = 0;
+  if (jsonl) {
+    size_t p = (size_t)hb;
+    uint64_t line = 0;
+    while (p < n) {
+      const uint8_t *nl = memchr(b + p, '\n', n - p);
+      size_t e = nl ? (size_t)(nl - b) : n;
+      line++;
+      j.p = p;
+      j.end = e;
+      j.line = line;
+      jws(&j);
+      if (j.p < e) {
+        if ((rc = jrecord(&j))) goto done;
+        jws(&j);
+        if (j.p < e) { rc = jerr(&j, "text after the object"); goto done; }
+        j.row++;
+      }
+      p = e + 1;
+    }
+  } else {
+    j.p = (size_t)hb;
+    j.end = n;
+    jws(&j);
+    if (j.p >= n) { rc = jerr(&j, "no JSON value"); goto done; }
+    if (b[j.p] != '[') {
+      /* one value, not a list of records */
+      int t;
+      double v;
+      if ((rc = jvalue(&j, 0, &t, &v))) goto done;
+      jws(&j);
+      if (j.p < n) { rc = jerr(&j, "text after the JSON value"); goto done; }
+      out->not_records = 1;
+      out->rows = 1;
+      goto done;
+    }
+    j.p++;
+    jws(&j);
+    if (j.p < n && b[j.p] == ']') j.p++;
+    else {
+      for (;;) {
+        if ((rc = jrecord(&j))) goto done;
+        j.row++;
+        jws(&j);
+        if (j.p < n && b[j.p] == ',') { j.p++; continue; }
+        if (j.p < n && b[j.p] == ']') { j.p++; break; }
+        rc = jerr(&j, "expected ',' or ']' in the list of records");
+        goto done;
+      }
+    }
+    jws(&j);
+    if (j.p < n) { rc = jerr(&j, "text after the JSON value"); goto done; }
+  }
+  out->rows = j.row;
+  qsort(j.cols, j.ncols, sizeof *j.cols, cmp_jcol);
+  out->ncols = j.ncols;
+  out->cols = calloc(j.ncols ? j.ncols : 1, sizeof *out->cols);
+  if (!out->cols) { rc = ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); goto done; }
+  for (size_t i = 0; i < j.ncols; i++) {
+    jcol_t *c = &j.cols[i];
+    ipk_table_col_t *o = &out->cols[i];
+    o->name = c->name; /* ownership moves; a NUL inside a key ends the name here */
+    c->name = NULL;
+    o->type = c->type;
+    o->count = c->nonnull;
+    o->missing = j.row - c->nonnull;
+    int numeric = c->type == IPK_COL_INT || c->type == IPK_COL_FLOAT;
+    o->min = numeric && c->n > 0 ? c->min : NAN;
+    o->max = numeric && c->n > 0 ? c->max : NAN;
+    o->mean = numeric && c->n > 0 ? c->mean : NAN;
+    o->std = numeric && c->n > 1 ? sqrt(c->m2 / (c->n - 1)) : NAN;
+  }
+done:
+  for (size_t i = 0; i < j.ncols; i++) free(j.cols[i].name);
+  free(j.cols);
+  free(j.slots);
+  free(j.key);
+  if (rc) { ipk_table_stats_free(out); memset(out, 0, sizeof *out); }
+  return rc;
+}
+
+int ipk_table_records_stats_file(const char *path, int jsonl, ipk_table_stats_t *out, ipk_errbuf_t *eb) {
+  if (!path || !out) return ipk_errf(eb, IPK_EINVAL, "table: NULL argument");
+  const uint8_t *b;
+  size_t n;
+  int rc = map_file(path, &b, &n, eb);
+  if (rc) { memset(out, 0, sizeof *out); return rc; }
+  rc = ipk_table_records_stats_buf(b, n, path, jsonl, out, eb);
+  if (n) munmap((void *)b, n);
+  return rc;
 }

@@ -250,6 +250,70 @@ static void test_array_stats(void **state) {
     assert_int_equal(ipk_array_acc_init(&a, bad[i], &eb), IPK_EUNSUPP);
 }
 
+/* JSON records: escapes and surrogate pairs in keys, a repeated key (first
+ * value counts), nested values, int/float by token, inf out of the
+ * statistics, BOM and blank lines in JSON Lines, and the errors. */
+static void test_records(void **state) {
+  (void)state;
+  ipk_table_stats_t s;
+  ipk_errbuf_t eb;
+  ipk_table_json_t j;
+  const char *t = "[{\"a\": 1, \"b\": \"x\", \"caf\\u00e9\": [1,{\"z\":null}]}, {\"a\": 2.5, \"b\": null, \"a\": 99},"
+                  " {\"\\ud83d\\ude00\": true, \"a\": -0, \"n\": 1e999}]";
+  assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)t, strlen(t), "r", 0, &s, &eb), 0);
+  assert_int_equal(ipk_table_stats_json(&s, &j, &eb), 0);
+  assert_string_equal(j.text,
+    "{\"column_stats\":[{\"count\":3,\"dtype\":\"float64\",\"max\":2.5,\"mean\":1.1666666666666665,\"min\":0,"
+    "\"missing\":0,\"name\":\"a\",\"std\":1.2583057392117916},{\"count\":1,\"dtype\":\"string\",\"missing\":2,"
+    "\"name\":\"b\"},{\"count\":1,\"dtype\":\"object\",\"missing\":2,\"name\":\"caf\xc3\xa9\"},{\"count\":1,"
+    "\"dtype\":\"float64\",\"missing\":2,\"name\":\"n\"},{\"count\":1,\"dtype\":\"bool\",\"missing\":2,"
+    "\"name\":\"\xf0\x9f\x98\x80\"}],\"columns\":[\"a\",\"b\",\"caf\xc3\xa9\",\"n\",\"\xf0\x9f\x98\x80\"],"
+    "\"dtypes\":{\"a\":\"float64\",\"b\":\"string\",\"caf\xc3\xa9\":\"object\",\"n\":\"float64\","
+    "\"\xf0\x9f\x98\x80\":\"bool\"},\"missing\":{\"a\":0,\"b\":2,\"caf\xc3\xa9\":2,\"n\":2,\"\xf0\x9f\x98\x80\":2},"
+    "\"num_columns\":5,\"num_rows\":3}");
+  ipk_table_json_free(&j);
+  ipk_table_stats_free(&s);
+  const char *l = "\xef\xbb\xbf{\"a\":1}\n\n  \r\n{\"a\":2,\"b\":{}}\n";
+  assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)l, strlen(l), "l", 1, &s, &eb), 0);
+  assert_int_equal(s.rows, 2);
+  assert_int_equal(s.ncols, 2);
+  assert_int_equal(s.cols[0].type, IPK_COL_INT);
+  assert_int_equal(s.cols[1].type, IPK_COL_OBJECT);
+  assert_int_equal(s.cols[1].missing, 1);
+  ipk_table_stats_free(&s);
+  struct { const char *in; int jsonl, rc; const char *msg; } bad[] = {
+    {"{\"a\":1}\n{\"a\":2,}\n", 1, IPK_EFORMAT, "b: offset 15: jsonl: line 2 is not JSON (an object key must be a string)"},
+    {"{\"a\":1}\n[1]\n", 1, IPK_EFORMAT, "b: offset 8: jsonl: line 2 is not an object"},
+    {"{\"a\":1} 2\n", 1, IPK_EFORMAT, "b: offset 8: jsonl: line 1 is not JSON (text after the object)"},
+    {"[{\"a\":1},[1]]", 0, IPK_EFORMAT, "b: offset 9: json: record 2 is not an object"},
+    {"[{\"a\":1}] x", 0, IPK_EFORMAT, "b: offset 10: json: text after the JSON value"},
+    {"[{\"a\":\"x\\u12\"}]", 0, IPK_EFORMAT, "b: offset 8: json: a bad \\u escape"},
+    {"[{\"a\":\"\\udc00\"}]", 0, IPK_EFORMAT, "b: offset 7: json: a lone UTF-16 surrogate in a \\u escape"},
+    {"[{\"a\":01}]", 0, IPK_EFORMAT, "b: offset 7: json: expected ',' or '}' in an object"},
+    {"[{\"a\":\"x\ty\"}]", 0, IPK_EFORMAT, "b: offset 8: json: a control byte inside a string"},
+    {"", 0, IPK_EFORMAT, "b: offset 0: json: no JSON value"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int rc = ipk_table_records_stats_buf((const uint8_t *)bad[i].in, strlen(bad[i].in), "b", bad[i].jsonl, &s, &eb);
+    if (rc != bad[i].rc || strcmp(eb.msg, bad[i].msg)) fail_msg("%zu: rc %d '%s'", i, rc, eb.msg);
+  }
+  /* nesting deeper than 1000 is refused, not a stack overflow */
+  size_t n = 2 + 3000;
+  char *deep = malloc(n + 16);
+  strcpy(deep, "[{\"a\":");
+  size_t k = strlen(deep);
+  for (int i = 0; i < 1500; i++) deep[k++] = '[';
+  deep[k] = 0;
+  assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)deep, k, "d", 0, &s, &eb), IPK_EFORMAT);
+  assert_non_null(strstr(eb.msg, "nested deeper than 1000"));
+  free(deep);
+  const char *one = " {\"a\": [1, 2]} ";
+  assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)one, strlen(one), "o", 0, &s, &eb), 0);
+  assert_int_equal(s.not_records, 1);
+  assert_int_equal(s.rows, 1);
+  ipk_table_stats_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_stats),
@@ -260,6 +324,7 @@ int main(void) {
     cmocka_unit_test(test_json_numbers_and_names),
     cmocka_unit_test(test_classify),
     cmocka_unit_test(test_array_stats),
+    cmocka_unit_test(test_records),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,9 +42,10 @@ end
 
 -- Run the C statistics job; fn(job) turns the result into the return value
 -- before the C memory is freed.
-local function stats_job(path, delim, fn)
+local function stats_job(path, delim, fn, records)
   local job = ffi.new("ipk_table_stats_job_t")
   job.delim = delim and delim:byte() or 0
+  job.records = records or 0
   job.want_json = 1
   local rc = run_job(lib.ipk_table_stats_job, job, path)
   if rc ~= 0 then return core.check(rc, job.eb) end
@@ -52,6 +53,16 @@ local function stats_job(path, delim, fn)
   lib.ipk_table_json_free(job.json)
   lib.ipk_table_stats_free(job.out)
   if not ok then error(r, 0) end
+  return r
+end
+
+-- The summary from the struct, the large values as json.raw texts.
+local function raw_result(job)
+  local s, j = job.out, job.json
+  local function seg(k) return json.raw(ffi.string(j.text + j[k][0], j[k][1] - j[k][0])) end
+  local r = { num_rows = tonumber(s.rows), num_columns = tonumber(s.ncols), columns = seg("columns"),
+              column_stats = seg("column_stats"), dtypes = seg("dtypes"), missing = seg("missing") }
+  if s.delim ~= 0 then r.delimiter, r.bom = string.char(s.delim), s.bom ~= 0 end
   return r
 end
 
@@ -66,12 +77,21 @@ end
 function M.table_stats_raw(path, delim)
   if type(path) ~= "string" then error("detect.table_stats_raw: path string expected", 2) end
   return stats_job(path, delim, function(job)
-    local s, j = job.out, job.json
-    local function seg(k) return json.raw(ffi.string(j.text + j[k][0], j[k][1] - j[k][0])) end
-    return { num_rows = tonumber(s.rows), num_columns = tonumber(s.ncols), delimiter = string.char(s.delim),
-             bom = s.bom ~= 0, columns = seg("columns"), column_stats = seg("column_stats"),
-             dtypes = seg("dtypes"), missing = seg("missing") }
+    return raw_result(job)
   end)
+end
+
+--- Statistics of JSON records (ipk_table_records_stats_file): a JSON array
+-- of objects, or JSON Lines when jsonl; same shape and raw values as
+-- table_stats_raw without delimiter and bom. A JSON file that is one value
+-- and not a list gives {num_rows = 1, type = "object"}.
+-- @return stats or nil, msg, name
+function M.records_stats_raw(path, jsonl)
+  if type(path) ~= "string" then error("detect.records_stats_raw: path string expected", 2) end
+  return stats_job(path, nil, function(job)
+    if job.out.not_records ~= 0 then return { num_rows = 1, type = "object" } end
+    return raw_result(job)
+  end, jsonl and 2 or 1)
 end
 
 --- Statistics of a CSV/TSV file (delim nil = sniffed) as Lua tables: the

@@ -35,10 +35,11 @@ typedef enum {
   IPK_COL_BOOL = 1,
   IPK_COL_INT = 2,
   IPK_COL_FLOAT = 3,
-  IPK_COL_STRING = 4
+  IPK_COL_STRING = 4,
+  IPK_COL_OBJECT = 5  /* JSON records only: nested values, or a mix of kinds */
 } ipk_col_type_t;
 
-/* "empty", "bool", "int64", "float64", "string"; "?" for a bad value. */
+/* "empty", "bool", "int64", "float64", "string", "object"; "?" for a bad value. */
 const char *ipk_col_type_name(int type);
 
 typedef struct {
@@ -50,8 +51,9 @@ typedef struct {
 } ipk_table_col_t;
 
 typedef struct {
-  char delim;            /* the delimiter used */
+  char delim;            /* the delimiter used; 0 for JSON records */
   int bom;               /* 1 when a UTF-8 BOM was skipped */
+  int not_records;       /* JSON: the file is one value, not a list of records (rows = 1, no columns) */
   uint64_t rows;         /* data records (header excluded, blank lines skipped) */
   size_t ncols;
   ipk_table_col_t *cols; /* ncols entries (owned) */
@@ -78,13 +80,31 @@ int ipk_table_stats_buf(const uint8_t *buf, size_t len, const char *name, char d
 int ipk_table_stats_file(const char *path, char delim, ipk_table_stats_t *out, ipk_errbuf_t *eb);
 void ipk_table_stats_free(ipk_table_stats_t *s);
 
+/* Statistics of JSON records, with the same result shape: a JSON array of
+ * objects (jsonl = 0; any other single value gives not_records = 1), or
+ * JSON Lines (jsonl = 1: each non-blank line one object). Columns are the
+ * keys of all records, sorted bytewise; a key absent from a record or null
+ * counts as missing; a key repeated inside one object counts once (its
+ * first value). Types by the JSON token: a number without fraction or
+ * exponent is int64, else float64 ("1.0" is float64, as in pandas); int64
+ * with float64 gives float64, true/false bool, strings string, any other
+ * mix or a nested value object. min/max/mean/std are over the finite
+ * numbers of int64/float64 columns. Strict RFC 8259 (escapes, surrogate
+ * pairs, number grammar; nesting to depth 1000); a UTF-8 BOM is skipped.
+ * Errors: IPK_EFORMAT "NAME: offset N: json: why" or "NAME: offset N:
+ * jsonl: line L is not JSON (why)" / "... is not an object". */
+int ipk_table_records_stats_buf(const uint8_t *buf, size_t len, const char *name, int jsonl,
+                                ipk_table_stats_t *out, ipk_errbuf_t *eb);
+int ipk_table_records_stats_file(const char *path, int jsonl, ipk_table_stats_t *out, ipk_errbuf_t *eb);
+
 /* Canonical JSON of statistics, in IPFS Kit's key names:
  *   {"bom":bool,"column_stats":[{"count","dtype","max","mean","min",
  *    "missing","name","std"}...],"columns":[names...],"delimiter":"c",
  *    "dtypes":{name:dtype},"missing":{name:n},"num_columns":n,"num_rows":n}
  * column_stats and columns are in header order; dtypes and missing are keyed
  * by name (a repeated name shows its first column); min/max/mean/std are
- * left out where they are NaN. The text follows ipk.json's encoding (keys
+ * left out where they are NaN. For JSON records (delim 0) bom and delimiter
+ * are left out. The text follows ipk.json's encoding (keys
  * sorted bytewise, no whitespace, numbers as ipk_table_fmt_num; invalid
  * UTF-8 in names becomes U+FFFD), so the dataset layer records it verbatim.
  * The four large values are also located: text[seg[0] .. seg[1]) is the JSON
@@ -130,6 +150,7 @@ void ipk_table_index_free(ipk_table_index_t *x);
 typedef struct {
   const char *path;
   char delim;
+  int records;             /* 0 CSV/TSV (delim), 1 a JSON array of records, 2 JSON Lines */
   int want_json;           /* also fill json (ipk_table_stats_json) */
   ipk_table_stats_t out;
   ipk_table_json_t json;

@@ -55,89 +55,11 @@ local function idx_stats(images, labels, classes)
            label_counts = json.array(counts), num_classes = classes }
 end
 
--- Statistics of a list of JSON records (objects): columns in first-seen
--- order, inferred dtypes, missing counts (absent or null), numeric stats.
-local function records_stats(recs, where)
-  local cols, seen, acc = {}, {}, {}
-  for i, r in ipairs(recs) do
-    if type(r) ~= "table" then return nil, where .. ": record " .. i .. " is not an object" end
-    for k in pairs(r) do
-      if not seen[k] then seen[k] = true; cols[#cols + 1] = k end
-    end
-  end
-  table.sort(cols)
-  for _, k in ipairs(cols) do acc[k] = { missing = 0, n = 0, mean = 0, m2 = 0, dtype = "empty" } end
-  local function merge(a, b)
-    if a == "empty" or a == b then return b end
-    if (a == "int64" and b == "float64") or (a == "float64" and b == "int64") then return "float64" end
-    return "object"
-  end
-  for _, r in ipairs(recs) do
-    for _, k in ipairs(cols) do
-      local v, a = r[k], acc[k]
-      if v == nil or v == json.null then a.missing = a.missing + 1
-      else
-        local t = type(v) == "number" and (v == math.floor(v) and "int64" or "float64")
-          or type(v) == "boolean" and "bool" or type(v) == "string" and "string" or "object"
-        a.dtype = merge(a.dtype, t)
-        if type(v) == "number" then
-          a.n = a.n + 1
-          local d = v - a.mean
-          a.mean = a.mean + d / a.n
-          a.m2 = a.m2 + d * (v - a.mean)
-          a.min = math.min(a.min or v, v)
-          a.max = math.max(a.max or v, v)
-        end
-      end
-    end
-  end
-  local dtypes, missing, cstats = {}, {}, {}
-  for _, k in ipairs(cols) do
-    local a = acc[k]
-    dtypes[k], missing[k] = a.dtype, a.missing
-    local numeric = a.dtype == "int64" or a.dtype == "float64"
-    cstats[#cstats + 1] = { name = k, dtype = a.dtype, missing = a.missing, count = #recs - a.missing,
-      min = numeric and a.min or nil, max = numeric and a.max or nil, mean = numeric and a.n > 0 and a.mean or nil,
-      std = numeric and a.n > 1 and math.sqrt(a.m2 / (a.n - 1)) or nil }
-  end
-  return { num_rows = #recs, num_columns = #cols, columns = json.array(cols), dtypes = dtypes,
-           missing = missing, column_stats = json.array(cstats) }
-end
-
-local function read_all(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- JSON / JSON Lines records; a bad line is an error naming file, line and offset.
+-- JSON / JSON Lines records: statistics computed in C (ipk.detect,
+-- core/include/ipk/table.h: ipk_table_records_stats_file) in one pass over
+-- the file; a bad line is an error naming file, line and offset.
 local function json_stats(path, format)
-  local s, err = read_all(path)
-  if not s then return nil, path .. ": " .. tostring(err) end
-  if s:sub(1, 3) == "\239\187\191" then s = s:sub(4) end
-  local recs = {}
-  if format == "jsonl" then
-    local off, line = 0, 0
-    for l in (s .. "\n"):gmatch("([^\n]*)\n") do
-      line = line + 1
-      if l:match("%S") then
-        local v, jerr = json.decode(l)
-        if v == nil then
-          return nil, ("%s: offset %d: jsonl: line %d is not JSON (%s)"):format(path, off, line, tostring(jerr))
-        end
-        recs[#recs + 1] = v
-      end
-      off = off + #l + 1
-    end
-  else
-    local v, jerr = json.decode(s)
-    if v == nil then return nil, path .. ": offset 0: json: " .. tostring(jerr) end
-    if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then return { num_rows = 1, type = "object" } end
-    recs = v
-  end
-  return records_stats(recs, path)
+  return detect.records_stats_raw(path, format == "jsonl")
 end
 
 --- Statistics of one file, by its detected format.

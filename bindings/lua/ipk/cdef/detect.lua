@@ -31,6 +31,7 @@ typedef struct {
 typedef struct {
   char delim;
   int bom;
+  int not_records;
   uint64_t rows;
   size_t ncols;
   ipk_table_col_t *cols;
@@ -42,6 +43,9 @@ int ipk_table_stats_buf(const uint8_t *buf, size_t len, const char *name, char d
                         ipk_table_stats_t *out, ipk_errbuf_t *eb);
 int ipk_table_stats_file(const char *path, char delim, ipk_table_stats_t *out, ipk_errbuf_t *eb);
 void ipk_table_stats_free(ipk_table_stats_t *s);
+int ipk_table_records_stats_buf(const uint8_t *buf, size_t len, const char *name, int jsonl,
+                                ipk_table_stats_t *out, ipk_errbuf_t *eb);
+int ipk_table_records_stats_file(const char *path, int jsonl, ipk_table_stats_t *out, ipk_errbuf_t *eb);
 typedef struct {
   char *text;
   size_t len;
@@ -66,6 +70,7 @@ void ipk_table_index_free(ipk_table_index_t *x);
 typedef struct {
   const char *path;
   char delim;
+  int records;
   int want_json;
   ipk_table_stats_t out;
   ipk_table_json_t json;
