@@ -113,11 +113,11 @@ static int cbor_skip(cbor_t *c, int depth) {
     case 2: case 3:
       if ((uint64_t)(c->end - c->p) < v) return IPK_ETRUNC;
       c->p += v; return 0;
-    case 4:
-      for (uint64_t i = 0; i < v; i++) if ((rc = cbor_skip(c, depth + 1))) return rc;
-      return 0;
-    case 5:
-      for (uint64_t i = 0; i < 2 * v; i++) if ((rc = cbor_skip(c, depth + 1))) return rc;
+    case 4: case 5:
+      /* Every item takes a byte: a count beyond the bytes left is refused
+       * before the loop (and 2 * v cannot wrap). */
+      if (v > (uint64_t)(c->end - c->p) / (major == 5 ? 2 : 1)) return IPK_ETRUNC;
+      for (uint64_t i = 0; i < (major == 5 ? 2 * v : v); i++) if ((rc = cbor_skip(c, depth + 1))) return rc;
       return 0;
     case 6: return cbor_skip(c, depth + 1);
   }
@@ -133,6 +133,9 @@ static int parse_header(const uint8_t *p, size_t n, uint64_t *version, ipk_cid_t
   int have_version = 0;
   int rc = cbor_head(&c, &major, &cnt);
   if (rc || major != 5) return ipk_errf(eb, IPK_EFORMAT, "car: header is not a CBOR map");
+  if (cnt > (uint64_t)(c.end - c.p) / 2)
+    return ipk_errf(eb, IPK_EFORMAT, "car: header map of %llu entries in %zu bytes", (unsigned long long)cnt,
+                    (size_t)(c.end - c.p));
   for (uint64_t i = 0; i < cnt; i++) {
     uint64_t klen;
     if ((rc = cbor_head(&c, &major, &klen)) || major != 3 || (uint64_t)(c.end - c.p) < klen)
@@ -147,7 +150,9 @@ static int parse_header(const uint8_t *p, size_t n, uint64_t *version, ipk_cid_t
       uint64_t nr;
       if ((rc = cbor_head(&c, &major, &nr)) || major != 4)
         return ipk_errf(eb, IPK_EFORMAT, "car: header roots is not a list");
-      if (nr > 1024) return ipk_errf(eb, IPK_EFORMAT, "car: %llu roots is too many", (unsigned long long)nr);
+      if (nr > 1024 || nr > (uint64_t)(c.end - c.p) / 4)
+        return ipk_errf(eb, IPK_EFORMAT, "car: %llu roots is too many (%zu header bytes left)", (unsigned long long)nr,
+                        (size_t)(c.end - c.p));
       free(*roots);
       *roots = calloc(nr ? nr : 1, sizeof **roots);
       if (!*roots) return ipk_errf(eb, IPK_ENOMEM, "out of memory");

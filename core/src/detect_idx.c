@@ -76,9 +76,17 @@ int ipk__detect_gzip(ctx_t *c) {
 }
 
 int ipk__detect_idx(ctx_t *c, int ndim) {
-  uint64_t count = 1;
-  for (int i = 0; i < ndim; i++) count *= be32(c->b + 4 + 4 * i);
-  uint64_t want = 4 + 4 * (uint64_t)ndim + count * idx_esize(c->b[2]);
+  /* The dims' product is checked against the bytes present as it grows:
+   * eight 32-bit dims overflow 64 bits, and a wrapped product could match
+   * the file size. */
+  uint64_t count = 1, esize = idx_esize(c->b[2]), room = (c->n - 4 - 4 * (uint64_t)ndim) / esize;
+  for (int i = 0; i < ndim; i++) {
+    uint64_t d = be32(c->b + 4 + 4 * i);
+    if (count > room / d)
+      return ipk__detect_fail(c, IPK_ETRUNC, c->n, "idx", "data ends early: dims need more than the %zu-byte file holds", c->n);
+    count *= d;
+  }
+  uint64_t want = 4 + 4 * (uint64_t)ndim + count * esize;
   if (c->n < want)
     return ipk__detect_fail(c, IPK_ETRUNC, c->n, "idx", "data ends early: dims need %" PRIu64 " bytes, file has %zu", want, c->n);
   if (c->n > want) return ipk__detect_fail(c, IPK_EFORMAT, want, "idx", "%zu trailing bytes", (size_t)(c->n - want));

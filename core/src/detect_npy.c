@@ -58,9 +58,18 @@ int ipk__npy_parse(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, npy_t *o
     while (s < end && (*s == ' ' || *s == ',')) s++;
     if (s < end && *s >= '0' && *s <= '9') {
       uint64_t v = 0;
-      while (s < end && *s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+      /* A dimension that does not fit 64 bits would wrap to a small one
+       * and pass the size check; more dimensions than shape[] holds would
+       * be dropped. Both are refused. */
+      while (s < end && *s >= '0' && *s <= '9') {
+        if (v > (UINT64_MAX - 9) / 10)
+          return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "'shape' dimension does not fit 64 bits");
+        v = v * 10 + (uint64_t)(*s++ - '0');
+      }
       if (s < end && (*s == 'L' || *s == 'l')) s++; /* Python 2 long literal */
-      if (o->ndim < 16) o->shape[o->ndim++] = v;
+      if (o->ndim >= 16)
+        return ipk__detect_fail(c, IPK_EUNSUPP, base + start, what, "'shape' has more than 16 dimensions");
+      o->shape[o->ndim++] = v;
     } else if (s < end && *s != ')') {
       return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "bad 'shape'");
     }
@@ -70,6 +79,7 @@ int ipk__npy_parse(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, npy_t *o
   if (*p == '<' || *p == '>' || *p == '|' || *p == '=') p++;
   char t = *p ? *p++ : 0;
   uint64_t w = (uint64_t)strtoull(p, NULL, 10);
+  if (w > UINT32_MAX) return ipk__detect_fail(c, IPK_EFORMAT, base + start, what, "item size in 'descr' too large");
   if (t == 'U') w *= 4;
   if (t == 'O' || t == 'V' || w == 0) w = 0; /* object / structured: size unknown */
   if (o->descr[0] == '[' || o->descr[0] == '{') w = 0;

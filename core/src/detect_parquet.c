@@ -19,10 +19,14 @@ static int th_varint(th_t *t, uint64_t *v) {
 }
 static int64_t zz(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
 
+/* Nesting bound: every level costs a byte, so without it a footer of nested
+ * lists would recurse once per byte (a stack overflow, not an error). */
+#define TH_MAX_DEPTH 32
+
 static int th_skip(th_t *t, int type, int depth);
 
 static int th_skip_struct(th_t *t, int depth) {
-  if (depth > 32) return IPK_EFORMAT;
+  if (depth > TH_MAX_DEPTH) return IPK_EFORMAT;
   for (;;) {
     if (t->p >= t->e) return IPK_ETRUNC;
     uint8_t h = *t->p++;
@@ -34,8 +38,34 @@ static int th_skip_struct(th_t *t, int depth) {
   }
 }
 
+/* A collection element: booleans take one byte there (in a struct field
+ * they live in the field header and take none). */
+static int th_skip_elem(th_t *t, int type, int depth) {
+  return th_skip(t, type == 1 || type == 2 ? 3 : type, depth);
+}
+
+/* A declared element count is checked against the bytes that remain before
+ * anything loops on it: every element takes at least `per` bytes (1 in a
+ * list, 2 in a map), so a larger count is a lie, not a long loop. */
+static int th_count_ok(const th_t *t, uint64_t n, uint64_t per) {
+  return n <= (uint64_t)(t->e - t->p) / per;
+}
+
+static int th_list_head(th_t *t, uint64_t *n, int *et) {
+  if (t->p >= t->e) return IPK_ETRUNC;
+  uint8_t h = *t->p++;
+  *n = h >> 4;
+  *et = h & 0x0F;
+  if (*n == 15) {
+    int rc = th_varint(t, n);
+    if (rc) return rc;
+  }
+  return th_count_ok(t, *n, 1) ? 0 : IPK_ETRUNC;
+}
+
 static int th_skip(th_t *t, int type, int depth) {
   uint64_t v;
+  if (depth > TH_MAX_DEPTH) return IPK_EFORMAT;
   switch (type) {
     case 1: case 2: return 0;
     case 3: if (t->p >= t->e) return IPK_ETRUNC; t->p++; return 0;
@@ -49,17 +79,11 @@ static int th_skip(th_t *t, int type, int depth) {
       return 0;
     }
     case 9: case 10: {
-      if (t->p >= t->e) return IPK_ETRUNC;
-      uint8_t h = *t->p++;
-      uint64_t n = h >> 4;
-      int et = h & 0x0F;
-      if (n == 15) { int rc = th_varint(t, &n); if (rc) return rc; }
-      if (n > (uint64_t)(t->e - t->p) + 1) return IPK_ETRUNC;
-      for (uint64_t i = 0; i < n; i++) {
-        int rc = (et == 1 || et == 2) ? th_skip(t, 3, depth) : th_skip(t, et, depth + 1);
-        if (rc) return rc;
-      }
-      return 0;
+      uint64_t n;
+      int et;
+      int rc = th_list_head(t, &n, &et);
+      for (uint64_t i = 0; i < n && !rc; i++) rc = th_skip_elem(t, et, depth + 1);
+      return rc;
     }
     case 11: {
       uint64_t n;
@@ -68,8 +92,9 @@ static int th_skip(th_t *t, int type, int depth) {
       if (n == 0) return 0;
       if (t->p >= t->e) return IPK_ETRUNC;
       uint8_t kv = *t->p++;
+      if (!th_count_ok(t, n, 2)) return IPK_ETRUNC;
       for (uint64_t i = 0; i < n; i++) {
-        if ((rc = th_skip(t, kv >> 4, depth + 1)) || (rc = th_skip(t, kv & 0x0F, depth + 1))) return rc;
+        if ((rc = th_skip_elem(t, kv >> 4, depth + 1)) || (rc = th_skip_elem(t, kv & 0x0F, depth + 1))) return rc;
       }
       return 0;
     }
@@ -89,15 +114,6 @@ static int th_field(th_t *t, int16_t *last, int *fid, int *type, int *err) {
   else { uint64_t v; if ((*err = th_varint(t, &v))) return 0; *fid = (int)zz(v); }
   *last = (int16_t)*fid;
   return 1;
-}
-
-static int th_list_head(th_t *t, uint64_t *n, int *et) {
-  if (t->p >= t->e) return IPK_ETRUNC;
-  uint8_t h = *t->p++;
-  *n = h >> 4;
-  *et = h & 0x0F;
-  if (*n == 15) return th_varint(t, n);
-  return 0;
 }
 
 static const char *pq_type(int64_t t, int64_t conv, int has_conv, int logical_string) {
@@ -183,7 +199,7 @@ int ipk__detect_parquet(ctx_t *c) {
     } else if (fid == 4 && type == 9) {
       int et;
       if ((rc = th_list_head(&t, &nrg, &et))) break;
-      for (uint64_t i = 0; i < nrg && !rc; i++) rc = th_skip(&t, et, 0);
+      for (uint64_t i = 0; i < nrg && !rc; i++) rc = th_skip_elem(&t, et, 0);
     } else if (fid == 6 && type == 8) {
       uint64_t v;
       if ((rc = th_varint(&t, &v))) break;

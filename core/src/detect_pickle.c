@@ -26,6 +26,21 @@ static void pkl_add_global(pkl_t *r, const uint8_t *m, size_t mn, const uint8_t 
   if (r->nglob < 64) snprintf(r->glob[r->nglob++], sizeof r->glob[0], "%s", g);
 }
 
+/* The decimal memo index of a GET/PUT line s[0..len) (no newline); 1024
+ * (out of the table) when it is not one. Parsed here, not with strtoul,
+ * which skips leading white space (newlines too) and so could read past
+ * the line and the buffer. */
+static size_t memo_index(const uint8_t *s, size_t len) {
+  size_t a = 0;
+  if (len == 0) return 1024;
+  for (size_t k = 0; k < len; k++) {
+    if (s[k] < '0' || s[k] > '9') return 1024;
+    a = a * 10 + (size_t)(s[k] - '0');
+    if (a >= 1024) return 1024;
+  }
+  return a;
+}
+
 /* Walk b[0..n). strict: errors name offsets; otherwise any problem returns
  * IPK_EFORMAT silently (used to probe protocol 0/1 text pickles). */
 int ipk__pkl_walk(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, pkl_t *r, int strict,
@@ -91,10 +106,10 @@ int ipk__pkl_walk(ctx_t *c, const uint8_t *b, size_t n, uint64_t base, pkl_t *r,
         size_t len = (size_t)(nl - (b + i));
         if (op == 'V') PUSH_STR(b + i, len);
         else if (op == 'g') {
-          unsigned long a = strtoul((const char *)b + i, NULL, 10);
+          size_t a = memo_index(b + i, len);
           if (a < 1024) PUSH_STR(memo[a].p, memo[a].n); else PUSH_OTHER();
         } else if (op == 'p') {
-          unsigned long a = strtoul((const char *)b + i, NULL, 10);
+          size_t a = memo_index(b + i, len);
           if (a < 1024) memo[a] = prev1;
         } else PUSH_OTHER();
         i += len + 1;

@@ -64,9 +64,8 @@ static int bs_push(ufs_t *u, size_t *cap, uint64_t v) {
 
 /* Parse the UnixFS Data message. Unknown fields are skipped (protobuf
  * rules); the fields ipk needs are type-checked. */
-static int ufs_parse(const uint8_t *p, size_t len, ufs_t *u) {
+static int ufs_parse_fields(const uint8_t *p, size_t len, ufs_t *u) {
   size_t pos = 0, cap = 0;
-  memset(u, 0, sizeof *u);
   while (pos < len) {
     uint64_t key, v;
     if (pb_uv(p, len, &pos, &key) < 0) return -1;
@@ -98,6 +97,16 @@ static int ufs_parse(const uint8_t *p, size_t len, ufs_t *u) {
     }
   }
   return u->has_type ? 0 : -1;
+}
+
+/* On failure *u owns nothing (the blocksizes read so far are freed), so a
+ * malformed node cannot leak whatever the caller does next. */
+static int ufs_parse(const uint8_t *p, size_t len, ufs_t *u) {
+  memset(u, 0, sizeof *u);
+  if (ufs_parse_fields(p, len, u) == 0) return 0;
+  free(u->bs);
+  memset(u, 0, sizeof *u);
+  return -1;
 }
 
 typedef struct {
@@ -135,9 +144,9 @@ static int cat_node(cat_t *ct, const ipk_cid_t *cid, int depth, uint64_t *writte
     return ipk_errf(ct->eb, rc, "%s: %s", s, deb.msg);
   }
   ufs_t u;
+  u.bs = NULL;   /* !has_data skips the parse */
   if (!node.has_data || ufs_parse(node.data, node.data_len, &u) < 0) {
     rc = ipk_errf(ct->eb, IPK_EFORMAT, "%s: bad UnixFS data", s);
-    u.bs = NULL;
     goto out;
   }
   if (u.type != UFS_FILE && u.type != UFS_RAW) {

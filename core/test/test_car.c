@@ -143,12 +143,35 @@ static void test_blake2b_verify(void **state) {
   assert_int_equal(ipk_car_verify(&c, "", 0), IPK_EHASH);
 }
 
+/* Regression: CBOR counts in a CAR header are checked against the bytes
+ * left before they drive a loop: a map of 2^63 entries, an array of 2^64-1
+ * items under an unknown key (its 2 * count wrapped before), and 1000
+ * roots in a few bytes are refused at once. */
+static void test_header_counts_bounded(void **state) {
+  (void)state;
+  static const uint8_t hdrs[][24] = {
+    { 10, 0xbb, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x00 },
+    { 12, 0xa1, 0x61, 'x', 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
+    { 13, 0xa1, 0x61, 'x', 0xbb, 0x80, 0, 0, 0, 0, 0, 0, 0x01, 0x00 },
+    { 10, 0xa1, 0x65, 'r', 'o', 'o', 't', 's', 0x99, 0x03, 0xe8 },
+  };
+  const char *why[] = { "header map of", "bad CBOR in header", "bad CBOR in header", "roots is too many" };
+  for (int i = 0; i < 4; i++) {
+    ipk_car_reader_t *r = NULL;
+    ipk_errbuf_t eb = { { 0 } };
+    assert_int_equal(ipk_car_reader_open_mem(hdrs[i], (size_t)hdrs[i][0] + 1, 0, &r, &eb), IPK_EFORMAT);
+    assert_null(r);
+    assert_non_null(strstr(eb.msg, why[i]));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_corrupt_block_and_truncation),
     cmocka_unit_test(test_import_job_all_or_nothing),
     cmocka_unit_test(test_blake2b_verify),
+    cmocka_unit_test(test_header_counts_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ipk/detect.h"
 
@@ -235,6 +236,113 @@ static void test_npz_bad_member(void **state) {
   }
 }
 
+/* A Parquet file: "PAR1", footer bytes, u32 LE footer length, "PAR1". */
+static size_t parquet(uint8_t *out, const uint8_t *footer, size_t fl) {
+  memcpy(out, "PAR1", 4);
+  memcpy(out + 4, footer, fl);
+  out[4 + fl] = (uint8_t)fl;
+  out[5 + fl] = (uint8_t)(fl >> 8);
+  out[6 + fl] = out[7 + fl] = 0;
+  memcpy(out + 8 + fl, "PAR1", 4);
+  return 12 + fl;
+}
+
+/* Regression: every count a parser reads is bounded by the bytes that
+ * remain before it drives a loop. A 24-byte Parquet file whose footer
+ * declares a row-group list of 2^64-1 booleans made detection spin
+ * forever (booleans took no bytes); so did a map of booleans; a footer of
+ * nested lists recursed once per byte. Each is now a prompt error. */
+static void test_parquet_counts_bounded(void **state) {
+  (void)state;
+  ipk_detect_t d;
+  ipk_errbuf_t eb;
+  uint8_t buf[4096];
+  /* field 4 (row_groups), list; list head 0xF1: count follows, elements bool */
+  static const uint8_t rg[] = { 0x49, 0xF1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 };
+  size_t n = parquet(buf, rg, sizeof rg);
+  assert_int_equal(n, 24);
+  clock_t t0 = clock();
+  assert_int_equal(det(buf, n, &d, &eb), IPK_ETRUNC);
+  assert_non_null(strstr(eb.msg, "parquet"));
+  /* field 7 (unknown: skipped), map of 2^63 bool -> bool entries */
+  static const uint8_t map[] = { 0x7B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F, 0x11, 0x00 };
+  n = parquet(buf, map, sizeof map);
+  assert_int_equal(det(buf, n, &d, &eb), IPK_ETRUNC);
+  /* the same row-group list with the count the bytes can hold is fine:
+   * 2 booleans, then num_rows (field 3, i64 zigzag 10) and STOP */
+  static const uint8_t ok[] = { 0x36, 0x14, 0x19, 0x21, 0x01, 0x00, 0x00 };
+  n = parquet(buf, ok, sizeof ok);
+  assert_int_equal(det(buf, n, &d, &eb), 0);
+  assert_non_null(strstr(d.info, "\"num_rows\":10"));
+  assert_non_null(strstr(d.info, "\"num_row_groups\":2"));
+  ipk_detect_free(&d);
+  /* 2000 nested lists (field 7 unknown, each element a list of one) */
+  uint8_t deep[2100];
+  size_t k = 0;
+  deep[k++] = 0x79;
+  for (int i = 0; i < 2000; i++) deep[k++] = 0x19;   /* list of 1 list */
+  deep[k++] = 0x00;
+  n = parquet(buf, deep, k);
+  assert_int_equal(det(buf, n, &d, &eb), IPK_EFORMAT);
+  assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 1.0);
+}
+
+/* Regression: a pickle GET line was parsed with strtoul, which skips white
+ * space (newlines too) past the line: an empty "g\n" read the index from
+ * the next opcodes (here DUP, '2', so memo[2] = "evil" became a GLOBAL
+ * "evil.evil"), and at the end of an mmap'd file it read past the buffer.
+ * An empty line is no index; the buffers are allocated to their size. */
+static void test_pickle_get_line_bounded(void **state) {
+  (void)state;
+  static const char src[] = "\x80\x02\x8c\x04" "evilp2\ng\n2\x93.";
+  size_t n = sizeof src - 1;
+  uint8_t *b = malloc(n);
+  memcpy(b, src, n);
+  ipk_detect_t d;
+  ipk_errbuf_t eb;
+  assert_int_equal(det(b, n, &d, &eb), 0);
+  assert_string_equal(d.format, "pickle");
+  assert_null(strstr(d.info, "evil"));
+  ipk_detect_free(&d);
+  free(b);
+  static const char cut[] = "\x80\x02g\n";
+  n = sizeof cut - 1;
+  b = malloc(n);
+  memcpy(b, cut, n);
+  assert_int_equal(det(b, n, &d, &eb), IPK_ETRUNC);
+  assert_non_null(strstr(eb.msg, "no STOP"));
+  free(b);
+}
+
+/* Regression: npy shape numbers wrapped modulo 2^64 (a 20-digit dimension
+ * could pass the size check as a small one) and dimensions past 16 were
+ * dropped; IDX dims whose product overflows 64 bits could wrap to the file
+ * size. Each is refused with the reason. */
+static void test_npy_idx_dims_bounded(void **state) {
+  (void)state;
+  ipk_detect_t d;
+  ipk_errbuf_t eb;
+  const char *hdrs[] = { "{'descr': '<u1', 'fortran_order': False, 'shape': (18446744073709551617,), }",
+                         "{'descr': '<u1', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1), }" };
+  const char *why[] = { "does not fit 64 bits", "more than 16 dimensions" };
+  const int code[] = { IPK_EFORMAT, IPK_EUNSUPP };
+  for (int i = 0; i < 2; i++) {
+    uint8_t buf[256];
+    size_t hl = strlen(hdrs[i]);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (uint8_t)hl;
+    buf[9] = 0;
+    memcpy(buf + 10, hdrs[i], hl);
+    buf[10 + hl] = 7;
+    assert_int_equal(det(buf, 11 + hl, &d, &eb), code[i]);
+    assert_non_null(strstr(eb.msg, why[i]));
+  }
+  /* IDX u8, 3 dims of 2^32-1 (product > 2^64 / 2^32 ...) in a 40-byte file */
+  uint8_t idx[40] = { 0, 0, 0x08, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF };
+  assert_int_equal(det(idx, sizeof idx, &d, &eb), IPK_ETRUNC);
+  assert_non_null(strstr(eb.msg, "idx"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_crc32c_vector),
@@ -247,6 +355,9 @@ int main(void) {
     cmocka_unit_test(test_zip_without_directory),
     cmocka_unit_test(test_file_errors),
     cmocka_unit_test(test_npz_bad_member),
+    cmocka_unit_test(test_parquet_counts_bounded),
+    cmocka_unit_test(test_pickle_get_line_bounded),
+    cmocka_unit_test(test_npy_idx_dims_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
