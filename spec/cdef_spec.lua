@@ -35,6 +35,8 @@ end
 describe("FFI declarations", function()
   it("match the public headers", function()
     local headers, texts, defines = {}, {}, {}
+    -- the core's public headers and the host's (bindings/host: functions
+    -- of the ipkrun executable, declared in cdef/host.lua)
     local p = io.popen("ls " .. u.q(u.root .. "/core/include/ipk") .. "/*.h " .. u.q(u.root .. "/bindings/host") .. "/*.h")
     for f in p:lines() do
       local t = u.read(f)

@@ -14,6 +14,7 @@
 
 #include "ipk/loop.h"
 #include "ipk/train.h"
+#include "memcap.h"
 
 /* Lua search path: $IPK_LUA_DIRS (';'-separated roots) overrides; a build
  * tree uses the source checkout; an installed ipkrun its share dir. */
@@ -52,9 +53,34 @@ static int traceback(lua_State *L) {
   return 1;
 }
 
+static int panic(lua_State *L) {
+  fprintf(stderr, "ipkrun: PANIC: unprotected error in call to Lua API (%s)\n",
+          lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+  return 0;
+}
+
+/* The memory cap (memcap.h): IPK_MAX_MEMORY or the default; --max-memory
+ * changes it later from Lua. Returns 0 or an exit code. */
+static int init_memcap(void) {
+  const char *env = getenv("IPK_MAX_MEMORY");
+  uint64_t cap = ipk_memcap_default();
+  if (env && *env && ipk_memcap_parse(env, &cap) != 0) {
+    fprintf(stderr, "ipkrun: IPK_MAX_MEMORY=%s: not a size (e.g. 2G, 512M, 50%%, off)\n", env);
+    return 2;
+  }
+  if (ipk_memcap_set(cap) != 0)
+    fprintf(stderr, "ipkrun: warning: cannot set RLIMIT_DATA for the memory cap\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   ipk_train_init();
-  lua_State *L = luaL_newstate();
+  int rc = init_memcap();
+  if (rc) return rc;
+  /* Our allocator counts the Lua heap for the cap; lua_newstate accepts
+   * one only in GC64 mode (else NULL: fall back, RLIMIT_DATA still caps). */
+  lua_State *L = lua_newstate(ipk_memcap_lua_alloc, NULL);
+  if (L) lua_atpanic(L, panic); else L = luaL_newstate();
   if (!L) { fputs("ipkrun: cannot create Lua state\n", stderr); return 70; }
   luaL_openlibs(L);
   set_paths(L);

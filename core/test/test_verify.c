@@ -1,7 +1,6 @@
-/* test_verify.c - ipk_dag_verify over an in-memory block source, the
- * counting signal handler. */
+/* test_verify.c - ipk_dag_verify over an in-memory block source (the
+ * counting signal handler is the host's: bindings/host/test/test_host.c). */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,7 +8,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ipk/sig.h"
 #include "ipk/unixfs.h"
 #include "ipk/verify.h"
 
@@ -92,23 +90,9 @@ static void test_verify_walks_every_block(void **state) {
   free(buf);
 }
 
-static void test_sig_counts(void **state) {
-  (void)state;
-  assert_int_equal(ipk_sig_watch(SIGUSR1), IPK_EINVAL);
-  assert_int_equal(ipk_sig_watch(SIGTERM), 0);
-  ipk_sig_reset(SIGTERM);
-  assert_int_equal(ipk_sig_count(SIGTERM), 0);
-  raise(SIGTERM);   /* counted, not fatal */
-  assert_int_equal(ipk_sig_count(SIGTERM), 1);
-  ipk_sig_reset(SIGTERM);
-  assert_int_equal(ipk_sig_count(SIGTERM), 0);
-  assert_int_equal(ipk_sig_unwatch(SIGTERM), 0);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_verify_walks_every_block),
-    cmocka_unit_test(test_sig_counts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

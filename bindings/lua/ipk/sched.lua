@@ -24,8 +24,11 @@
 -- raises "cancelled: REASON" there. LuaJIT never runs hooks inside compiled
 -- traces, so preemptible chunks must run with the JIT off (jit.off(chunk,
 -- true)); library code is never interrupted mid-way, it is cancelled at its
--- next wait.
+-- next wait. Such a task also runs under the memory cap's step limit
+-- (bindings/host/memcap.h): when an allocation was refused while it ran,
+-- t.mem_refused is set (its error is LuaJIT's "not enough memory").
 local core = require "ipk.core"
+local host = require "ipk.host"
 local ffi, lib = core.ffi, core.lib
 
 local co_create, co_resume, co_status, co_running, co_yield =
@@ -91,12 +94,18 @@ local function step(co, ...)
   if t.preempt then
     -- The hook is global in LuaJIT: set it only while this task runs and
     -- give back any other (a coverage tool's) afterwards.
+    -- Step code also runs under the memory cap's step limit (ipk.host):
+    -- an allocation refused while it runs is the task's (t.mem_refused).
     local oh, om, oc = gethook()
+    local refused = host.refused()
     hooked = t
     sethook(hook, "", M.HOOK_COUNT)
+    host.in_step(true)
     ok, res = co_resume(co, ...)
+    host.in_step(false)
     hooked = nil
     if oh then sethook(oh, om, oc) else sethook() end
+    if host.refused() ~= refused then t.mem_refused = true end
   else
     ok, res = co_resume(co, ...)
   end

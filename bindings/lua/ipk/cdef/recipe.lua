@@ -1,6 +1,6 @@
--- FFI declarations for ipk/verify.h and ipk/sig.h (the recipe engine:
--- lineage verification, Ctrl-C). Kept in sync by hand; the headers are the
--- contract.
+-- FFI declarations for ipk/verify.h (the recipe engine: lineage
+-- verification). Kept in sync by hand; the header is the contract. The
+-- host's line editing, signals and memory cap: cdef/host.lua.
 return [[
 int ipk_dag_verify(const ipk_blocks_t *src, const ipk_cid_t *root, uint64_t *blocks,
                    uint64_t *bytes, ipk_errbuf_t *eb);
@@ -11,9 +11,4 @@ typedef struct {
   ipk_errbuf_t eb;
 } ipk_dag_verify_job_t;
 int ipk_dag_verify_job(void *arg);
-
-int ipk_sig_watch(int signo);
-int ipk_sig_count(int signo);
-void ipk_sig_reset(int signo);
-int ipk_sig_unwatch(int signo);
 ]]

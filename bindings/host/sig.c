@@ -1,5 +1,5 @@
-/* sig.c - counting signal handlers (see ipk/sig.h). */
-#include "ipk/sig.h"
+/* sig.c - counting signal handlers of the host (see sig.h). */
+#include "sig.h"
 
 #include <signal.h>
 #include <string.h>
