@@ -48,13 +48,15 @@ local function help()
   out[#out + 1] = "IPK_HOME: store directory (default ${XDG_DATA_HOME:-~/.local/share}/ipk)."
   out[#out + 1] = "--api URL | IPK_API: use that Kubo RPC node (--api-auth | IPK_API_AUTH: Authorization);"
   out[#out + 1] = "--gateway URL | IPK_GATEWAY: read from a trustless gateway (read-only)."
+  out[#out + 1] = "--max-memory SIZE | IPK_MAX_MEMORY: memory cap (2G, 512M, 50%, off; default 75% of RAM)."
   return table.concat(out, "\n") .. "\n"
 end
 
 -- Global flags valid before or after the command: --api URL (a Kubo RPC
 -- node instead of the embedded store), --api-auth VALUE (Authorization
--- header), --gateway URL (read-only trustless gateway). Removed from argv.
-local GLOBAL = { api = "api", ["api-auth"] = "api_auth", gateway = "gateway" }
+-- header), --gateway URL (read-only trustless gateway), --max-memory SIZE
+-- (the memory cap). Removed from argv.
+local GLOBAL = { api = "api", ["api-auth"] = "api_auth", gateway = "gateway", ["max-memory"] = "max_memory" }
 
 local function take_globals(argv)
   local out, i = {}, 1
@@ -86,6 +88,16 @@ function M.main(argv)
   local gerr
   argv, gerr = take_globals(argv)
   if not argv then return util.usage_error(nil, gerr) end
+  local runtime = require "ipk.runtime"
+  if runtime.max_memory then
+    -- The memory cap (bindings/host/memcap.h); IPK_MAX_MEMORY was applied
+    -- by the host at startup, the flag overrides it.
+    local host = require "ipk.host"
+    local bytes, perr = host.parse_size(runtime.max_memory)
+    if not bytes then return util.usage_error(nil, "--max-memory: " .. perr) end
+    local ok, serr = host.set_memory_cap(bytes)
+    if not ok then return util.usage_error(nil, "--max-memory: " .. serr) end
+  end
   local json_flag = false
   for _, a in ipairs(argv) do if a == "--json" then json_flag = true end end
   util.json_mode = json_flag

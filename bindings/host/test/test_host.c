@@ -80,6 +80,10 @@ static void test_memcap_lua_heap(void **state) {
   ipk_memcap_lua_alloc(NULL, a, 600u << 10, 0);
   ipk_memcap_lua_alloc(NULL, b, 600u << 10, 0);
   assert_true(ipk_memcap_lua_bytes() == base);
+  /* Memory outside the Lua heap (the core's malloc'd buffers) is capped
+   * by RLIMIT_DATA: a 1 GiB buffer past 1 MiB + 256 MiB headroom fails. */
+  void *big = malloc(1ull << 30);
+  assert_null(big);
   /* No cap: no limit, RLIMIT_DATA back to the hard limit. */
   assert_int_equal(ipk_memcap_set(0), 0);
   assert_true(ipk_memcap_get() == 0);
@@ -90,6 +94,9 @@ static void test_memcap_lua_heap(void **state) {
   assert_non_null(a);
   ipk_memcap_lua_alloc(NULL, a, 8u << 20, 0);
   ipk_memcap_in_step(0);
+  big = malloc(1ull << 30);
+  assert_non_null(big);
+  free(big);
 }
 
 int main(void) {

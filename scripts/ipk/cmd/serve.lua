@@ -1,6 +1,6 @@
 --- ipkrun serve: run scheduled recipes when they are due.
 local util = require "ipk.cmd.util"
-local core = require "ipk.core"
+local host = require "ipk.host"
 local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
 local schedule = require "ipk.schedule"
@@ -21,16 +21,17 @@ function M.run(argv)
   if #entries == 0 then return util.fail("serve", "no recipe with a schedule in " .. table.concat(pos, ", ")) end
   for _, e in ipairs(entries) do runtime.log("serve: %s (%s) schedule %q", e.name, e.path, e.schedule) end
   local SIGINT, SIGTERM = 2, 15
-  core.lib.ipk_sig_reset(SIGINT); core.lib.ipk_sig_watch(SIGINT)
-  core.lib.ipk_sig_reset(SIGTERM); core.lib.ipk_sig_watch(SIGTERM)
+  host.sig_watch(SIGINT)
+  host.sig_watch(SIGTERM)
   local t_end = duration and (runner.wallclock() + duration)
   local stopped_by
   local counts = schedule.serve(entries, { stop = function()
-    if core.lib.ipk_sig_count(SIGINT) > 0 or core.lib.ipk_sig_count(SIGTERM) > 0 then stopped_by = "signal" end
+    if host.sig_count(SIGINT) > 0 or host.sig_count(SIGTERM) > 0 then stopped_by = "signal" end
     if t_end and runner.wallclock() >= t_end then stopped_by = stopped_by or "time" end
     return stopped_by ~= nil
   end })
-  core.lib.ipk_sig_unwatch(SIGINT); core.lib.ipk_sig_unwatch(SIGTERM)
+  host.sig_unwatch(SIGINT)
+  host.sig_unwatch(SIGTERM)
   runtime.log("serve: stopped (%s): %d runs, %d failed, %d skipped", stopped_by or "done", counts.runs, counts.failed, counts.skipped)
   if opts.json then util.emit_json({ runs = counts.runs, failed = counts.failed, skipped = counts.skipped,
     stopped = stopped_by or "done" }) end

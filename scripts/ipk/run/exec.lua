@@ -13,6 +13,7 @@ local dagjson = require "ipk.dagjson"
 local json = require "ipk.json"
 local sched = require "ipk.sched"
 local core = require "ipk.core"
+local host = require "ipk.host"
 local unixfs = require "ipk.unixfs"
 local progress_mod = require "ipk.progress"
 
@@ -71,10 +72,17 @@ function M.execute(r, opts)
     end
   end
 
-  -- Ctrl-C and timeouts: one ticker task, started when a step really runs.
+  -- Ctrl-C and timeouts: one ticker task, started when a step really runs,
+  -- cancels steps that wait (I/O, C jobs); a step spinning in recipe code
+  -- is stopped by the scheduler's preemption hook (preempt() below). The
+  -- Ctrl-C count stays set until the run ends, so a second Ctrl-C kills the
+  -- process at once (bindings/host/sig.h).
   local cancelled -- reason string once the run is cancelled
   local running = {} -- attempt task -> {deadline=, step=}
   local ticker, finished
+  local function interrupted()
+    return opts.interruptible and host.sig_count(SIGINT) > 0
+  end
   local function cancel_all(reason)
     if cancelled then return end
     cancelled = reason
@@ -82,14 +90,11 @@ function M.execute(r, opts)
   end
   local function start_ticker()
     if ticker then return end
-    if opts.interruptible then core.lib.ipk_sig_reset(SIGINT); core.lib.ipk_sig_watch(SIGINT) end
+    if opts.interruptible then host.sig_watch(SIGINT) end
     ticker = sched.spawn(function()
       while not finished do
         sched.sleep(0.1)
-        if opts.interruptible and core.lib.ipk_sig_count(SIGINT) > 0 then
-          core.lib.ipk_sig_reset(SIGINT)
-          cancel_all("interrupted (Ctrl-C)")
-        end
+        if interrupted() then cancel_all("interrupted (Ctrl-C)") end
         local t = now()
         for task, info in pairs(running) do
           if info.deadline and t >= info.deadline and not task.done then
@@ -98,6 +103,16 @@ function M.execute(r, opts)
         end
       end
     end)
+  end
+  -- Asked by the preemption hook every sched.HOOK_COUNT instructions of
+  -- recipe code: why the step must stop now, or nil.
+  local function preempt(task)
+    if cancelled then return cancelled end
+    if interrupted() then return "interrupted (Ctrl-C)" end
+    local info = running[task]
+    if info and info.deadline and now() >= info.deadline then
+      return ("timeout after %gs"):format(info.timeout)
+    end
   end
 
   local function step_ctx(name)
@@ -175,17 +190,28 @@ function M.execute(r, opts)
       st.attempts = attempt
       set_state(name, st, "running", attempt > 1 and ("attempt " .. attempt .. "/" .. (retries + 1)) or "")
       local t = sched.spawn(function() return { s.kind.run(ctx, args) } end)
+      t.preempt = preempt
       running[t] = { deadline = timeout and (now() + timeout), timeout = timeout, step = name }
       sched.settle({ t })
       running[t] = nil
+      -- A step preempted by Ctrl-C may end before the ticker saw it.
+      if interrupted() then cancel_all("interrupted (Ctrl-C)") end
       if t.err == nil and t.result[1] ~= nil then
         outputs[name] = t.result[1]
         last_err = nil
         break
       end
       last_err = tostring(t.err or t.result[2] or "step returned nothing")
+      local capped = t.mem_refused or (host.memory_cap() > 0 and last_err:find("out of memory", 1, true))
+      if capped then
+        -- The step's garbage goes now (the runner runs in the headroom).
+        collectgarbage()
+        last_err = ("memory cap exceeded: %s (cap %s: --max-memory or IPK_MAX_MEMORY; Lua heap peak %s)")
+          :format(t.mem_refused and "the step's Lua heap reached the cap" or last_err,
+                  host.format_size(host.memory_cap()), host.format_size(select(2, host.lua_bytes())))
+      end
       ctx.log("attempt %d/%d failed: %s", attempt, retries + 1, last_err)
-      if cancelled or last_err:match("^cancelled: interrupted") then break end
+      if cancelled or capped or last_err:match("^cancelled: interrupted") then break end
       if attempt <= retries and s.args.retry_delay then sched.sleep(tonumber(s.args.retry_delay) or 0) end
     end
     st.seconds = now() - t0
@@ -228,7 +254,7 @@ function M.execute(r, opts)
   sched.settle((function() local l = {} for _, n in ipairs(order) do l[#l + 1] = tasks[n] end return l end)())
   finished = true
   if ticker then sched.cancel(ticker, "run finished") end
-  if opts.interruptible and ticker then core.lib.ipk_sig_unwatch(SIGINT) end
+  if opts.interruptible and ticker then host.sig_unwatch(SIGINT) end
   for _, name in ipairs(order) do
     local t = tasks[name]
     if t.err then -- an engine bug or a raising decode: report as the step's failure

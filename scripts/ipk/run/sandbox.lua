@@ -5,6 +5,7 @@
 local ffi = require "ffi"
 local recipe = require "ipk.run.recipe"
 local ipk = require "ipk"
+local sched = require "ipk.sched"
 
 local M = {}
 
@@ -106,6 +107,18 @@ function M.sandbox(name)
     for kk, vv in pairs(src) do copy[kk] = vv end
     g[k] = copy
   end
+  -- A cancellation (timeout, Ctrl-C: "cancelled: ...") or the memory cap
+  -- ("not enough memory") stops the step: recipe code cannot catch it.
+  local function rethrow(ok, ...)
+    if not ok then
+      local e = ...
+      local t = sched.current()
+      if (t and t.cancel) or e == "not enough memory" then error(e, 0) end
+    end
+    return ok, ...
+  end
+  g.pcall = function(f, ...) return rethrow(pcall(f, ...)) end
+  g.xpcall = function(f, h, ...) return rethrow(xpcall(f, h, ...)) end
   g.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
   g.print = function(...)
     local parts = {}
@@ -144,9 +157,16 @@ end
 
 --- Load Lua source in the sandbox and run it; returns what the chunk returns.
 -- @return value or nil, msg
+-- Recipe code runs with the JIT off and is marked preemptible (ipk.sched):
+-- LuaJIT runs no hook inside a compiled trace, so only interpreted code can
+-- be stopped by a step's timeout or Ctrl-C when it never yields (`while
+-- true do end`). Cost: a pure-Lua loop runs ~2-3x slower than compiled
+-- (README); ipk's own Lua and all C work keep the JIT.
 function M.load_sandboxed(bytes, chunkname)
   local chunk, err = loadstring(bytes, "@" .. chunkname)
   if not chunk then return nil, err end
+  jit.off(chunk, true)
+  sched.preemptible(chunk)
   setfenv(chunk, M.sandbox(chunkname))
   local ok, r = pcall(chunk)
   if not ok then return nil, tostring(r) end
