@@ -140,6 +140,29 @@ describe("ipk.sched cancellation", function()
     assert.equal(0, tonumber(core.lib.ipk_loop_pending(sched.loop)))
   end)
 
+  it("cancels a UnixFS import between batches of chunks", function()
+    local core = require "ipk.core"
+    local unixfs = require "ipk.unixfs"
+    -- a sparse 64 GiB file: hashing it all takes tens of seconds
+    local path = os.tmpname()
+    assert(os.execute("truncate -s 64G " .. path) == 0)
+    local t0, res
+    local err = sched.run_task(function()
+      local t = sched.spawn(function() res = { unixfs.add(path, { only_hash = true }) } end)
+      sched.sleep(0.2)
+      t0 = core.now()
+      sched.cancel(t, "stop")
+      sched.settle({ t })
+      return t.err
+    end)
+    local dt = core.now() - t0
+    os.remove(path)
+    assert.equal("cancelled: stop", err)
+    assert.is_nil(res)
+    assert.is_true(dt < 1.5, "import not stopped between batches: " .. dt .. " s")
+    assert.equal(0, tonumber(core.lib.ipk_loop_pending(sched.loop)))
+  end)
+
   describe("HTTP waits (loopback server that accepts and never answers)", function()
     local http = require "ipk.http"
     local pid, url

@@ -8,6 +8,7 @@
  * results into the tree in file order. Memory stays at one chunk buffer per
  * thread plus one result slot per batch entry, whatever the file size.
  */
+#include "ipk/loop.h"
 #include "ipk/unixfs.h"
 #include "ipk/dagpb.h"
 #include "ipk/varint.h"
@@ -481,6 +482,14 @@ static int add_source(ctx_t *c, const src_t *s, ref_t *root) {
   memset(&t, 0, sizeof t);
   int rc = 0;
   for (uint64_t first = 0; first < nchunks && rc == 0; first += BATCH) {
+    /* Between batches (BATCH chunks, 64 MiB at the default chunk size): a
+     * cancelled job (a step's timeout, Ctrl-C) stops here. Blocks already
+     * stored stay unpinned, for gc. */
+    if (ipk_job_cancelled()) {
+      rc = ipk_errf(c->eb, IPK_ECANCELED, "%s: add cancelled after %llu of %llu bytes", s->name,
+                    (unsigned long long)(first * chunk), (unsigned long long)s->size);
+      break;
+    }
     batch_t b;
     memset(&b, 0, sizeof b);
     b.src = s;

@@ -132,7 +132,13 @@ function M.add(path, o)
   job.path = path
   job.recursive = recursive and 1 or 0
   job.sink = sink
-  local rc = sched.job(lib.ipk_unixfs_add_job, job)
+  -- A cancelled task raises from sched.job (after the job stopped): free
+  -- what the job allocated before passing the cancellation on.
+  local ok, rc = pcall(sched.job, lib.ipk_unixfs_add_job, job)
+  if not ok then
+    lib.ipk_unixfs_add_job_clear(job)
+    error(rc, 0)
+  end
   if rc ~= 0 then
     lib.ipk_unixfs_add_job_clear(job)
     return core.check(rc, job.eb)

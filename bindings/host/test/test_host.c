@@ -7,6 +7,8 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "memcap.h"
 #include "sig.h"
@@ -22,6 +24,25 @@ static void test_sig_counts(void **state) {
   ipk_sig_reset(SIGTERM);
   assert_int_equal(ipk_sig_count(SIGTERM), 0);
   assert_int_equal(ipk_sig_unwatch(SIGTERM), 0);
+}
+
+/* A second delivery while the first is still counted ends the process at
+ * once by the signal (the second Ctrl-C of a stuck run). */
+static void test_sig_second_delivery_kills(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (ipk_sig_watch(SIGINT) != 0) _exit(3);
+    raise(SIGINT);
+    if (ipk_sig_count(SIGINT) != 1) _exit(4);
+    raise(SIGINT);   /* not returned from */
+    _exit(5);
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFSIGNALED(st));
+  assert_int_equal(WTERMSIG(st), SIGINT);
 }
 
 static void test_memcap_parse(void **state) {
@@ -102,6 +123,7 @@ static void test_memcap_lua_heap(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sig_counts),
+    cmocka_unit_test(test_sig_second_delivery_kills),
     cmocka_unit_test(test_memcap_parse),
     cmocka_unit_test(test_memcap_lua_heap),
   };
