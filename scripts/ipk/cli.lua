@@ -6,6 +6,7 @@
 -- "ipkrun: CMD: what: why" with a nonzero exit (1 failure, 2 usage).
 local util = require "ipk.cmd.util"
 local core = require "ipk.core"
+local host = require "ipk.host"
 local repl = require "ipk.repl"
 local runtime = require "ipk.runtime"
 local sched = require "ipk.sched"
@@ -88,11 +89,9 @@ function M.main(argv)
   local gerr
   argv, gerr = take_globals(argv)
   if not argv then return util.usage_error(nil, gerr) end
-  local runtime = require "ipk.runtime"
   if runtime.max_memory then
     -- The memory cap (bindings/host/memcap.h); IPK_MAX_MEMORY was applied
     -- by the host at startup, the flag overrides it.
-    local host = require "ipk.host"
     local bytes, perr = host.parse_size(runtime.max_memory)
     if not bytes then return util.usage_error(nil, "--max-memory: " .. perr) end
     local ok, serr = host.set_memory_cap(bytes)
