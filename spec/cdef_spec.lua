@@ -32,6 +32,16 @@ local function decls(text)
   return out
 end
 
+-- Files in dir whose names match pattern, sorted.
+local function ls(dir, pattern)
+  local out = {}
+  local p = io.popen("ls " .. u.q(dir))
+  for f in p:lines() do if f:match(pattern) then out[#out + 1] = dir .. "/" .. f end end
+  p:close()
+  table.sort(out)
+  return out
+end
+
 describe("FFI declarations", function()
   it("match the public headers", function()
     local headers, texts, defines = {}, {}, {}
@@ -65,5 +75,28 @@ describe("FFI declarations", function()
     p:close()
     assert.is_true(checked > 100, "only " .. checked .. " declarations compared")
     assert.equal("", table.concat(mismatched, "\n"))
+  end)
+
+  it("restate the headers' integer constants with their values", function()
+    -- Constants a cdef spells in an enum (IPK_FS_FOLLOW = 1) must equal the
+    -- header's #define, so Lua never hard-codes a number C may change.
+    local defs = {}
+    for _, f in ipairs(ls(u.root .. "/core/include/ipk", "%.h$")) do
+      local text = u.read(f):gsub("/%*.-%*/", " "):gsub("//[^\n]*", " ")
+      for name, val in (text .. "\n"):gmatch("#define%s+(IPK_[%w_]+)%s+(%-?%d+)%s*\n") do defs[name] = val end
+    end
+    local checked, bad = 0, {}
+    for _, f in ipairs(ls(u.root .. "/bindings/lua/ipk/cdef", "%.lua$")) do
+      for body in strip(dofile(f)):gmatch("enum%s*(%b{})") do
+        for name, val in body:gmatch("(IPK_[%w_]+)%s*=%s*(%-?%d+)") do
+          checked = checked + 1
+          if defs[name] ~= val then
+            bad[#bad + 1] = ("%s (%s): cdef %s, header %s"):format(name, f:match("[^/]+$"), val, tostring(defs[name]))
+          end
+        end
+      end
+    end
+    assert.is_true(checked >= 8, "only " .. checked .. " constants compared")
+    assert.equal("", table.concat(bad, "\n"))
   end)
 end)

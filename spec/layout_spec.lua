@@ -6,6 +6,10 @@
 --     run-time requires are the listed dynamic ones (a module name built at
 --     run time: the lazy `ipk` facade, the recipe sandbox's require, the
 --     command table), each with its reason;
+--   * no shell-outs (io.popen, os.execute) and no os.remove of a directory
+--     (ipk.fs does what the OS must do);
+--   * libc declarations (ffi.cdef) only in bindings/lua/ipk/cdef/, and no
+--     hard-coded O_* flag numbers (ipk.fs.create opens files for writing).
 -- The analyzer is a small Lua lexer (strings, long strings, comments) plus a
 -- block stack (function/if/do/while/for/repeat ... end/until).
 local ROOTS = { { dir = "scripts", prefix = "" }, { dir = "bindings/lua", prefix = "" } }
@@ -264,6 +268,32 @@ local h = require(name)
         bad[#bad + 1] = ("%s:%d: require of a computed name"):format(m.path, info[m.mod].dynamic[1].line)
       elseif #info[m.mod].dynamic == 0 and DYNAMIC_OK[m.path] then
         bad[#bad + 1] = m.path .. ": listed in DYNAMIC_OK but has no computed require (drop it from the list)"
+      end
+    end
+    assert.same({}, bad)
+  end)
+
+  it("does not shell out, remove directories with os.remove, or declare libc outside the cdefs", function()
+    local bad = {}
+    for _, m in ipairs(mods) do
+      local in_cdef = m.path:match("^bindings/lua/ipk/cdef/") or m.path == "bindings/lua/ipk/core.lua"
+      for _, c in ipairs(info[m.mod].calls) do
+        if c.name == "io.popen" or c.name == "os.execute" then
+          bad[#bad + 1] = ("%s:%d: %s (use ipk.fs)"):format(m.path, c.line, c.name)
+        elseif c.name == "os.remove" and c.args:match("dir") then
+          bad[#bad + 1] = ("%s:%d: os.remove of a directory (use ipk.fs.rm_rf)"):format(m.path, c.line)
+        elseif c.name == "ffi.cdef" and not in_cdef then
+          bad[#bad + 1] = ("%s:%d: ffi.cdef outside bindings/lua/ipk/cdef"):format(m.path, c.line)
+        end
+      end
+      local src = read(m.path)
+      local ln = 0
+      for l in (src .. "\n"):gmatch("([^\n]*)\n") do
+        ln = ln + 1
+        if l:match("O_[A-Z]+[%s,]*=%s*%d") or l:match("O_[A-Z]+,[%w_, ]+=%s*%d")
+            or l:match("C%.open%([^,]+,%s*%d") then
+          bad[#bad + 1] = ("%s:%d: hard-coded O_* flag numbers (take them from C)"):format(m.path, ln)
+        end
       end
     end
     assert.same({}, bad)

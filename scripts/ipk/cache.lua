@@ -5,8 +5,7 @@
 -- Hits and misses are counted in ipk.db (table io_cache_stats) so
 -- `ipkrun stats` shows them across runs.
 local car = require "ipk.car"
-local core = require "ipk.core"
-local ffi = core.ffi
+local fs = require "ipk.fs"
 
 local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 
@@ -96,9 +95,9 @@ end
 -- is imported into the embedded store (nothing if any block fails).
 -- @return {local_=bool, blocks=n} | nil, msg, name
 function Cache:fetch_dag(root)
-  local null = ffi.C.open("/dev/null", 1, 0)
+  local null = assert(fs.create("/dev/null"))
   local have = car.export(root, self.store:blocks(), null)
-  ffi.C.close(null)
+  fs.close(null)
   if have then
     self:count("store_hits", have.blocks)
     return { local_ = true, blocks = have.blocks }

@@ -5,6 +5,7 @@
 local core = require "ipk.core"
 local sched = require "ipk.sched"
 local cid = require "ipk.cid"
+local fs = require "ipk.fs"
 local lib, ffi = core.lib, core.ffi
 
 local type, tonumber, error, setmetatable = type, tonumber, error, setmetatable
@@ -13,17 +14,6 @@ local ffi_new, ffi_string, ffi_gc = ffi.new, ffi.string, ffi.gc
 local M = {}
 
 M.ZERO_LEN_EOF = 1
-
-for _, decl in ipairs {
-  "int open(const char *path, int flags, ...);",
-  "int close(int fd);",
-  "int fsync(int fd);",
-  "int rename(const char *oldpath, const char *newpath);",
-  "int unlink(const char *path);",
-  "int getpid(void);",
-} do pcall(ffi.cdef, decl) end
-
-local O_WRONLY, O_CREAT, O_TRUNC, O_EXCL, O_CLOEXEC = 1, 64, 512, 128, 524288
 
 local function flags_of(o)
   return (o and o.zero_len_eof) and M.ZERO_LEN_EOF or 0
@@ -133,8 +123,9 @@ function M.export(root, src, out)
   local fd, tmp = out, nil
   if type(out) == "string" then
     tmp = out .. ".ipk-tmp-" .. ffi.C.getpid()
-    fd = ffi.C.open(tmp, O_WRONLY + O_CREAT + O_TRUNC + O_EXCL + O_CLOEXEC, 420)
-    if fd < 0 then return nil, "car export: cannot create " .. tmp, "EIO" end
+    local ferr, fname
+    fd, ferr, fname = fs.create(tmp, { excl = true, mode = 420 })
+    if not fd then return nil, "car export: " .. tostring(ferr), fname end
   elseif type(out) ~= "number" then
     error("car.export: output path or fd expected", 2)
   end
@@ -145,9 +136,9 @@ function M.export(root, src, out)
   local rc = sched.job(lib.ipk_car_export_job, job)
   if tmp then
     if rc == 0 and ffi.C.fsync(fd) ~= 0 then rc = -1 end
-    ffi.C.close(fd)
-    if rc == 0 and ffi.C.rename(tmp, out) ~= 0 then rc = -1 end
-    if rc ~= 0 then ffi.C.unlink(tmp) end
+    if not fs.close(fd) and rc == 0 then rc = -1 end
+    if rc == 0 and not os.rename(tmp, out) then rc = -1 end
+    if rc ~= 0 then os.remove(tmp) end
     if rc == -1 then return nil, "car export: cannot write " .. out, "EIO" end
   end
   if rc ~= 0 then return core.check(rc, job.eb) end
@@ -178,11 +169,11 @@ Writer.__index = Writer
 -- thread-safe sink for the importer.
 -- @return writer | nil, msg, name
 function M.writer(path)
-  local fd = ffi.C.open(path, O_WRONLY + O_CREAT + O_TRUNC + O_CLOEXEC, 384)
-  if fd < 0 then return nil, "cannot create " .. path, "EIO" end
+  local fd, ferr, fname = fs.create(path, { mode = 384 })
+  if not fd then return nil, ferr, fname end
   local out = ffi_new("ipk_car_writer_t*[1]")
   local rc = lib.ipk_car_writer_new(fd, out)
-  if rc ~= 0 then ffi.C.close(fd); return core.check(rc) end
+  if rc ~= 0 then fs.close(fd); return core.check(rc) end
   return setmetatable({ h = ffi_gc(out[0], lib.ipk_car_writer_free), fd = fd, path = path }, Writer)
 end
 
@@ -201,7 +192,7 @@ function Writer:close()
   if self.h then
     lib.ipk_car_writer_free(ffi_gc(self.h, nil))
     self.h = nil
-    ffi.C.close(self.fd)
+    fs.close(self.fd)
   end
 end
 

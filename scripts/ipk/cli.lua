@@ -10,6 +10,7 @@ local host = require "ipk.host"
 local repl = require "ipk.repl"
 local runtime = require "ipk.runtime"
 local sched = require "ipk.sched"
+local fs = require "ipk.fs"
 
 local M = {}
 
@@ -19,12 +20,10 @@ local function command_names()
   local dir = p and p:gsub("/util%.lua$", "")
   local names = {}
   if dir then
-    local h = io.popen("ls '" .. dir:gsub("'", "'\\''") .. "'")
-    for f in h:lines() do
-      local n = f:match("^([%w_-]+)%.lua$")
+    for _, e in ipairs(fs.walk(dir, { depth = 1 }) or {}) do
+      local n = e.path:match("^([%w_-]+)%.lua$")
       if n and n ~= "util" then names[#names + 1] = n end
     end
-    h:close()
   end
   table.sort(names)
   return names

@@ -7,6 +7,7 @@
 local core = require "ipk.core"
 local sched = require "ipk.sched"
 local json = require "ipk.json"
+local fs = require "ipk.fs"
 local ffi, lib = core.ffi, core.lib
 
 local type, tonumber, ipairs, error = type, tonumber, ipairs, error
@@ -122,35 +123,19 @@ function M.table_index(path, delim, key_col)
            offsets = x.offsets, keys = x.keys ~= nil and x.keys or nil, raw = own }
 end
 
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
---- Regular files under dir (recursive), relative paths sorted bytewise, with sizes.
--- Symlinks and special files are reported in `other` (the importer rejects them).
+--- Regular files under dir (recursive, symlinks not followed), relative
+-- paths sorted bytewise, with sizes. Symlinks and special files are
+-- reported in `other` (the importer rejects them).
+-- @return files, sizes, other | nil, msg, name (dir unreadable)
 function M.walk(dir)
-  local files, sizes = {}, {}
-  local p = io.popen("cd " .. q(dir) .. " && find . -mindepth 1 \\( -type f -printf 'f %s %P\\n' \\) -o "
-    .. "\\( -type d -printf '' \\) -o -printf 'o 0 %P\\n' | LC_ALL=C sort -k3")
-  local other = {}
-  for l in p:lines() do
-    local t, sz, f = l:match("^(%a) (%d+) (.*)$")
-    if t == "f" then files[#files + 1] = f; sizes[f] = tonumber(sz)
-    elseif t == "o" then other[#other + 1] = f end
+  local entries, err, name = fs.walk(dir)
+  if not entries then return nil, err, name end
+  local files, sizes, other = {}, {}, {}
+  for _, e in ipairs(entries) do
+    if e.type == "file" then files[#files + 1] = e.path; sizes[e.path] = e.size
+    elseif e.type ~= "dir" then other[#other + 1] = e.path end
   end
-  p:close()
-  table.sort(files)
   return files, sizes, other
-end
-
---- Whether path is a directory.
-function M.is_dir(path)
-  local ok = os.execute("test -d " .. q(path))
-  return ok == true or ok == 0
-end
-
---- Whether path exists (file or directory).
-function M.exists(path)
-  local ok = os.execute("test -e " .. q(path))
-  return ok == true or ok == 0
 end
 
 --- Detect a file or a directory. A directory is a model when its layout
@@ -159,12 +144,13 @@ end
 -- (classes = first-level subfolders), else a dataset of its files.
 -- @return {format, framework, kind, files = {{path, size, format, kind, info}}, info}
 function M.path(path)
-  if not M.is_dir(path) then
+  if not fs.is_dir(path) then
     local r, err, name = M.file(path)
     if not r then return nil, err, name end
     return r
   end
   local files, sizes, other = M.walk(path)
+  if not files then return nil, sizes, other end
   if #other > 0 then
     return nil, path .. "/" .. other[1] .. ": not a regular file or directory (symlinks are not imported)", "EUNSUPP"
   end
@@ -180,7 +166,7 @@ function M.path(path)
   local by = {}
   for _, d in ipairs(out) do by[d.path] = d end
   local sm = by["saved_model.pb"]
-  if sm and sm.format == "tf-savedmodel-pb" and M.is_dir(path .. "/variables") then
+  if sm and sm.format == "tf-savedmodel-pb" and fs.is_dir(path .. "/variables") then
     r.format, r.framework, r.kind = "tf-savedmodel", "tensorflow", "model"
     r.info = { tags = sm.info.tags, tensorflow_version = sm.info.tensorflow_version }
     return r

@@ -7,8 +7,7 @@ local http = require "ipk.http"
 local cid = require "ipk.cid"
 local car = require "ipk.car"
 local kubo = require "ipk.kubo"
-local core = require "ipk.core"
-local ffi = core.ffi
+local fs = require "ipk.fs"
 
 local type, error, setmetatable = type, error, setmetatable
 
@@ -64,13 +63,13 @@ function Gw:dag_export(c, path)
   local cc, s = want(c)
   if not cc then return nil, s end
   local tmp = path .. ".ipk-part"
-  local fd = ffi.C.open(tmp, 1 + 64 + 512 + 524288, 420)
-  if fd < 0 then return nil, "gateway: cannot create " .. tmp, "EIO" end
+  local fd, ferr, fname = fs.create(tmp, { mode = 420 })
+  if not fd then return nil, "gateway: " .. tostring(ferr), fname end
   local res, msg, name = http.request {
     method = "GET", url = self.url .. "/ipfs/" .. s .. "?format=car",
     headers = { "Accept: application/vnd.ipld.car" }, sink_fd = fd, idle_timeout = self.timeout,
   }
-  ffi.C.close(fd)
+  fs.close(fd)
   if not res then os.remove(tmp); return nil, msg, name end
   if res.status ~= 200 then os.remove(tmp); return status_error(s, res) end
   local info

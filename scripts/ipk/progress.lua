@@ -1,15 +1,13 @@
 --- ipk.progress: per-step progress on stderr. On a TTY, one bar per step,
 -- redrawn in place; in a pipe, one plain line per state change (and per
 -- logged line), so logs stay greppable. stdout is never touched.
+local core = require "ipk.core"
+
 local M = {}
 
-local ffi = require "ffi"
-pcall(ffi.cdef, "int isatty(int fd);")
-
---- Whether fd 2 is a terminal.
+--- Whether fd 2 is a terminal (isatty: bindings/lua/ipk/cdef/libc.lua).
 function M.stderr_is_tty()
-  local ok, r = pcall(function() return ffi.C.isatty(2) == 1 end)
-  return ok and r
+  return core.ffi.C.isatty(2) == 1
 end
 
 local P = {}

@@ -67,7 +67,7 @@ end
 
 local function line_reader()
   local ffi, lib = core.ffi, core.host
-  local isatty = pcall(ffi.cdef, "int isatty(int fd);") and ffi.C.isatty(0) == 1
+  local isatty = ffi.C.isatty(0) == 1
   if isatty and lib and lib.ipk_lineedit_available() == 1 then
     local words = M.words()
     local arr = ffi.new("const char*[?]", #words)

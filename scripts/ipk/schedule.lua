@@ -8,17 +8,24 @@ local cron = require "ipk.cron"
 local runner = require "ipk.run"
 local runtime = require "ipk.runtime"
 local sched = require "ipk.sched"
+local fs = require "ipk.fs"
 
 local M = {}
 
+-- The *.lua regular files directly in a folder (sorted), or the path itself
+-- when it is a file. @return list | nil, msg (missing or unreadable)
 local function lua_files(path)
-  local q = "'" .. path:gsub("'", "'\\''") .. "'"
-  local p = io.popen("if [ -d " .. q .. " ]; then find " .. q .. " -maxdepth 1 -name '*.lua' -type f | LC_ALL=C sort; "
-    .. "elif [ -e " .. q .. " ]; then echo " .. q .. "; fi")
-  local out = {}
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  return out
+  if fs.is_dir(path) then
+    local entries, err = fs.walk(path, { depth = 1 })
+    if not entries then return nil, err end
+    local out = {}
+    for _, e in ipairs(entries) do
+      if e.type == "file" and e.path:match("%.lua$") then out[#out + 1] = path .. "/" .. e.path end
+    end
+    return out
+  end
+  if fs.exists(path) then return { path } end
+  return nil, "no such file or folder"
 end
 
 --- Scheduled recipes under paths (files or folders of *.lua).
@@ -26,9 +33,9 @@ end
 function M.discover(paths)
   local found, problems = {}, {}
   for _, p in ipairs(paths) do
-    local files = lua_files(p)
-    if #files == 0 then problems[#problems + 1] = { path = p, error = "no such file or folder" } end
-    for _, f in ipairs(files) do
+    local files, ferr = lua_files(p)
+    if not files then problems[#problems + 1] = { path = p, error = ferr } end
+    for _, f in ipairs(files or {}) do
       local r, err = runner.load(f)
       if not r then
         -- Not a recipe (e.g. a strategy script) is not a problem for a folder scan.

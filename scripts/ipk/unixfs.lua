@@ -6,6 +6,7 @@
 local core = require "ipk.core"
 local sched = require "ipk.sched"
 local cid = require "ipk.cid"
+local fs = require "ipk.fs"
 local lib, ffi = core.lib, core.ffi
 
 local type, tonumber, pairs, error = type, tonumber, pairs, error
@@ -22,10 +23,6 @@ local KNOWN = {
   hash = true, threads = true, recursive = true, only_hash = true, blocks = true, hidden = true,
 }
 
-for _, decl in ipairs {
-  "int open(const char *path, int flags, ...);",
-  "int close(int fd);",
-} do pcall(ffi.cdef, decl) end
 
 --- Build ipk_unixfs_opts_t from a Lua table, with Kubo's flag semantics:
 -- `profile` sets the defaults; cid_version=1 implies raw leaves unless
@@ -181,8 +178,6 @@ local function want_cid(c)
   error("unixfs: CID (string or cdata) expected", 3)
 end
 
-local O_WRONLY, O_CREAT, O_TRUNC, O_CLOEXEC = 1, 64, 512, 524288
-
 --- Stream the file at cid to fd_or_writer: an integer fd, a function(chunk),
 -- or an object with :write(chunk) (e.g. io.stdout). Every block is verified.
 -- @return true | nil, msg, name
@@ -208,11 +203,11 @@ function M.cat(c, blocks, out)
   -- C never calls Lua (and the job runs on another thread), so stage the
   -- bytes in a temp file and replay them to the writer.
   local tmp = os.tmpname()
-  local fd = ffi.C.open(tmp, O_WRONLY + O_CREAT + O_TRUNC + O_CLOEXEC, 384)
-  if fd < 0 then os.remove(tmp); return nil, "cat: cannot create temp file " .. tmp, "EIO" end
+  local fd, ferr, fname = fs.create(tmp, { mode = 384 })
+  if not fd then os.remove(tmp); return nil, "cat: temp file: " .. tostring(ferr), fname end
   job.fd = fd
   local rc = sched.job(lib.ipk_unixfs_cat_job, job)
-  ffi.C.close(fd)
+  fs.close(fd)
   if rc ~= 0 then os.remove(tmp); return core.check(rc, job.eb) end
   local f = io.open(tmp, "rb")
   while true do

@@ -8,7 +8,7 @@ local ffi = require "ffi"
 
 local M = {}
 
-for _, part in ipairs { "base", "cid", "store", "ml", "recipe", "io", "detect", "host" } do
+for _, part in ipairs { "base", "cid", "store", "ml", "recipe", "io", "detect", "host", "fs", "libc" } do
   ffi.cdef(require("ipk.cdef." .. part))
 end
 

@@ -4,7 +4,7 @@
 -- statistics and import options, and pinned recursively.
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
-local detect = require "ipk.detect"
+local fs = require "ipk.fs"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
 local stats_mod = require "ipk.dataset.stats"
@@ -28,7 +28,7 @@ local function db()
   return d
 end
 
-local is_dir = detect.is_dir
+local is_dir = fs.is_dir
 
 local function now() return os.date("!%Y-%m-%dT%H:%M:%SZ") end
 
@@ -70,7 +70,7 @@ function M.add_version(args)
   end
   path = path:gsub("(.)/+$", "%1")
   local dir = is_dir(path)
-  if not dir and not detect.exists(path) then
+  if not dir and not fs.exists(path) then
     if args.package then
       return nil, "dataset " .. name .. ": " .. path .. ": directory not found (install the Debian package "
         .. args.package .. ")"

@@ -3,7 +3,7 @@
 local core = require "ipk.core"
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
-local detect = require "ipk.detect"
+local fs = require "ipk.fs"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
 local catalog = require "ipk.dataset.catalog"
@@ -12,7 +12,7 @@ local ffi, lib = core.ffi, core.lib
 
 local M = {}
 
-local is_dir = detect.is_dir
+local is_dir = fs.is_dir
 
 -- UnixFS node type from a dag-pb Data field (field 1, varint): 1 dir, 2 file.
 local function unixfs_type(data, n)
@@ -136,7 +136,7 @@ function M.verify(ref)
   stage.rm_rf(tmp)
   if not again then return nil, "verify " .. v.cid .. ": " .. tostring(aerr) end
   local res = { cid = v.cid, recomputed = again.root, ok = again.root == v.cid, name = v.name, version = v.version }
-  if v.source and detect.exists(v.source) then
+  if v.source and fs.exists(v.source) then
     o.recursive = is_dir(v.source)
     local src = unixfs.add(v.source, o)
     res.source = v.source

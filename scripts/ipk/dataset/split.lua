@@ -9,13 +9,12 @@ local cidmod = require "ipk.cid"
 local idxmod = require "ipk.dataset.idx"
 local catalog = require "ipk.dataset.catalog"
 local stage = require "ipk.dataset.stage"
+local fs = require "ipk.fs"
 local ffi, lib = core.ffi, core.lib
 
 local M = {}
 
-local is_dir = detect.is_dir
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local is_dir = fs.is_dir
 
 --- Split the training rows of a dataset version over clients.
 -- @param v dataset version (from add_version)
@@ -116,7 +115,8 @@ function M.shard(ref, opts)
   local data, tmp = stage.local_copy(v)
   if not data then return nil, "shard: " .. tostring(tmp) end
   local out = tmp .. "/shards"
-  os.execute("mkdir -p " .. q(out))
+  local made, merr = fs.mkdir_p(out)
+  if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr) end
   local shards = {}
   if not is_dir(data) then
     if not tabular(v) then
@@ -140,17 +140,22 @@ function M.shard(ref, opts)
       shards[#shards + 1] = { name = nm, rows = b - a }
     end
   else
-    local files = detect.walk(data)
+    local files, werr = detect.walk(data)
+    if not files then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr) end
     local groups = {}
     for k = 1, count do groups[k] = {} end
     for i, f in ipairs(files) do table.insert(groups[(i - 1) % count + 1], f) end
     for k = 1, count do
       local nm = ("shard-%05d-of-%05d"):format(k - 1, count)
-      os.execute("mkdir -p " .. q(out .. "/" .. nm))
+      made, merr = fs.mkdir_p(out .. "/" .. nm)
+      -- each file linked into its shard (copied across file systems)
       for _, f in ipairs(groups[k]) do
+        if not made then break end
         local dst = out .. "/" .. nm .. "/" .. f
-        os.execute("mkdir -p " .. q(dst:match("^(.*)/[^/]+$")) .. " && ln " .. q(data .. "/" .. f) .. " " .. q(dst))
+        made, merr = fs.mkdir_p(dst:match("^(.*)/[^/]+$"))
+        if made then made, merr = fs.copy_tree(data .. "/" .. f, dst) end
       end
+      if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr) end
       shards[#shards + 1] = { name = nm, files = #groups[k] }
     end
   end
@@ -219,8 +224,9 @@ function M.split_rows(ref, opts)
   end
   local ext = st.delimiter == "\t" and "tsv" or "csv"
   local out = tmp .. "/split"
-  os.execute("mkdir -p " .. q(out))
-  local ok, werr = write_ranges(data, out .. "/train." .. ext, x.header, tr)
+  local ok, werr = fs.mkdir_p(out)
+  if not ok then return fail(tostring(werr)) end
+  ok, werr = write_ranges(data, out .. "/train." .. ext, x.header, tr)
   if ok then ok, werr = write_ranges(data, out .. "/test." .. ext, x.header, te) end
   if not ok then return fail(tostring(werr)) end
   local root, by = stage.add_and_pin(out, "dataset-split:" .. tostring(v.name) .. "@" .. tostring(v.version))

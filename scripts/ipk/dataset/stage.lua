@@ -4,30 +4,25 @@
 local runtime = require "ipk.runtime"
 local unixfs = require "ipk.unixfs"
 local catalog = require "ipk.dataset.catalog"
+local fs = require "ipk.fs"
 
 local M = {}
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
---- A new directory under $IPK_HOME/staging.
+--- A new directory under $IPK_HOME/staging. @return path | nil, msg
 function M.mktemp()
-  local base = runtime.home() .. "/staging"
-  os.execute("mkdir -p " .. q(base))
-  local p = io.popen("mktemp -d " .. q(base .. "/ds.XXXXXX"))
-  local d = p:read("*l")
-  p:close()
-  return d
+  return fs.mkdtemp(runtime.home() .. "/staging", "ds.")
 end
 
 --- Remove a staging directory made by mktemp (nothing else).
 function M.rm_rf(d)
-  if d and d:match("/staging/[%w.]+$") then os.execute("rm -rf " .. q(d)) end
+  if d and d:match("/staging/ds%.[%w]+$") then fs.rm_rf(d) end
 end
 
 -- The version's bytes as a local path: its recorded source when it still
 -- hashes to the CID would be faster, but the store is the truth: materialize.
 function M.local_copy(v)
-  local tmp = M.mktemp()
+  local tmp, terr = M.mktemp()
+  if not tmp then return nil, terr end
   local out = tmp .. "/data"
   local ok, err = unixfs.get(v.cid, runtime.store():blocks(), out)
   if not ok then M.rm_rf(tmp); return nil, tostring(err) end

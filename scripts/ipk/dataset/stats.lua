@@ -6,21 +6,22 @@
 local detect = require "ipk.detect"
 local json = require "ipk.json"
 local idxmod = require "ipk.dataset.idx"
+local fs = require "ipk.fs"
 
 local M = {}
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
--- Regular files directly in dir, sorted bytewise, with their sizes.
+-- Regular files directly in dir (symlinks not followed), sorted bytewise,
+-- with their sizes. @return names, sizes | nil, msg
 local function list_files(dir)
+  local entries, err = fs.walk(dir, { depth = 1 })
+  if not entries then return nil, err end
   local out, sizes = {}, {}
-  local p = io.popen("find " .. q(dir) .. " -mindepth 1 -maxdepth 1 -type f -printf '%s %f\\n' | LC_ALL=C sort -k2")
-  for l in p:lines() do
-    local sz, f = l:match("^(%d+) (.*)$")
-    out[#out + 1] = f
-    sizes[f] = tonumber(sz)
+  for _, e in ipairs(entries) do
+    if e.type == "file" then
+      out[#out + 1] = e.path
+      sizes[e.path] = e.size
+    end
   end
-  p:close()
   return out, sizes
 end
 
@@ -116,12 +117,12 @@ local function dir_stats(path, det)
   end
   local files, rows = {}, 0
   for _, d in ipairs(det.files) do
-    local fs, err = M.file_stats(path .. "/" .. d.path, d)
-    if not fs then return nil, err end
-    fs.path = d.path
-    fs.column_stats = nil
-    files[#files + 1] = fs
-    if type(fs.num_rows) == "number" then rows = rows + fs.num_rows end
+    local one, err = M.file_stats(path .. "/" .. d.path, d)
+    if not one then return nil, err end
+    one.path = d.path
+    one.column_stats = nil
+    files[#files + 1] = one
+    if type(one.num_rows) == "number" then rows = rows + one.num_rows end
   end
   st.files = json.array(files)
   st.num_rows = rows
@@ -139,7 +140,10 @@ end
 function M.measure(path, dir, name, args)
   local stats, format, splits
   local files, sizes = {}, {}
-  if dir then files, sizes = list_files(path) end
+  if dir then
+    files, sizes = list_files(path)
+    if not files then return nil, "dataset " .. name .. ": " .. tostring(sizes) end
+  end
   local snames
   if dir then splits, snames = idx_splits(path, files) end
   if dir and #snames > 0 then

@@ -6,7 +6,8 @@ local cid = require "ipk.cid"
 local car = require "ipk.car"
 local core = require "ipk.core"
 local rpc = require "ipk.kubo.rpc"
-local lib, ffi = core.lib, core.ffi
+local fs = require "ipk.fs"
+local lib = core.lib
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 
@@ -126,12 +127,12 @@ function Client:dag_export(c, path, o)
   if not cc then return nil, s end
   o = o or {}
   local tmp = path .. ".ipk-part"
-  local fd = ffi.C.open(tmp, 1 + 64 + 512 + 524288, 420)
-  if fd < 0 then return nil, "dag export: cannot create " .. tmp, "EIO" end
+  local fd, ferr, fname = fs.create(tmp, { mode = 420 })
+  if not fd then return nil, "dag export: " .. tostring(ferr), fname end
   local t = o.timeout or self.block_timeout
   local res, msg, name = self:call("dag/export", { { "arg", s }, { "timeout", t .. "s" } },
     { sink_fd = fd, timeout = 0, idle_timeout = t + 5 })
-  ffi.C.close(fd)
+  fs.close(fd)
   if not res then os.remove(tmp); return not_found("dag/export", s, msg, name, t) end
   local info
   info, msg, name = car.import(tmp, {})

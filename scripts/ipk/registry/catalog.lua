@@ -3,6 +3,7 @@
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
 local detect = require "ipk.detect"
+local fs = require "ipk.fs"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
 local rdb = require "ipk.registry.db"
@@ -13,27 +14,13 @@ local type, tostring, tonumber, ipairs, pairs, error = type, tostring, tonumber,
 
 local M = {}
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
+-- A new staging directory under $IPK_HOME/staging. @return path | nil, msg
 local function mktemp()
-  local base = runtime.home() .. "/staging"
-  os.execute("mkdir -p " .. q(base))
-  local p = io.popen("mktemp -d " .. q(base .. "/reg.XXXXXX") .. " 2>/dev/null")
-  local d = p:read("*l")
-  p:close()
-  return d
+  return fs.mkdtemp(runtime.home() .. "/staging", "reg.")
 end
 
 local function rm_rf(d)
-  if d and d:match("/staging/[%w.]+$") then os.execute("rm -rf " .. q(d)) end
-end
-
--- Copy src (file or dir) to dst: hard links when on one filesystem, else a copy.
-local function stage_copy(src, dst)
-  local ok = os.execute("cp -rl " .. q(src) .. " " .. q(dst) .. " 2>/dev/null")
-  if ok == true or ok == 0 then return true end
-  ok = os.execute("cp -r " .. q(src) .. " " .. q(dst))
-  return ok == true or ok == 0
+  if d and d:match("/staging/reg%.[%w]+$") then fs.rm_rf(d) end
 end
 
 local function write_file(path, s)
@@ -98,17 +85,19 @@ function M.register(e)
     r.existing = true
     return r
   end
-  local stage = mktemp()
-  if not stage then return nil, "registry: cannot create a staging directory under " .. runtime.home() end
+  local stage, serr = mktemp()
+  if not stage then return nil, "registry: cannot create a staging directory: " .. tostring(serr) end
   local function fail(msg) rm_rf(stage); return nil, msg end
   local fname, src
   if e.path then
     if type(e.path) ~= "string" then error("registry.register: path must be a string", 2) end
     local p = e.path:gsub("/+$", "")
-    if not detect.exists(p) then return fail("registry: " .. p .. ": no such file or directory") end
+    if not fs.exists(p) then return fail("registry: " .. p .. ": no such file or directory") end
     fname = p:match("[^/]+$")
     if fname == "metadata.json" then fname = "model.json" end
-    if not stage_copy(p, stage .. "/" .. fname) then return fail("registry: " .. p .. ": cannot stage a copy") end
+    -- hard links when on one file system, else a copy
+    local linked, cerr = fs.copy_tree(p, stage .. "/" .. fname)
+    if not linked then return fail("registry: " .. p .. ": cannot stage a copy: " .. tostring(cerr)) end
     src = p
   else
     if type(e.model_cid) ~= "string" or not cidmod.parse(e.model_cid) then

@@ -1,9 +1,12 @@
 --- ipk.run.db: the engine's tables in $IPK_HOME/ipk.db (runs, run_steps,
 -- run_logs, step_cache, artifacts) and the queries on them. A run whose
 -- process died is shown as "interrupted" when runs are listed.
-local ffi = require "ffi"
+local core = require "ipk.core"
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
+
+local ffi = core.ffi
+local C = ffi.C -- getpid, kill, clock_gettime: bindings/lua/ipk/cdef/libc.lua
 
 local M = {}
 
@@ -41,8 +44,6 @@ function M.db()
   return d
 end
 
-local proc = { ffi = ffi }
-pcall(proc.ffi.cdef, "int kill(int pid, int sig); int getpid(void);")
 
 local function alive(pid)
   if not pid then return false end
@@ -53,15 +54,15 @@ local function alive(pid)
     f:close()
     if st:match("%) (%a)") == "Z" then return false end
   end
-  if proc.ffi.C.kill(pid, 0) == 0 then return true end
-  return proc.ffi.errno() == 1   -- EPERM: exists, not ours
+  if C.kill(pid, 0) == 0 then return true end
+  return ffi.errno() == C.LIBC_EPERM   -- exists, not ours
 end
 
 -- Mark runs still "running" whose process is gone as "interrupted".
 local function reap(d)
   for _, r in ipairs(d:query("SELECT id, pid FROM runs WHERE status = 'running'")) do
     local pid = tonumber(r.pid)
-    if pid ~= proc.ffi.C.getpid() and not alive(pid) then
+    if pid ~= C.getpid() and not alive(pid) then
       d:query("UPDATE runs SET status = 'interrupted', error = ? WHERE id = ? AND status = 'running'",
         "the process running it" .. (pid and (" (pid " .. pid .. ")") or "") .. " ended without finishing", r.id)
     end
@@ -70,10 +71,8 @@ end
 
 --- Wall-clock time in seconds since the epoch (fractional; os.time has whole seconds).
 local function wallclock()
-  pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } ipk_timespec_t;"
-    .. " int clock_gettime(int clk, ipk_timespec_t *ts);")
-  local ts = ffi.new("ipk_timespec_t")
-  ffi.C.clock_gettime(0, ts)
+  local ts = ffi.new("libc_timespec_t")
+  C.clock_gettime(C.LIBC_CLOCK_REALTIME, ts)
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
 end
 M.wallclock = wallclock
@@ -133,6 +132,6 @@ function M.cache_get(key)
 end
 
 --- The pid of this process (the `pid` column of the runs it starts).
-function M.getpid() return proc.ffi.C.getpid() end
+function M.getpid() return C.getpid() end
 
 return M

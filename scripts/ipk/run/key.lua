@@ -7,6 +7,7 @@
 local recipe = require "ipk.run.recipe"
 local dagjson = require "ipk.dagjson"
 local cidmod = require "ipk.cid"
+local fs = require "ipk.fs"
 
 local M = {}
 
@@ -43,14 +44,16 @@ local function canon(v, path)
   return v
 end
 
---- Fingerprint of a file or directory: relative names, sizes, mtimes.
+--- Fingerprint of a file or directory: relative names, types, sizes,
+-- mtimes and inodes (ipk.fs.fingerprint; contents are not read), or
+-- "missing" when the path does not exist.
+-- @return string | nil, msg (unreadable: the step is then not memoized)
 function M.fingerprint(path)
-  local q = "'" .. path:gsub("'", "'\\''") .. "'"
-  local p = io.popen("find " .. q .. " -printf '%P\\t%y\\t%s\\t%T@\\n' 2>/dev/null | LC_ALL=C sort")
-  local lines = p:read("*a")
-  p:close()
-  if lines == "" then return "missing" end
-  return hash_hex(lines)
+  if path == "" then return "missing" end
+  local h, err, name = fs.fingerprint(path)
+  if h then return h end
+  if name == "ENOENT" then return "missing" end
+  return nil, err
 end
 
 --- The key of step s: CID string, components (or nil, why).
@@ -77,7 +80,9 @@ function M.step_key(s, args, input_cids, ctx)
   for a, v in pairs(s.args) do
     if recipe.is_path(v) or (k.paths and k.paths[a] and type(args[a]) == "string") then
       files = files or {}
-      files[a] = M.fingerprint(args[a])
+      local h, ferr = M.fingerprint(args[a])
+      if not h then return nil, "files of '" .. a .. "': " .. tostring(ferr) end
+      files[a] = h
     end
   end
   comp.files = files
