@@ -519,14 +519,28 @@ void ipk_table_fmt_num(double v, char buf[32]) {
     buf[o] = 0;
     return;
   }
-  /* The shortest digits that read back to v ... */
+  /* The shortest digits that read back to v ... Try 15 significant digits
+   * first: when they do not read back, no shorter form does (a shorter one
+   * that reads back lies within half a binary ulp of v, far closer than the
+   * spacing of 15-digit decimals, so it is also the nearest 15-digit one),
+   * and most statistics (means, deviations) need 16 or 17: 2-3 conversions
+   * instead of up to 17. Same result as trying p = 0, 1, ... in order. */
   char e[40];
-  int p = 0;
-  for (; p < 17; p++) {
-    snprintf(e, sizeof e, "%.*e", p, v);
-    if (strtod(e, NULL) == v) break;
+  int p;
+  snprintf(e, sizeof e, "%.14e", v);
+  if (strtod(e, NULL) != v) {
+    for (p = 15; p < 17; p++) {
+      snprintf(e, sizeof e, "%.*e", p, v);
+      if (strtod(e, NULL) == v) break;
+    }
+    if (p == 17) snprintf(e, sizeof e, "%.16e", v);
+  } else {
+    for (p = 0; p < 14; p++) {
+      snprintf(e, sizeof e, "%.*e", p, v);
+      if (strtod(e, NULL) == v) break;
+    }
+    if (p == 14) snprintf(e, sizeof e, "%.14e", v);
   }
-  if (p == 17) snprintf(e, sizeof e, "%.16e", v);
   const char *s = e;
   char *o = buf;
   if (*s == '-') { *o++ = '-'; s++; }
