@@ -176,9 +176,12 @@ describe("ipkrun", function()
 
     it("gc waits for, then refuses to run beside, another process using the store", function()
       -- a process holding the store open (as an import in flight does): the REPL
-      os.execute("(echo 'ipk.store()'; sleep 12) | IPK_HOME=" .. u.q(env.IPK_HOME) .. " " .. u.q(u.build .. "/ipkrun")
-        .. " >/dev/null 2>&1 & echo $! > " .. u.q(tmp .. "/pid"))
-      os.execute("sleep 1")
+      -- It says OPEN once the store is open; gc starts only then (a fixed
+      -- delay loses the race on a loaded machine).
+      os.execute("(echo 'ipk.store() print([[OPEN]]) io.stdout:flush()'; sleep 12) | IPK_HOME=" .. u.q(env.IPK_HOME) .. " "
+        .. u.q(u.build .. "/ipkrun") .. " >" .. u.q(tmp .. "/repl.out") .. " 2>&1 & echo $! > " .. u.q(tmp .. "/pid"))
+      os.execute("for i in $(seq 200); do grep -q OPEN " .. u.q(tmp .. "/repl.out") .. " 2>/dev/null && break; sleep 0.1; done")
+      assert.matches("OPEN", u.read(tmp .. "/repl.out") or "")
       local code, out, err = u.ipkrun({ "gc", "--json" }, env)
       os.execute("kill $(cat " .. u.q(tmp .. "/pid") .. ") 2>/dev/null")
       assert.equal(1, code)

@@ -417,7 +417,10 @@ return ipk.recipe {
     local script = ("IPK_HOME=%s %s run %s 2>%s & echo $! >%s; wait $!; echo $? >%s"):format(u.q(env.IPK_HOME),
       u.q(u.ipkrun_path), u.q(p), u.q(tmp .. "/err"), u.q(tmp .. "/pid"), u.q(tmp .. "/code"))
     os.execute("sh -c " .. u.q(script) .. " >/dev/null 2>&1 &")
-    os.execute("for i in $(seq 50); do [ -s " .. u.q(tmp .. "/pid") .. " ] && break; sleep 0.1; done; sleep 1")
+    -- SIGINT once the step is running (the handler is installed by then): a
+    -- fixed delay loses the race on a loaded machine.
+    os.execute("for i in $(seq 300); do grep -q 'step a: running' " .. u.q(tmp .. "/err")
+      .. " 2>/dev/null && break; sleep 0.1; done")
     local pid = u.read(tmp .. "/pid"):match("%d+")
     os.execute("kill -INT " .. pid)
     os.execute("for i in $(seq 100); do [ -s " .. u.q(tmp .. "/code") .. " ] && break; sleep 0.1; done")

@@ -126,7 +126,14 @@ describe("ipk.sched cancellation", function()
     local t0, rc_seen
     local err = sched.run_task(function()
       local t = sched.spawn(function() rc_seen = sched.job(core.lib.ipk_softmax_train_job, job) end)
-      sched.sleep(0.2)
+      -- Cancel only once the job runs (it has moved W): on a loaded machine a
+      -- queued job may not have started after a fixed delay, and a queued job
+      -- is cancelled before it starts (no epoch message).
+      for _ = 1, 400 do
+        if W[0] ~= 0 then break end
+        sched.sleep(0.05)
+      end
+      assert(W[0] ~= 0, "training job did not start within 20 s")
       t0 = core.now()
       sched.cancel(t, "timeout after 0.2s")
       sched.settle({ t })
