@@ -380,6 +380,26 @@ describe("ipk.unixfs", function()
     assert.equal("unixfs-v0-2015", ffi.string(o.profile))
   end)
 
+  -- Kubo's --hash: blake2b-256 blocks are hashed on add, stored, and
+  -- verified again when cat reads them (t0040-mars-blake2b's CID); an
+  -- unknown name is refused with the list of known ones.
+  it("ipkrun add --hash=blake2b-256 stores blocks that cat verifies", function()
+    local d = support.tmpdir()
+    support.write(d .. "/mars.txt", "Hello Mars!\n")
+    local env = { IPK_HOME = d .. "/home" }
+    local code, out, err = support.ipkrun({ "add", "-Q", "--hash=blake2b-256", d .. "/mars.txt" }, env)
+    assert.equal(0, code, err)
+    assert.equal("bafk2bzaceaqcxw46uzkyd2jmczoogof6pnkqt4dpiv3pwkunsv4g5rkkmecie\n", out)
+    code, out, err = support.ipkrun({ "cat", "bafk2bzaceaqcxw46uzkyd2jmczoogof6pnkqt4dpiv3pwkunsv4g5rkkmecie" }, env)
+    assert.equal(0, code, err)
+    assert.equal("Hello Mars!\n", out)
+    code, out, err = support.ipkrun({ "add", "-n", "--hash=md5", d .. "/mars.txt" }, env)
+    assert.equal("", out)
+    assert.equal(1, code)
+    assert.matches("unsupported hash 'md5'", err, 1, true)
+    support.rm_rf(d)
+  end)
+
   it("adds bytes and reports missing paths", function()
     assert.equal("QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN", (unixfs.add_bytes("hello\n")))
     local r, _, name = unixfs.add("/nonexistent/ipk/path", { only_hash = true })

@@ -67,7 +67,7 @@ static int zip_dir(ctx_t *c, zip_t *z) {
     const uint8_t *x = b + p + 46 + nl, *xe = x + xl;
     while (x + 4 <= xe) {
       uint16_t id = le16(x), sz = le16(x + 2);
-      if (x + 4 + sz > xe) break;
+      if (sz > (size_t)(xe - x) - 4) break;   /* compared as lengths: x + 4 + sz may point past the file */
       if (id == 1) {
         const uint8_t *q = x + 4, *qe = q + sz;
         if (e->usize == 0xFFFFFFFFu && q + 8 <= qe) { e->usize = le64(q); q += 8; }

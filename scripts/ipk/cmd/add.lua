@@ -5,7 +5,7 @@ local unixfs = require "ipk.unixfs"
 
 local M = {}
 
-M.usage = "add [-r] [-H] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]]\n"
+M.usage = "add [-r] [-H] [-Q] [-q] [-n] [--cid-version=0|1] [--raw-leaves[=true|false]] [--hash=NAME]\n"
   .. "      [--chunker=size-N] [--profile=unixfs-v0-2015|unixfs-v1-2025] [--pin=false] PATH"
 M.summary = "import files like `ipfs add`, same CIDs"
 
@@ -16,13 +16,13 @@ function M.run(argv)
     ["cid-version"] = { kind = "value" }, ["raw-leaves"] = { kind = "bool" },
     chunker = { kind = "value" }, profile = { kind = "value" }, pin = { kind = "bool" },
     json = { kind = "bool" }, ["max-file-links"] = { kind = "value" },
-    hidden = { kind = "bool", short = "H" },
+    hidden = { kind = "bool", short = "H" }, hash = { kind = "value" },
   })
   if not opts then return util.usage_error("add", pos) end
   if #pos ~= 1 then return util.usage_error("add", "expected exactly one PATH (see ipkrun --help)") end
   local o = { recursive = opts.recursive, profile = opts.profile, chunker = opts.chunker,
               raw_leaves = opts["raw-leaves"], max_links = tonumber(opts["max-file-links"]),
-              hidden = opts.hidden }
+              hidden = opts.hidden, hash = opts.hash }   -- hash: a multihash name, as Kubo's --hash
   if opts["cid-version"] then
     local v = tonumber(opts["cid-version"])
     if v ~= 0 and v ~= 1 then return util.usage_error("add", "--cid-version must be 0 or 1, got '" .. opts["cid-version"] .. "'") end
