@@ -39,18 +39,22 @@ bytes=$(stat -c %s "$file")
 cat "$file" > /dev/null   # into the page cache
 
 now() { date +%s.%N; }
-# best NAME CMD...: run CMD RUNS times (SETUP_CMD before each when set), keep the fastest.
-declare -A best
+# timeit NAME CMD...: run CMD RUNS times (SETUP before each when set); keep
+# the fastest wall time and the CPU seconds (user + sys, all processes of
+# the command) of that run. On a busy machine wall time follows CPU time.
+declare -A best cpu
 timeit() {
   local name="$1"; shift
-  local b="" t0 t1 d
+  local b="" c="" t0 t1 d u
   for _ in $(seq 1 "$RUNS"); do
     if [ -n "${SETUP:-}" ]; then eval "$SETUP"; fi
-    t0=$(now); "$@"; t1=$(now)
+    t0=$(now); /usr/bin/time -f "%U %S" -o "$work/cpu" "$@"; t1=$(now)
     d=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$b" ] || [ "$(echo "$d < $b" | bc -l)" = 1 ]; then b=$d; fi
+    u=$(awk '{ print $1 + $2 }' "$work/cpu")
+    if [ -z "$b" ] || [ "$(echo "$d < $b" | bc -l)" = 1 ]; then b=$d; c=$u; fi
   done
   best[$name]=$b
+  cpu[$name]=$c
 }
 
 export IPK_HOME="$work/home"
@@ -79,24 +83,29 @@ IPK_HOME="$work/zhome" "$IPK" repo verify > /dev/null
 SETUP="rm -f '$work/dd.out'" timeit dd dd if="$file" of="$work/dd.out" bs=1M conv=fdatasync status=none
 rm -f "$work/dd.out"
 
-awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zstored" \
+cpus=""
+for k in plain_pipe plain_null add_n add cat_pipe cat_null zadd zcat_pipe dd; do cpus="$cpus ${cpu[$k]}"; done
+awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zstored" -v cpus="$cpus" \
+    -v load="$(cut -d' ' -f1 /proc/loadavg)" \
     -v pp="${best[plain_pipe]}" -v pn="${best[plain_null]}" -v an="${best[add_n]}" -v a="${best[add]}" \
     -v cp="${best[cat_pipe]}" -v cn="${best[cat_null]}" -v za="${best[zadd]}" -v zc="${best[zcat_pipe]}" \
     -v dd="${best[dd]}" 'BEGIN {
+  split(cpus, C, " ")
   m = B / 1048576
-  printf "file: %s (%.1f MiB), page-cached; best of %d runs; %d cores\n", label, m, runs, '"$(nproc)"'
-  row("cat F | cat                 (plain, pipe)", pp)
-  row("cat F > /dev/null           (plain)", pn)
-  row("ipkrun add -n F             (hash only)", an)
-  row("ipkrun add F                (store, fdatasync, pin)", a)
-  row("ipkrun cat CID | cat        (verified)", cp)
-  row("ipkrun cat CID > /dev/null  (verified)", cn)
-  row("ipkrun add F                (store, zstd)", za)
-  row("ipkrun cat CID | cat        (zstd store)", zc)
-  row("dd conv=fdatasync           (disk sync bound)", dd)
+  printf "file: %s (%.1f MiB), page-cached; best of %d runs; %d cores, load average %s\n", label, m, runs, '"$(nproc)"', load
+  printf "%-50s %9s %13s %9s\n", "", "wall", "throughput", "CPU"
+  row("cat F | cat                 (plain, pipe)", pp, C[1])
+  row("cat F > /dev/null           (plain)", pn, C[2])
+  row("ipkrun add -n F             (hash only)", an, C[3])
+  row("ipkrun add F                (store, fdatasync, pin)", a, C[4])
+  row("ipkrun cat CID | cat        (verified)", cp, C[5])
+  row("ipkrun cat CID > /dev/null  (verified)", cn, C[6])
+  row("ipkrun add F                (store, zstd)", za, C[7])
+  row("ipkrun cat CID | cat        (zstd store)", zc, C[8])
+  row("dd conv=fdatasync           (disk sync bound)", dd, C[9])
   printf "ratio add/add -n (throughput): %.2f   (goal >= 0.5; the disk allows at most %.2f)\n", an / a, an / dd
   printf "ratio ipk cat/plain cat (pipe): %.2f   (/dev/null: %.2f; goal >= 0.9)\n", pp / cp, pn / cn
   printf "zstd: stored/block bytes %.3f (%d of %d); add %.2fx, cat %.2fx the plain store'"'"'s throughput\n",
          zs / zb, zs, zb, a / za, cp / zc
 }
-function row(name, t) { printf "%-50s %7.2f s %9.1f MiB/s\n", name, t, (B / 1048576) / t }'
+function row(name, t, c) { printf "%-50s %7.2f s %7.1f MiB/s %7.2f s\n", name, t, (B / 1048576) / t, c }'

@@ -784,7 +784,7 @@ struct ra_s {
   int nslot;
   size_t bytes;
   int64_t last_pack;       /* the previous get's location: sequential? */
-  uint64_t last_off;
+  uint64_t last_end;
 };
 
 static void ra_drop(ra_t *ra, int i) {
@@ -950,15 +950,18 @@ static int ra_take(ra_t *ra, const loc_t *loc, const uint8_t *mh, size_t mhlen, 
      * (both cores busy) and the thread goes on after it. A record far
      * ahead (a tree node between runs of leaves) leaves the stream alone. */
     ra->pos = end;
-  } else if (ra->last_pack == loc->pack && loc->off > ra->last_off) {
-    /* A forward step in one pack: read ahead from here. */
+  } else if (ra->last_pack == loc->pack && rec >= ra->last_end && rec - ra->last_end < RA_SKIP) {
+    /* A short step forward in one pack (the next leaf, give or take the
+     * order parallel import wrote them in): read ahead from here. A long
+     * jump (the tree node after a run of leaves) leaves the stream alone:
+     * the reader comes back to the leaves it holds. */
     ra->gen++;
     while (ra->nslot) ra_drop(ra, 0);
     ra->pack = loc->pack;
     ra->pos = end;
   }
   ra->last_pack = loc->pack;
-  ra->last_off = loc->off;
+  ra->last_end = end;
   pthread_cond_signal(&ra->cv);
   pthread_mutex_unlock(&ra->m);
   return hit;
