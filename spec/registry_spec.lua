@@ -294,4 +294,16 @@ for p in "ab":
     assert.equal("2.0.0", ok_json(env, "model", "show", "n@prod", "--json").version)
     assert.equal("1.0.0", ok_json(env, "model", "show", "m@champion", "--json").version)
   end)
+  it("a failed model add (bad file, conflict, missing path) leaves no staging copy", function()
+    local function staged()
+      local list = require("ipk.fs").walk(tmp .. "/home/staging", { depth = 1 }) or {}
+      return #list
+    end
+    assert.equal(1, (run(env, "model", "add", dir .. "/data/tricky.csv", "--name", "x", "--version", "1.0.0")))
+    ok_json(env, "model", "add", dir .. "/models/weights.npy", "--name", "m", "--version", "1.0.0", "--json")
+    assert.equal(1, (run(env, "model", "add", dir .. "/models/weights.npz", "--name", "m", "--version", "1.0.0")))
+    assert.equal(1, (run(env, "model", "add", tmp .. "/nope.onnx", "--name", "m", "--version", "2.0.0")))
+    assert.equal(1, (run(env, "dataset", "add", tmp .. "/nope.csv", "--name", "d")))
+    assert.equal(0, staged())
+  end)
 end)

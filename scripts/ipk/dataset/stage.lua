@@ -4,18 +4,20 @@
 local runtime = require "ipk.runtime"
 local unixfs = require "ipk.unixfs"
 local catalog = require "ipk.dataset.catalog"
-local fs = require "ipk.fs"
+local staging = require "ipk.staging"
 
 local M = {}
 
---- A new directory under $IPK_HOME/staging. @return path | nil, msg
+--- A new directory under $IPK_HOME/staging (ipk.staging: named after this
+-- process, so one left by a killed command is removed by the next).
+-- @return path | nil, msg
 function M.mktemp()
-  return fs.mkdtemp(runtime.home() .. "/staging", "ds.")
+  return staging.new("ds")
 end
 
 --- Remove a staging directory made by mktemp (nothing else).
 function M.rm_rf(d)
-  if d and d:match("/staging/ds%.[%w]+$") then fs.rm_rf(d) end
+  staging.remove(d)
 end
 
 -- The version's bytes as a local path: its recorded source when it still

@@ -4,6 +4,7 @@ local runtime = require "ipk.runtime"
 local json = require "ipk.json"
 local detect = require "ipk.detect"
 local fs = require "ipk.fs"
+local staging = require "ipk.staging"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
 local rdb = require "ipk.registry.db"
@@ -13,15 +14,6 @@ local export = require "ipk.registry.export"
 local type, tostring, tonumber, ipairs, pairs, error = type, tostring, tonumber, ipairs, pairs, error
 
 local M = {}
-
--- A new staging directory under $IPK_HOME/staging. @return path | nil, msg
-local function mktemp()
-  return fs.mkdtemp(runtime.home() .. "/staging", "reg.")
-end
-
-local function rm_rf(d)
-  if d and d:match("/staging/reg%.[%w]+$") then fs.rm_rf(d) end
-end
 
 local function write_file(path, s)
   local f, err = io.open(path, "wb")
@@ -61,59 +53,34 @@ local function check_entry(e)
   return true
 end
 
---- Register a model version from a file or directory (or, for an
--- fl.train output, from model_cid / bytes already in the store).
--- @param e {name, version, path | model_cid [, bytes], framework?, format?, metrics,
---   params, tags = {..}, description, signature = {inputs, outputs}, lineage =
---   {dataset_cid, parent_cid, run_cid, recipe_cid}, aliases = {..}}
--- @return the entry (with existing=true when it was already registered) or nil, msg
-function M.register(e)
-  if type(e) ~= "table" then error("registry.register: table expected", 2) end
-  local ok, err, ename = check_entry(e)
-  if not ok then return nil, err, ename end
-  local store = runtime.store()
-  local d = rdb.db()
-  -- Fast path: an existing version (no file work at all).
-  local rows = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)
-  if rows[1] and e.model_cid then
-    if rows[1].model_cid ~= e.model_cid then
-      return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
-        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
-        :format(e.name, e.version, rows[1].model_cid, e.model_cid)
-    end
-    local r = rdb.decode_row(rows[1])
-    r.existing = true
-    return r
-  end
-  local stage, serr = mktemp()
-  if not stage then return nil, "registry: cannot create a staging directory: " .. tostring(serr) end
-  local function fail(msg) rm_rf(stage); return nil, msg end
+-- Assemble the entry in stage (the model's files and metadata.json), add
+-- it to the store and record it. The caller removes stage however this ends.
+local function assemble(stage, e, store, d)
   local fname, src
   if e.path then
-    if type(e.path) ~= "string" then error("registry.register: path must be a string", 2) end
     local p = e.path:gsub("/+$", "")
-    if not fs.exists(p) then return fail("registry: " .. p .. ": no such file or directory") end
+    if not fs.exists(p) then return nil, ("registry: " .. p .. ": no such file or directory") end
     fname = p:match("[^/]+$")
     if fname == "metadata.json" then fname = "model.json" end
     -- hard links when on one file system, else a copy
     local linked, cerr = fs.copy_tree(p, stage .. "/" .. fname)
-    if not linked then return fail("registry: " .. p .. ": cannot stage a copy: " .. tostring(cerr)) end
+    if not linked then return nil, ("registry: " .. p .. ": cannot stage a copy: " .. tostring(cerr)) end
     src = p
   else
     if type(e.model_cid) ~= "string" or not cidmod.parse(e.model_cid) then
-      return fail("registry: invalid model CID '" .. tostring(e.model_cid) .. "'")
+      return nil, ("registry: invalid model CID '" .. tostring(e.model_cid) .. "'")
     end
     fname = (e.format == "safetensors" and "model.safetensors") or "model.bin"
     local okw, werr
     if e.bytes then okw, werr = write_file(stage .. "/" .. fname, e.bytes)
     else okw, werr = unixfs.get(e.model_cid, store:blocks(), stage .. "/" .. fname) end
-    if not okw then return fail("registry: model " .. e.model_cid .. ": " .. tostring(werr)) end
+    if not okw then return nil, ("registry: model " .. e.model_cid .. ": " .. tostring(werr)) end
     src = e.model_cid
   end
   local det, derr = detect.path(stage .. "/" .. fname)
-  if not det then return fail("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)) end
+  if not det then return nil, ("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)) end
   if e.path and det.kind ~= "model" and det.kind ~= "array" then
-    return fail(("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format))
+    return nil, (("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format))
   end
   -- metadata.json is part of the content-addressed entry: no wall-clock
   -- time in it (the same bytes, name, version and metadata give the same
@@ -127,24 +94,24 @@ function M.register(e)
   }
   -- Once meta encodes, each column below (parts of meta) encodes too.
   local meta_json, jerr = json.encode(meta)
-  if not meta_json then return fail("registry: " .. e.name .. "@" .. e.version .. ": metadata: " .. jerr) end
+  if not meta_json then return nil, ("registry: " .. e.name .. "@" .. e.version .. ": metadata: " .. jerr) end
   local okm, merr = write_file(stage .. "/metadata.json", meta_json)
-  if not okm then return fail("registry: metadata.json: " .. tostring(merr)) end
+  if not okm then return nil, ("registry: metadata.json: " .. tostring(merr)) end
   local opts = { recursive = true, blocks = store:blocks() }
   for k, v in pairs(export.import) do opts[k] = v end
   local added, aerr = unixfs.add(stage, opts)
-  if not added then return fail("registry: " .. tostring(aerr)) end
+  if not added then return nil, ("registry: " .. tostring(aerr)) end
   local model_cid
   local want = stage:match("[^/]+$") .. "/" .. fname
   for _, x in ipairs(added.entries) do if x.path == want then model_cid = x.cid end end
   if e.model_cid and model_cid ~= e.model_cid then
-    return fail(("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid))
+    return nil, (("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid))
   end
   local entry_cid = added.root
   local info = det.info
   if det.files then info = { formats = det.formats, num_files = #det.files, info = det.info } end
   local result
-  ok, err = d:tx(function()
+  local ok, err = d:tx(function()
     local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1]
     if cur then
       if cur.model_cid ~= model_cid then
@@ -174,9 +141,38 @@ function M.register(e)
     export.update_index(d)
     result = rdb.decode_row(d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1])
   end)
-  rm_rf(stage)
   if not ok then return nil, err end
   return result
+end
+
+--- Register a model version from a file or directory (or, for an
+-- fl.train output, from model_cid / bytes already in the store).
+-- @param e {name, version, path | model_cid [, bytes], framework?, format?, metrics,
+--   params, tags = {..}, description, signature = {inputs, outputs}, lineage =
+--   {dataset_cid, parent_cid, run_cid, recipe_cid}, aliases = {..}}
+-- @return the entry (with existing=true when it was already registered) or nil, msg
+function M.register(e)
+  if type(e) ~= "table" then error("registry.register: table expected", 2) end
+  local ok, err, ename = check_entry(e)
+  if not ok then return nil, err, ename end
+  local store = runtime.store()
+  local d = rdb.db()
+  -- Fast path: an existing version (no file work at all).
+  local rows = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)
+  if rows[1] and e.model_cid then
+    if rows[1].model_cid ~= e.model_cid then
+      return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
+        .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
+        :format(e.name, e.version, rows[1].model_cid, e.model_cid)
+    end
+    local r = rdb.decode_row(rows[1])
+    r.existing = true
+    return r
+  end
+  if e.path ~= nil and type(e.path) ~= "string" then error("registry.register: path must be a string", 2) end
+  local r, rerr, rname = staging.with("reg", assemble, e, store, d)
+  if r == nil and rerr and not rerr:match("^registry: ") then rerr = "registry: " .. rerr end
+  return r, rerr, rname
 end
 
 local function resolve(d, name, ref)

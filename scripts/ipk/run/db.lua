@@ -4,6 +4,7 @@
 local core = require "ipk.core"
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
+local proc = require "ipk.proc"
 
 local ffi = core.ffi
 local C = ffi.C -- getpid, kill, clock_gettime: bindings/lua/ipk/cdef/libc.lua
@@ -45,18 +46,7 @@ function M.db()
 end
 
 
-local function alive(pid)
-  if not pid then return false end
-  -- A zombie (killed, not yet reaped by its parent) has finished too.
-  local f = io.open("/proc/" .. pid .. "/stat", "rb")
-  if f then
-    local st = f:read("*l") or ""
-    f:close()
-    if st:match("%) (%a)") == "Z" then return false end
-  end
-  if C.kill(pid, 0) == 0 then return true end
-  return ffi.errno() == C.LIBC_EPERM   -- exists, not ours
-end
+local alive = proc.alive
 
 -- Mark runs still "running" whose process is gone as "interrupted".
 local function reap(d)
