@@ -5,7 +5,8 @@
 #   `ipkrun add -n F`                               (hash only: the bar for adding)
 #   `ipkrun add F` into a fresh store               (pack append, fdatasync, pin)
 #   `ipkrun cat CID | cat` and `> /dev/null`        (every block re-hashed)
-#   the same add and cat with `repo compression zstd` (zstd level 3 at rest)
+#   the same add and cat with `repo compression zstd` (level 3 at rest;
+#   ZSTD=zstd:1 picks another level)
 #   `dd conv=fdatasync` of the same size            (what the disk can sync)
 # Each row is the best of RUNS runs (default 3; the machine is shared) and
 # every cat output is compared with the file. Prints seconds, MiB/s and the
@@ -21,6 +22,7 @@ ARG="${1:-1024}"
 BUILD="$(cd "${2:-$ROOT/build}" && pwd)"
 IPK="$BUILD/ipkrun"
 RUNS="${RUNS:-3}"
+ZSTD="${ZSTD:-zstd}"   # the compression setting of the compressed store (zstd = level 3, zstd:N)
 [ -x "$IPK" ] || { echo "no $IPK (build first)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/ipk-bench-store.XXXXXX)
@@ -61,7 +63,7 @@ export IPK_HOME="$work/home"
 fresh_store() { rm -rf "$IPK_HOME" "$work/zhome"; }
 fresh_zstore() {
   rm -rf "$work/zhome"
-  IPK_HOME="$work/zhome" "$IPK" repo compression zstd > /dev/null
+  IPK_HOME="$work/zhome" "$IPK" repo compression "$ZSTD" > /dev/null
 }
 
 timeit plain_pipe sh -c "cat '$file' | cat > /dev/null"
@@ -86,7 +88,7 @@ rm -f "$work/dd.out"
 cpus=""
 for k in plain_pipe plain_null add_n add cat_pipe cat_null zadd zcat_pipe dd; do cpus="$cpus ${cpu[$k]}"; done
 awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zstored" -v cpus="$cpus" \
-    -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+    -v load="$(cut -d' ' -f1 /proc/loadavg)" -v zs_spec="$ZSTD" \
     -v pp="${best[plain_pipe]}" -v pn="${best[plain_null]}" -v an="${best[add_n]}" -v a="${best[add]}" \
     -v cp="${best[cat_pipe]}" -v cn="${best[cat_null]}" -v za="${best[zadd]}" -v zc="${best[zcat_pipe]}" \
     -v dd="${best[dd]}" 'BEGIN {
@@ -100,12 +102,12 @@ awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zsto
   row("ipkrun add F                (store, fdatasync, pin)", a, C[4])
   row("ipkrun cat CID | cat        (verified)", cp, C[5])
   row("ipkrun cat CID > /dev/null  (verified)", cn, C[6])
-  row("ipkrun add F                (store, zstd)", za, C[7])
-  row("ipkrun cat CID | cat        (zstd store)", zc, C[8])
+  row("ipkrun add F                (store, " zs_spec ")", za, C[7])
+  row("ipkrun cat CID | cat        (" zs_spec " store)", zc, C[8])
   row("dd conv=fdatasync           (disk sync bound)", dd, C[9])
   printf "ratio add/add -n (throughput): %.2f   (goal >= 0.5; the disk allows at most %.2f)\n", an / a, an / dd
   printf "ratio ipk cat/plain cat (pipe): %.2f   (/dev/null: %.2f; goal >= 0.9)\n", pp / cp, pn / cn
-  printf "zstd: stored/block bytes %.3f (%d of %d); add %.2fx, cat %.2fx the plain store'"'"'s throughput\n",
-         zs / zb, zs, zb, a / za, cp / zc
+  printf "%s: stored/block bytes %.3f (%d of %d); add %.2fx, cat %.2fx the plain store'"'"'s throughput\n",
+         zs_spec, zs / zb, zs, zb, a / za, cp / zc
 }
 function row(name, t, c) { printf "%-50s %7.2f s %7.1f MiB/s %7.2f s\n", name, t, (B / 1048576) / t, c }'
