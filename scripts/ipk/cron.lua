@@ -19,35 +19,35 @@ local function parse_field(s, f)
     local range, step = part:match("^([^/]+)/(%d+)$")
     if not range then range = part end
     step = tonumber(step) or 1
-    if step < 1 then return nil, name .. ": step must be >= 1" end
+    if step < 1 then return nil, name .. ": step must be >= 1", "EINVAL" end
     local a, b
     if range == "*" then a, b = lo, hi
     elseif range:match("^%d+$") then a = tonumber(range); b = part:find("/") and hi or a
     else
       local x, y = range:match("^(%d+)%-(%d+)$")
-      if not x then return nil, name .. ": bad field '" .. part .. "'" end
+      if not x then return nil, name .. ": bad field '" .. part .. "'", "EINVAL" end
       a, b = tonumber(x), tonumber(y)
     end
-    if a < lo or b > hi or a > b then return nil, ("%s: '%s' is outside %d-%d"):format(name, part, lo, hi) end
+    if a < lo or b > hi or a > b then return nil, ("%s: '%s' is outside %d-%d"):format(name, part, lo, hi), "EINVAL" end
     for v = a, b, step do set[v] = true end
   end
-  if next(set) == nil then return nil, name .. ": empty field" end
+  if next(set) == nil then return nil, name .. ": empty field", "EINVAL" end
   return set, nil, any
 end
 
 --- Parse an expression. @return spec or nil, msg
 function M.parse(expr)
-  if type(expr) ~= "string" then return nil, "cron: expression string expected" end
+  if type(expr) ~= "string" then return nil, "cron: expression string expected", "EINVAL" end
   local e = MACROS[expr:lower()] or expr
   local parts = {}
   for p in e:gmatch("%S+") do parts[#parts + 1] = p end
   if #parts == 5 then table.insert(parts, 1, "0") end
-  if #parts ~= 6 then return nil, "cron: '" .. expr .. "': expected 5 or 6 fields (got " .. #parts .. ")" end
+  if #parts ~= 6 then return nil, "cron: '" .. expr .. "': expected 5 or 6 fields (got " .. #parts .. ")", "EINVAL" end
   local spec = { expr = expr }
   local keys = { "sec", "min", "hour", "dom", "mon", "dow" }
   for i, p in ipairs(parts) do
     local set, err, any = parse_field(p, FIELDS[i])
-    if not set then return nil, "cron: '" .. expr .. "': " .. err end
+    if not set then return nil, "cron: '" .. expr .. "': " .. err, "EINVAL" end
     spec[keys[i]] = set
     spec[keys[i] .. "_any"] = any
   end

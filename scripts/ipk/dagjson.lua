@@ -54,7 +54,7 @@ local function relink(v)
   local l = v["/"]
   if type(l) == "string" then
     if next(v, next(v)) == nil then
-      if not cidmod.parse(l) then return nil, "dagjson: invalid CID '" .. l .. "' in a link" end
+      if not cidmod.parse(l) then return nil, "dagjson: invalid CID '" .. l .. "' in a link", "EFORMAT" end
       return M.link(l)
     end
     -- more than one key: reserved (invalid) only when "/" sorts first
@@ -62,11 +62,11 @@ local function relink(v)
     for k in pairs(v) do
       if k < "/" then first = false break end
     end
-    if first then return nil, "dagjson: a map whose first key is \"/\" with a string value must hold only a link" end
+    if first then return nil, "dagjson: a map whose first key is \"/\" with a string value must hold only a link", "EFORMAT" end
   end
   for k, x in pairs(v) do
-    local y, msg = relink(x)
-    if y == nil then return nil, msg end
+    local y, msg, name = relink(x)
+    if y == nil then return nil, msg, name end
     v[k] = y
   end
   return v

@@ -42,8 +42,8 @@ end
 --- One block, verified.
 -- @return bytes | nil, msg, name
 function Gw:block_get(c)
-  local cc, s = want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = want(c)
+  if not cc then return nil, s, wname end
   local res, msg, name = http.request {
     method = "GET", url = self.url .. "/ipfs/" .. s .. "?format=raw",
     headers = { "Accept: application/vnd.ipld.raw" }, timeout = self.timeout,
@@ -60,8 +60,8 @@ end
 -- then renamed; removed on any failure).
 -- @return {roots=, blocks=, bytes=} | nil, msg, name
 function Gw:dag_export(c, path)
-  local cc, s = want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = want(c)
+  if not cc then return nil, s, wname end
   local tmp = path .. ".ipk-part"
   local fd, ferr, fname = fs.create(tmp, { mode = 420 })
   if not fd then return nil, "gateway: " .. tostring(ferr), fname end

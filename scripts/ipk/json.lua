@@ -121,7 +121,7 @@ end
 local function quote(s)
   if not find(s, '[%z\1-\31"\\\128-\255]') then return '"' .. s .. '"' end
   local bad = utf8_bad(s, 1, #s)
-  if bad then return nil, bad end
+  if bad then return nil, bad, "EINVAL" end
   return '"' .. gsub(s, '[%z\1-\31"\\]', ESC) .. '"'
 end
 
@@ -203,15 +203,16 @@ local function encoder(opts)
   end
 
   local enc
+  -- The text of key k, or nil after recording the failure.
   local function key_text(k, depth)
     if type(k) == "string" then return k end
     if type(k) == "number" and not dag then
       local s, msg = number(k)
-      if not s then return nil, fail(depth, "key: " .. msg) end
+      if not s then fail(depth, "key: " .. msg) return nil end
       return s
     end
-    return nil, fail(depth, "cannot encode a " .. type(k) .. " key " .. (dag and "(DAG-JSON keys are strings) " or "")
-      .. tostring(k))
+    fail(depth, "cannot encode a " .. type(k) .. " key " .. (dag and "(DAG-JSON keys are strings) " or "") .. tostring(k))
+    return nil
   end
 
   enc = function(v, depth)

@@ -18,17 +18,17 @@ local M = {}
 -- @return {blocks=, bytes=} or nil, msg
 function M.verify_dag(cid)
   local ffi, lib = core.ffi, core.lib
-  local c, perr = cidmod.parse(cid)
-  if not c then return nil, cid .. ": " .. tostring(perr) end
+  local c, perr, pname = cidmod.parse(cid)
+  if not c then return nil, cid .. ": " .. tostring(perr), pname end
   local src = runtime.store():blocks()
   local srcbox = ffi.new("ipk_blocks_t[1]", src)
   local job = ffi.new("ipk_dag_verify_job_t")
   job.src = srcbox
   job.root = c
   local rc = sched.job(lib.ipk_dag_verify_job, job)
-  local ok, err = core.check(rc, job.eb)
+  local ok, err, name = core.check(rc, job.eb)
   local _ = srcbox -- anchored until the job completed
-  if not ok then return nil, err end
+  if not ok then return nil, err, name end
   return { blocks = tonumber(job.blocks), bytes = tonumber(job.bytes) }
 end
 
@@ -49,10 +49,10 @@ end
 --   or nil, msg when nothing recorded produced cid
 function M.verify(cid)
   local prod = producer(cid)
-  if not prod then return nil, cid .. ": no recorded run produced this CID (see ipkrun runs)" end
+  if not prod then return nil, cid .. ": no recorded run produced this CID (see ipkrun runs)", "ENOENT" end
   local report = { cid = cid, ok = true, run = prod.run_id, run_record = prod.record_cid, chain = {} }
-  local rrec, rerr = runner.read_record(prod.record_cid)
-  if not rrec then return nil, "run record " .. prod.record_cid .. ": " .. tostring(rerr) end
+  local rrec, rerr, rname = runner.read_record(prod.record_cid)
+  if not rrec then return nil, "run record " .. prod.record_cid .. ": " .. tostring(rerr), rname end
   local seen, done = {}, {}
   local function check_artifact(entry, a)
     done[a] = done[a] or { M.verify_dag(a) }

@@ -164,11 +164,11 @@ end
 --- Build the report HTML for run id. Must run inside a task (reads blocks).
 -- @return html string or nil, msg
 function M.build(id)
-  local run, err = runner.get_run(id)
-  if not run then return nil, err end
-  if not run.record_cid then return nil, "run " .. run.id .. " has no run record" end
-  local rec, rerr = runner.read_record(run.record_cid)
-  if not rec then return nil, "run record " .. run.record_cid .. ": " .. tostring(rerr) end
+  local run, err, name = runner.get_run(id)
+  if not run then return nil, err, name end
+  if not run.record_cid then return nil, "run " .. run.id .. " has no run record", "ENOENT" end
+  local rec, rerr, rname = runner.read_record(run.record_cid)
+  if not rec then return nil, "run record " .. run.record_cid .. ": " .. tostring(rerr), rname end
   local rows = runner.run_steps(run.id)
   local order = {}
   for _, r in ipairs(rows) do order[#order + 1] = r.step end

@@ -16,8 +16,8 @@ local M = {}
 -- when it is a file. @return list | nil, msg (missing or unreadable)
 local function lua_files(path)
   if fs.is_dir(path) then
-    local entries, err = fs.walk(path, { depth = 1 })
-    if not entries then return nil, err end
+    local entries, err, name = fs.walk(path, { depth = 1 })
+    if not entries then return nil, err, name end
     local out = {}
     for _, e in ipairs(entries) do
       if e.type == "file" and e.path:match("%.lua$") then out[#out + 1] = path .. "/" .. e.path end
@@ -25,7 +25,7 @@ local function lua_files(path)
     return out
   end
   if fs.exists(path) then return { path } end
-  return nil, "no such file or folder"
+  return nil, "no such file or folder", "ENOENT"
 end
 
 --- Scheduled recipes under paths (files or folders of *.lua).

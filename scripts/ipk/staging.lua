@@ -45,8 +45,8 @@ end
 function M.new(kind)
   if type(kind) ~= "string" or not kind:match("^%l+$") then error("staging.new: kind of lower-case letters expected", 2) end
   M.sweep()
-  local d, err = fs.mkdtemp(base(), kind .. "." .. proc.pid() .. ".")
-  if not d then return nil, "cannot create a staging directory under " .. base() .. ": " .. tostring(err) end
+  local d, err, name = fs.mkdtemp(base(), kind .. "." .. proc.pid() .. ".")
+  if not d then return nil, "cannot create a staging directory under " .. base() .. ": " .. tostring(err), name or "EIO" end
   return d
 end
 
@@ -62,8 +62,8 @@ end
 -- whatever happens; fn's results are returned, its error re-raised.
 -- @return fn's results | nil, msg (no directory could be made)
 function M.with(kind, fn, ...)
-  local d, err = M.new(kind)
-  if not d then return nil, err end
+  local d, err, name = M.new(kind)
+  if not d then return nil, err, name end
   local r = pack(pcall(fn, d, ...))
   M.remove(d)
   if not r[1] then error(r[2], 0) end

@@ -49,8 +49,8 @@ function M.fit(p, data, idx, n, seed, lr)
   job.W, job.b = p.data, p.data + p.classes * p.features
   job.X, job.y, job.idx, job.n = data.X, data.y, idx, n
   local rc = sched.job(lib.ipk_softmax_train_job, job)
-  local ok, err = core.check(rc, job.eb, "train")
-  if not ok then return nil, err end
+  local ok, err, name = core.check(rc, job.eb, "train")
+  if not ok then return nil, err, name end
   return tonumber(job.loss)
 end
 
@@ -62,8 +62,8 @@ function M.evaluate(p, data)
   job.W, job.b = p.data, p.data + p.classes * p.features
   job.X, job.y, job.n = data.X, data.y, data.rows
   local rc = sched.job(lib.ipk_softmax_eval_job, job)
-  local ok, err = core.check(rc, job.eb, "evaluate")
-  if not ok then return nil, err end
+  local ok, err, name = core.check(rc, job.eb, "evaluate")
+  if not ok then return nil, err, name end
   return tonumber(job.loss), tonumber(job.accuracy)
 end
 
@@ -85,8 +85,8 @@ function M.to_safetensors(p)
   local outlen = ffi.new("size_t[1]")
   local eb = core.errbuf()
   local rc = lib.ipk_safetensors_write(t, 2, mk, mv, 1, out, outlen, eb)
-  local ok, err = core.check(rc, eb)
-  if not ok then return nil, err end
+  local ok, err, name = core.check(rc, eb)
+  if not ok then return nil, err, name end
   local s = ffi.string(out[0], outlen[0])
   ffi.C.free(out[0])
   return s
@@ -98,13 +98,13 @@ function M.from_safetensors(bytes, spec)
   ffi.copy(buf, bytes, #bytes)
   local fp = ffi.new("ipk_st_file_t*[1]")
   local eb = core.errbuf()
-  local ok, err = core.check(lib.ipk_safetensors_parse(buf, #bytes, fp, eb), eb)
-  if not ok then return nil, err end
+  local ok, err, name = core.check(lib.ipk_safetensors_parse(buf, #bytes, fp, eb), eb)
+  if not ok then return nil, err, name end
   local f = ffi.gc(fp[0], lib.ipk_safetensors_free)
   local w = lib.ipk_safetensors_find(f, "weight")
   local b = lib.ipk_safetensors_find(f, "bias")
   if w == nil or b == nil or w.dtype ~= lib.IPK_DT_F32 or w.ndim ~= 2 then
-    return nil, "safetensors: expected F32 tensors 'weight' [classes, features] and 'bias'"
+    return nil, "safetensors: expected F32 tensors 'weight' [classes, features] and 'bias'", "EFORMAT"
   end
   local k, d = tonumber(w.shape[0]), tonumber(w.shape[1])
   local p = M.new_params(spec or M.softmax { classes = k }, d)

@@ -191,7 +191,7 @@ end
 function M.sleep(sec)
   if not in_task() then error("ipk: async call outside a task (use ipk.run or sched.spawn)", 2) end
   local rc = lib.ipk_loop_timer(loop, math.floor(math.max(0, sec) * 1000 + 0.5), id_box)
-  if rc ~= 0 then return nil, "timer failed" end
+  if rc ~= 0 then return core.check(rc, nil, "sleep") end
   await_kind(id_box[0], "timer")
   return true
 end

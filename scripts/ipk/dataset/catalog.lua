@@ -64,30 +64,30 @@ function M.add_version(args)
   if type(path) ~= "string" or type(name) ~= "string" then
     error("dataset.add: 'path' and 'name' are required strings", 2)
   end
-  if not valid_name(name) then return nil, "dataset: invalid name '" .. name .. "'" end
+  if not valid_name(name) then return nil, "dataset: invalid name '" .. name .. "'", "EINVAL" end
   if args.version ~= nil and (type(args.version) ~= "string" or not args.version:match("^[%w][%w.+_-]*$")) then
-    return nil, "dataset " .. name .. ": invalid version '" .. tostring(args.version) .. "'"
+    return nil, "dataset " .. name .. ": invalid version '" .. tostring(args.version) .. "'", "EINVAL"
   end
   path = path:gsub("(.)/+$", "%1")
   local dir = is_dir(path)
   if not dir and not fs.exists(path) then
     if args.package then
       return nil, "dataset " .. name .. ": " .. path .. ": directory not found (install the Debian package "
-        .. args.package .. ")"
+        .. args.package .. ")", "ENOENT"
     end
-    return nil, "dataset " .. name .. ": " .. path .. ": no such file or directory"
+    return nil, "dataset " .. name .. ": " .. path .. ": no such file or directory", "ENOENT"
   end
   local stats, format, splits = stats_mod.measure(path, dir, name, args)
-  if not stats then return nil, format end
-  local added, err = unixfs.add(path, {
+  if not stats then return nil, format, splits end -- nil, msg, name
+  local added, err, aname = unixfs.add(path, {
     recursive = dir, cid_version = M.import.cid_version, raw_leaves = M.import.raw_leaves,
     chunker = M.import.chunker, blocks = runtime.store():blocks() })
-  if not added then return nil, "dataset " .. name .. ": " .. tostring(err) end
+  if not added then return nil, "dataset " .. name .. ": " .. tostring(err), aname end
   local cid = added.root
   stats.dag_size = added.size
   local version = args.version or cid
-  local ok, terr = record(name, version, cid, format, stats, path)
-  if not ok then return nil, terr end
+  local ok, terr, tname = record(name, version, cid, format, stats, path)
+  if not ok then return nil, terr, tname end
   return { name = name, version = version, cid = cid, format = format, stats = stats,
            import = M.import, source = path, splits = splits }
 end
@@ -153,10 +153,10 @@ end
 -- would escape outdir - "..", "/", NUL - are rejected before writing).
 -- @return version or nil, msg
 function M.fetch(ref, outdir)
-  local v, err = M.resolve(ref)
-  if not v then return nil, err end
-  local ok, gerr = unixfs.get(v.cid, runtime.store():blocks(), outdir)
-  if not ok then return nil, "dataset " .. tostring(ref) .. ": " .. tostring(gerr) end
+  local v, err, name = M.resolve(ref)
+  if not v then return nil, err, name end
+  local ok, gerr, gname = unixfs.get(v.cid, runtime.store():blocks(), outdir)
+  if not ok then return nil, "dataset " .. tostring(ref) .. ": " .. tostring(gerr), gname end
   v.path = outdir
   return v
 end

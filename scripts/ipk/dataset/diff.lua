@@ -80,15 +80,15 @@ end
 -- counts the distinct leaf blocks both contain.
 -- @return {a, b, added, removed, changed, unchanged, chunks_shared, bytes_shared, bytes_a, bytes_b} or nil, msg
 function M.diff(ref_a, ref_b)
-  local va, err = catalog.resolve(ref_a)
-  if not va then return nil, err end
-  local vb; vb, err = catalog.resolve(ref_b)
-  if not vb then return nil, err end
+  local va, err, name = catalog.resolve(ref_a)
+  if not va then return nil, err, name end
+  local vb; vb, err, name = catalog.resolve(ref_b)
+  if not vb then return nil, err, name end
   local ok, ta = pcall(tree, va.cid)
-  if not ok then return nil, "diff: " .. tostring(ta) end
+  if not ok then return nil, "diff: " .. tostring(ta), "EIO" end
   local tb
   ok, tb = pcall(tree, vb.cid)
-  if not ok then return nil, "diff: " .. tostring(tb) end
+  if not ok then return nil, "diff: " .. tostring(tb), "EIO" end
   local res = { a = va.cid, b = vb.cid, added = {}, removed = {}, changed = {}, unchanged = 0,
                 chunks_shared = 0, bytes_shared = 0, bytes_a = 0, bytes_b = 0 }
   local la, lb = {}, {}
@@ -126,15 +126,15 @@ end
 -- gives the same CID.
 -- @return {cid, ok, recomputed, source, source_matches} or nil, msg
 function M.verify(ref)
-  local v, err = catalog.resolve(ref)
-  if not v then return nil, err end
-  local data, tmp = stage.local_copy(v)
-  if not data then return nil, "verify " .. v.cid .. ": " .. tostring(tmp) end
+  local v, err, name = catalog.resolve(ref)
+  if not v then return nil, err, name end
+  local data, tmp, sname = stage.local_copy(v)
+  if not data then return nil, "verify " .. v.cid .. ": " .. tostring(tmp), sname end
   local o = { recursive = is_dir(data), only_hash = true }
   for k, x in pairs(v.import or catalog.import) do o[k] = x end
-  local again, aerr = unixfs.add(data, o)
+  local again, aerr, aname = unixfs.add(data, o)
   stage.rm_rf(tmp)
-  if not again then return nil, "verify " .. v.cid .. ": " .. tostring(aerr) end
+  if not again then return nil, "verify " .. v.cid .. ": " .. tostring(aerr), aname end
   local res = { cid = v.cid, recomputed = again.root, ok = again.root == v.cid, name = v.name, version = v.version }
   if v.source and fs.exists(v.source) then
     o.recursive = is_dir(v.source)

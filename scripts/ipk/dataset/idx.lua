@@ -25,8 +25,8 @@ function M.load(path)
   anchors[job] = pathbuf
   local rc = sched.job(lib.ipk_idx_load_job, job)
   anchors[job] = nil
-  local ok, err = core.check(rc, job.eb)
-  if not ok then return nil, err end
+  local ok, err, name = core.check(rc, job.eb)
+  if not ok then return nil, err, name end
   -- Own the loaded array: ffi.gc on a private copy of the struct.
   local t = ffi.gc(ffi.new("ipk_idx_t[1]", job.out), function(p) lib.ipk_idx_free(p) end)
   local dims = {}

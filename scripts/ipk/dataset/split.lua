@@ -33,7 +33,7 @@ function M.split_version(v, opts)
     return nil, "split: seed must be an integer in [0, 2^53]" .. (serr and (": " .. serr) or (", got " .. tostring(seed))), "EINVAL"
   end
   local s = v.splits[opts.split or "train"]
-  if not s then return nil, "split: dataset has no '" .. (opts.split or "train") .. "' split" end
+  if not s then return nil, "split: dataset has no '" .. (opts.split or "train") .. "' split", "ENOENT" end
   local im = assert(idxmod.load(s.images))
   local lb = assert(idxmod.load(s.labels))
   local n = lb.count
@@ -41,8 +41,8 @@ function M.split_version(v, opts)
   local eb = core.errbuf()
   local rc = lib.ipk_partition_dirichlet(lb.data, n, v.stats.splits.train.num_classes, clients,
     alpha, seed, opts.min_rows or 10, assign, eb)
-  local ok, err = core.check(rc, eb, "split")
-  if not ok then return nil, err end
+  local ok, err, name = core.check(rc, eb, "split")
+  if not ok then return nil, err, name end
   local counts = {}
   for k = 1, clients do counts[k] = 0 end
   for i = 0, n - 1 do counts[assign[i] + 1] = counts[assign[i] + 1] + 1 end
@@ -82,7 +82,7 @@ end
 local function write_ranges(src, dst, header, ranges)
   local fi = assert(io.open(src, "rb"))
   local fo, err = io.open(dst, "wb")
-  if not fo then fi:close(); return nil, err end
+  if not fo then fi:close(); return nil, err, "EIO" end
   fi:seek("set", header[1])
   fo:write(fi:read(header[2] - header[1]))
   for _, r in ipairs(ranges) do
@@ -110,38 +110,38 @@ function M.shard(ref, opts)
   if not count or count < 1 or count ~= math.floor(count) or count > 2 ^ 31 then
     return nil, "shard: count must be a positive integer, got " .. tostring(opts and opts.count), "EINVAL"
   end
-  local v, err = catalog.resolve(ref)
-  if not v then return nil, err end
-  local data, tmp = stage.local_copy(v)
-  if not data then return nil, "shard: " .. tostring(tmp) end
+  local v, err, name = catalog.resolve(ref)
+  if not v then return nil, err, name end
+  local data, tmp, sname = stage.local_copy(v)
+  if not data then return nil, "shard: " .. tostring(tmp), sname end
   local out = tmp .. "/shards"
-  local made, merr = fs.mkdir_p(out)
-  if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr) end
+  local made, merr, mname = fs.mkdir_p(out)
+  if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr), mname end
   local shards = {}
   if not is_dir(data) then
     if not tabular(v) then
       local det = detect.file(data)
       if not det or (det.format ~= "csv" and det.format ~= "tsv") then
         stage.rm_rf(tmp)
-        return nil, "shard: " .. tostring(ref) .. ": only tabular files (csv, tsv) and directories can be sharded"
+        return nil, "shard: " .. tostring(ref) .. ": only tabular files (csv, tsv) and directories can be sharded", "EUNSUPP"
       end
     end
     local ext = v.format == "tsv" and "tsv" or "csv"
-    local x; x, err = detect.table_index(data)
-    if not x then stage.rm_rf(tmp); return nil, "shard: " .. tostring(err) end
+    local x; x, err, name = detect.table_index(data)
+    if not x then stage.rm_rf(tmp); return nil, "shard: " .. tostring(err), name end
     for k = 0, count - 1 do
       -- balanced: shard sizes differ by at most one row
       local a, b = math.floor(k * x.rows / count), math.floor((k + 1) * x.rows / count)
       local nm = ("shard-%05d-of-%05d.%s"):format(k, count, ext)
       local ranges = {}
       if b > a then ranges[1] = { tonumber(x.offsets[a]), tonumber(x.offsets[b]) } end
-      local ok, werr = write_ranges(data, out .. "/" .. nm, x.header, ranges)
-      if not ok then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr) end
+      local ok, werr, wname = write_ranges(data, out .. "/" .. nm, x.header, ranges)
+      if not ok then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr), wname end
       shards[#shards + 1] = { name = nm, rows = b - a }
     end
   else
-    local files, werr = detect.walk(data)
-    if not files then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr) end
+    local files, werr, wname = detect.walk(data)
+    if not files then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr), wname end
     local groups = {}
     for k = 1, count do groups[k] = {} end
     for i, f in ipairs(files) do table.insert(groups[(i - 1) % count + 1], f) end
@@ -155,13 +155,13 @@ function M.shard(ref, opts)
         made, merr = fs.mkdir_p(dst:match("^(.*)/[^/]+$"))
         if made then made, merr = fs.copy_tree(data .. "/" .. f, dst) end
       end
-      if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr) end
+      if not made then stage.rm_rf(tmp); return nil, "shard: " .. tostring(merr), "EIO" end
       shards[#shards + 1] = { name = nm, files = #groups[k] }
     end
   end
-  local root, by = stage.add_and_pin(out, "dataset-shards:" .. tostring(v.name) .. "@" .. tostring(v.version))
+  local root, by, bname = stage.add_and_pin(out, "dataset-shards:" .. tostring(v.name) .. "@" .. tostring(v.version))
   stage.rm_rf(tmp)
-  if not root then return nil, "shard: " .. tostring(by) end
+  if not root then return nil, "shard: " .. tostring(by), bname end
   for _, s in ipairs(shards) do s.cid = by[s.name] and by[s.name].cid end
   return { cid = root, count = count, dataset_cid = v.cid, shards = json.array(shards) }
 end
@@ -182,21 +182,21 @@ function M.split_rows(ref, opts)
   if not seed or seed < 0 or seed ~= math.floor(seed) or seed > 2 ^ 53 then
     return nil, "split: seed must be an integer in [0, 2^53]" .. (serr and (": " .. serr) or (", got " .. tostring(seed))), "EINVAL"
   end
-  local v, err = catalog.resolve(ref)
-  if not v then return nil, err end
-  local data, tmp = stage.local_copy(v)
-  if not data then return nil, "split: " .. tostring(tmp) end
-  local function fail(msg) stage.rm_rf(tmp); return nil, "split: " .. msg end
-  if is_dir(data) then return fail(tostring(ref) .. ": only tabular files (csv, tsv) can be split by rows") end
-  local st; st, err = detect.table_stats(data)
-  if not st then return fail(tostring(err)) end
+  local v, err, name = catalog.resolve(ref)
+  if not v then return nil, err, name end
+  local data, tmp, sname = stage.local_copy(v)
+  if not data then return nil, "split: " .. tostring(tmp), sname end
+  local function fail(msg, fname) stage.rm_rf(tmp); return nil, "split: " .. msg, fname or "EINVAL" end
+  if is_dir(data) then return fail(tostring(ref) .. ": only tabular files (csv, tsv) can be split by rows", "EUNSUPP") end
+  local st; st, err, name = detect.table_stats(data)
+  if not st then return fail(tostring(err), name) end
   local key
   if opts.stratify then
     for i, c in ipairs(st.columns) do if c == opts.stratify then key = i - 1 end end
     if not key then return fail("no column '" .. tostring(opts.stratify) .. "' (columns: " .. table.concat(st.columns, ", ") .. ")") end
   end
-  local x; x, err = detect.table_index(data, st.delimiter, key)
-  if not x then return fail(tostring(err)) end
+  local x; x, err, name = detect.table_index(data, st.delimiter, key)
+  if not x then return fail(tostring(err), name) end
   -- Groups of row indices (one group unless stratified), in first-seen order.
   local groups, order = {}, {}
   for i = 0, x.rows - 1 do
@@ -231,7 +231,7 @@ function M.split_rows(ref, opts)
   if not ok then return fail(tostring(werr)) end
   local root, by = stage.add_and_pin(out, "dataset-split:" .. tostring(v.name) .. "@" .. tostring(v.version))
   stage.rm_rf(tmp)
-  if not root then return nil, "split: " .. tostring(by) end
+  if not root then return nil, "split: " .. tostring(by), bname end
   return { cid = root, dataset_cid = v.cid, seed = seed, test_fraction = frac, stratify = opts.stratify,
            train = { cid = by["train." .. ext].cid, rows = #tr }, test = { cid = by["test." .. ext].cid, rows = #te } }
 end

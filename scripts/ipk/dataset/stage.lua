@@ -23,11 +23,11 @@ end
 -- The version's bytes as a local path: its recorded source when it still
 -- hashes to the CID would be faster, but the store is the truth: materialize.
 function M.local_copy(v)
-  local tmp, terr = M.mktemp()
-  if not tmp then return nil, terr end
+  local tmp, terr, tname = M.mktemp()
+  if not tmp then return nil, terr, tname end
   local out = tmp .. "/data"
-  local ok, err = unixfs.get(v.cid, runtime.store():blocks(), out)
-  if not ok then M.rm_rf(tmp); return nil, tostring(err) end
+  local ok, err, name = unixfs.get(v.cid, runtime.store():blocks(), out)
+  if not ok then M.rm_rf(tmp); return nil, tostring(err), name end
   return out, tmp
 end
 
@@ -36,10 +36,10 @@ function M.add_and_pin(dir, pin_name)
   local store = runtime.store()
   local opts = { recursive = true, blocks = store:blocks() }
   for k, x in pairs(catalog.import) do opts[k] = x end
-  local added, err = unixfs.add(dir, opts)
-  if not added then return nil, err end
-  local ok, perr = store:pin_add(added.root, { recursive = true, name = pin_name })
-  if not ok then return nil, perr end
+  local added, err, name = unixfs.add(dir, opts)
+  if not added then return nil, err, name end
+  local ok, perr, pname = store:pin_add(added.root, { recursive = true, name = pin_name })
+  if not ok then return nil, perr, pname end
   local by = {}
   local top = dir:match("[^/]+$")
   for _, e in ipairs(added.entries) do by[e.path:sub(#top + 2)] = e end

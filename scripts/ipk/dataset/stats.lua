@@ -13,8 +13,8 @@ local M = {}
 -- Regular files directly in dir (symlinks not followed), sorted bytewise,
 -- with their sizes. @return names, sizes | nil, msg
 local function list_files(dir)
-  local entries, err = fs.walk(dir, { depth = 1 })
-  if not entries then return nil, err end
+  local entries, err, name = fs.walk(dir, { depth = 1 })
+  if not entries then return nil, err, name end
   local out, sizes = {}, {}
   for _, e in ipairs(entries) do
     if e.type == "file" then
@@ -47,7 +47,7 @@ local function idx_stats(images, labels, classes)
   local y = labels.data
   for i = 0, labels.count - 1 do
     local v = y[i]
-    if v >= classes then return nil, labels.path .. ": label " .. v .. " at row " .. i .. " is >= " .. classes end
+    if v >= classes then return nil, labels.path .. ": label " .. v .. " at row " .. i .. " is >= " .. classes, "EFORMAT" end
     counts[v + 1] = counts[v + 1] + 1
   end
   local shape = {}
@@ -66,17 +66,17 @@ end
 --- Statistics of one file, by its detected format.
 -- @return stats table (always with format and size_bytes) or nil, msg
 function M.file_stats(path, det)
-  local st, err
+  local st, err, name
   local f = det.format
   if f == "csv" or f == "tsv" then
-    st, err = detect.table_stats_raw(path, det.info.delimiter)
+    st, err, name = detect.table_stats_raw(path, det.info.delimiter)
   elseif f == "json" or f == "jsonl" then
-    st, err = json_stats(path, f)
+    st, err, name = json_stats(path, f)
   else
     st = {}
     for k, v in pairs(det.info or {}) do st[k] = v end
   end
-  if not st then return nil, err end
+  if not st then return nil, err, name end
   st.format = f
   st.size_bytes = det.size
   return st
@@ -117,8 +117,8 @@ local function dir_stats(path, det)
   end
   local files, rows = {}, 0
   for _, d in ipairs(det.files) do
-    local one, err = M.file_stats(path .. "/" .. d.path, d)
-    if not one then return nil, err end
+    local one, err, name = M.file_stats(path .. "/" .. d.path, d)
+    if not one then return nil, err, name end
     one.path = d.path
     one.column_stats = nil
     files[#files + 1] = one
@@ -142,7 +142,7 @@ function M.measure(path, dir, name, args)
   local files, sizes = {}, {}
   if dir then
     files, sizes = list_files(path)
-    if not files then return nil, "dataset " .. name .. ": " .. tostring(sizes) end
+    if not files then return nil, "dataset " .. name .. ": " .. tostring(sizes), "EIO" end
   end
   local snames
   if dir then splits, snames = idx_splits(path, files) end
@@ -152,16 +152,18 @@ function M.measure(path, dir, name, args)
     local classes = args.classes or 10
     for _, sname in ipairs(snames) do
       local s = splits[sname]
-      if not (s.images and s.labels) then return nil, "dataset " .. name .. ": split '" .. sname .. "' lacks images or labels" end
-      local im, err = idxmod.load(s.images)
-      if not im then return nil, err end
-      local lb; lb, err = idxmod.load(s.labels)
-      if not lb then return nil, err end
-      if #im.dims < 2 or #lb.dims ~= 1 or im.dims[1] ~= lb.dims[1] then
-        return nil, ("dataset %s: split '%s': %d images but %d labels"):format(name, sname, im.dims[1], lb.dims[1] or -1)
+      if not (s.images and s.labels) then
+        return nil, "dataset " .. name .. ": split '" .. sname .. "' lacks images or labels", "EFORMAT"
       end
-      local st; st, err = idx_stats(im, lb, classes)
-      if not st then return nil, err end
+      local im, err, ename = idxmod.load(s.images)
+      if not im then return nil, err, ename end
+      local lb; lb, err, ename = idxmod.load(s.labels)
+      if not lb then return nil, err, ename end
+      if #im.dims < 2 or #lb.dims ~= 1 or im.dims[1] ~= lb.dims[1] then
+        return nil, ("dataset %s: split '%s': %d images but %d labels"):format(name, sname, im.dims[1], lb.dims[1] or -1), "EFORMAT"
+      end
+      local st; st, err, ename = idx_stats(im, lb, classes)
+      if not st then return nil, err, ename end
       stats.splits[sname] = st
       stats.num_rows = stats.num_rows + st.num_rows
       stats.sample_shape = st.sample_shape
@@ -169,11 +171,11 @@ function M.measure(path, dir, name, args)
     for _, f in ipairs(files) do stats.size_bytes = stats.size_bytes + sizes[f] end
   else
     splits = {}
-    local det, err = detect.path(path)
-    if not det then return nil, "dataset " .. name .. ": " .. tostring(err) end
-    if dir then stats, err = dir_stats(path, det)
-    else stats, err = M.file_stats(path, det) end
-    if not stats then return nil, "dataset " .. name .. ": " .. tostring(err) end
+    local det, err, ename = detect.path(path)
+    if not det then return nil, "dataset " .. name .. ": " .. tostring(err), ename end
+    if dir then stats, err, ename = dir_stats(path, det)
+    else stats, err, ename = M.file_stats(path, det) end
+    if not stats then return nil, "dataset " .. name .. ": " .. tostring(err), ename end
     format = stats.format
   end
   return stats, format, splits

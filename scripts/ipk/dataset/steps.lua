@@ -73,8 +73,8 @@ M.split = recipe.kind { kind = "dataset.split", version = 1, inputs = { data = t
                   features = r.features, clients = {} }
     for i, c in ipairs(r.clients) do
       local cid = recipe.link_cid(c.cid)
-      local bytes, err = store:get(cid)
-      if not bytes then return nil, "shard " .. cid .. ": " .. tostring(err) end
+      local bytes, err, name = store:get(cid)
+      if not bytes then return nil, "shard " .. cid .. ": " .. tostring(err), name end
       local idx = ffi.new("uint32_t[?]", math.max(c.n, 1))
       ffi.copy(idx, bytes, #bytes)
       out.clients[i] = { id = c.id, n = c.n, idx = idx, cid = cid, label_counts = c.label_counts }

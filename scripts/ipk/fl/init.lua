@@ -29,8 +29,8 @@ function M.fedavg()
     for i, u in ipairs(updates) do ptrs[i - 1] = u.params.data; w[i - 1] = u.n end
     local out = train.copy(global)
     local eb = core.errbuf()
-    local ok, err = core.check(lib.ipk_agg_fedavg_f32(ptrs, w, k, global.len, out.data, eb), eb)
-    if not ok then return nil, err end
+    local ok, err, name = core.check(lib.ipk_agg_fedavg_f32(ptrs, w, k, global.len, out.data, eb), eb)
+    if not ok then return nil, err, name end
     return out
   end }
 end
@@ -48,7 +48,7 @@ function M.run(sp, o)
   local rounds = o.rounds or 10
   local strategy = o.strategy or M.fedavg()
   local seed = o.seed or 0
-  if type(strategy.aggregate) ~= "function" then return nil, "strategy has no aggregate function" end
+  if type(strategy.aggregate) ~= "function" then return nil, "strategy has no aggregate function", "EINVAL" end
   local global = train.new_params(spec, sp.features)
   local history = {}
   local now = core.now
@@ -75,15 +75,15 @@ function M.run(sp, o)
     for _, u in ipairs(updates) do participants[#participants + 1] = u.client end
     table.sort(participants)
     table.sort(updates, function(a, b) return a.cid < b.cid end)
-    local agg, err = strategy.aggregate(updates, global)
-    if not agg then return nil, "round " .. r .. ": " .. tostring(err) end
+    local agg, err, aname = strategy.aggregate(updates, global)
+    if not agg then return nil, "round " .. r .. ": " .. tostring(err), aname or "EINVAL" end
     global = agg
     local tl, tw = 0, 0
     for _, u in ipairs(updates) do tl = tl + u.loss * u.n; tw = tw + u.n end
     local h = { round = r, train_loss = tl / tw, clients = #updates, lr = lr, participants = json.array(participants) }
     if sp.test then
-      local loss, acc = train.evaluate(global, sp.test)
-      if not loss then return nil, acc end
+      local loss, acc, ename = train.evaluate(global, sp.test)
+      if not loss then return nil, acc, ename end
       h.test_loss, h.test_accuracy = loss, acc
     end
     h.seconds = now() - t0
@@ -100,16 +100,16 @@ function M.strategy(v)
   if v == nil or v == "fedavg" then return M.fedavg() end
   if type(v) == "table" then return v end
   if type(v) == "string" then
-    local s, err = sandbox.load_script(v)
-    if s == nil then return nil, "strategy " .. v .. ": " .. tostring(err) end
+    local s, err, sname = sandbox.load_script(v)
+    if s == nil then return nil, "strategy " .. v .. ": " .. tostring(err), sname end
     if type(s) == "function" then s = s() end
     if type(s) ~= "table" or type(s.aggregate) ~= "function" then
-      return nil, "strategy " .. v .. ": the script must return {name=, aggregate=function(updates, global)}"
+      return nil, "strategy " .. v .. ": the script must return {name=, aggregate=function(updates, global)}", "EINVAL"
     end
     s.name = s.name or v:gsub(".*/", ""):gsub("%.lua$", "")
     return s
   end
-  return nil, "strategy: expected a table, \"fedavg\" or a script path, got " .. type(v)
+  return nil, "strategy: expected a table, \"fedavg\" or a script path, got " .. type(v), "EINVAL"
 end
 
 --- Step: federated training. Output: {model_cid, bytes, history, metrics, params, lineage, clients}.
@@ -174,7 +174,7 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
       clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard_cid = recipe.link_cid(c.shard) }
     end
     local model_cid = recipe.link_cid(r.model)
-    if not runtime.store():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store" end
+    if not runtime.store():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store", "ENOBLOCK" end
     local out = { model_cid = model_cid, size = r.size, framework = r.framework, format = r.format,
       history = r.history, metrics = r.metrics, params = r.params, clients = clients,
       lineage = { dataset_cid = recipe.link_cid(r.lineage.dataset), shard_cids = json.array(shard_cids) } }

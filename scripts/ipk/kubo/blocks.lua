@@ -64,8 +64,8 @@ end
 -- @param o {timeout = s to find it (default block_timeout)}
 -- @return bytes | nil, msg, name ("ENOBLOCK", "EVERIFY", ...)
 function Client:block_get(c, o)
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   local t = (o and o.timeout) or self.block_timeout
   local res, msg, name = self:call("block/get", { { "arg", s }, { "timeout", t .. "s" } },
     { timeout = t + 5, idempotent = true, max_body = 8 * 1048576 })
@@ -77,8 +77,8 @@ end
 
 --- Block size: {Key=cid string, Size=n}.
 function Client:block_stat(c, o)
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   local t = (o and o.timeout) or self.block_timeout
   local res, msg, name = self:json("block/stat", { { "arg", s }, { "timeout", t .. "s" } },
     { timeout = t + 5, idempotent = true })
@@ -123,8 +123,8 @@ end
 -- asked for) before it is renamed into place.
 -- @return {roots=, blocks=, bytes=} | nil, msg, name
 function Client:dag_export(c, path, o)
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   o = o or {}
   local tmp = path .. ".ipk-part"
   local fd, ferr, fname = fs.create(tmp, { mode = 420 })
@@ -149,8 +149,8 @@ end
 --- Pin c (recursive unless o.recursive == false); the node fetches what it lacks.
 -- @return list of pinned CID strings | nil, msg, name
 function Client:pin_add(c, o)
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   local res, msg, name = self:json("pin/add", { { "arg", s },
     { "recursive", (o and o.recursive == false) and "false" or "true" } }, { timeout = (o and o.timeout) or 0 })
   if not res then return nil, msg, name end
@@ -161,8 +161,8 @@ end
 
 --- Unpin c. @return list of unpinned CIDs | nil, msg, name
 function Client:pin_rm(c)
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   local res, msg, name = self:json("pin/rm", { { "arg", s } })
   if not res then return nil, msg, name end
   return res.Pins or {}

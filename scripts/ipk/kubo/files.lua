@@ -97,8 +97,8 @@ local RESUME = { EIO = true, ETRUNC = true, ECONNREFUSED = true, ETIMEDOUT = tru
 function Client:cat(c, o)
   if not sched.in_task() then return sched.run_task(self.cat, self, c, o) end
   o = o or {}
-  local _, s = rpc.want(c)
-  if not s then return nil, select(2, rpc.want(c)) end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   local done, attempt, tries = 0, 0, o.retries or 0
   while true do
     local params = { { "arg", s } }

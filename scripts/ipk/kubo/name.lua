@@ -11,8 +11,8 @@ M.methods = Client
 -- @return {Name=, Value=} | nil, msg, name
 function Client:name_publish(c, o)
   o = o or {}
-  local cc, s = rpc.want(c)
-  if not cc then return nil, s end
+  local cc, s, wname = rpc.want(c)
+  if not cc then return nil, s, wname end
   return self:json("name/publish", {
     { "arg", "/ipfs/" .. s }, { "key", o.key or "self" }, { "allow-offline", "true" },
     { "lifetime", o.lifetime }, { "ttl", o.ttl }, { "resolve", "false" },

@@ -17,7 +17,7 @@ local M = {}
 
 local function write_file(path, s)
   local f, err = io.open(path, "wb")
-  if not f then return nil, err end
+  if not f then return nil, err, "EIO" end
   f:write(s)
   f:close()
   return true
@@ -59,28 +59,28 @@ local function assemble(stage, e, store, d)
   local fname, src
   if e.path then
     local p = e.path:gsub("/+$", "")
-    if not fs.exists(p) then return nil, ("registry: " .. p .. ": no such file or directory") end
+    if not fs.exists(p) then return nil, ("registry: " .. p .. ": no such file or directory"), "ENOENT" end
     fname = p:match("[^/]+$")
     if fname == "metadata.json" then fname = "model.json" end
     -- hard links when on one file system, else a copy
     local linked, cerr = fs.copy_tree(p, stage .. "/" .. fname)
-    if not linked then return nil, ("registry: " .. p .. ": cannot stage a copy: " .. tostring(cerr)) end
+    if not linked then return nil, ("registry: " .. p .. ": cannot stage a copy: " .. tostring(cerr)), "EIO" end
     src = p
   else
     if type(e.model_cid) ~= "string" or not cidmod.parse(e.model_cid) then
-      return nil, ("registry: invalid model CID '" .. tostring(e.model_cid) .. "'")
+      return nil, ("registry: invalid model CID '" .. tostring(e.model_cid) .. "'"), "EINVAL"
     end
     fname = (e.format == "safetensors" and "model.safetensors") or "model.bin"
-    local okw, werr
-    if e.bytes then okw, werr = write_file(stage .. "/" .. fname, e.bytes)
-    else okw, werr = unixfs.get(e.model_cid, store:blocks(), stage .. "/" .. fname) end
-    if not okw then return nil, ("registry: model " .. e.model_cid .. ": " .. tostring(werr)) end
+    local okw, werr, wname
+    if e.bytes then okw, werr, wname = write_file(stage .. "/" .. fname, e.bytes)
+    else okw, werr, wname = unixfs.get(e.model_cid, store:blocks(), stage .. "/" .. fname) end
+    if not okw then return nil, ("registry: model " .. e.model_cid .. ": " .. tostring(werr)), wname end
     src = e.model_cid
   end
-  local det, derr = detect.path(stage .. "/" .. fname)
-  if not det then return nil, ("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)) end
+  local det, derr, dname = detect.path(stage .. "/" .. fname)
+  if not det then return nil, ("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)), dname end
   if e.path and det.kind ~= "model" and det.kind ~= "array" then
-    return nil, (("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format))
+    return nil, (("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format)), "EINVAL"
   end
   -- metadata.json is part of the content-addressed entry: no wall-clock
   -- time in it (the same bytes, name, version and metadata give the same
@@ -93,28 +93,28 @@ local function assemble(stage, e, store, d)
     signature = e.signature or signature_from(det), lineage = e.lineage or {}, file = fname,
   }
   -- Once meta encodes, each column below (parts of meta) encodes too.
-  local meta_json, jerr = json.encode(meta)
-  if not meta_json then return nil, ("registry: " .. e.name .. "@" .. e.version .. ": metadata: " .. jerr) end
+  local meta_json, jerr, jname = json.encode(meta)
+  if not meta_json then return nil, ("registry: " .. e.name .. "@" .. e.version .. ": metadata: " .. jerr), jname end
   local okm, merr = write_file(stage .. "/metadata.json", meta_json)
-  if not okm then return nil, ("registry: metadata.json: " .. tostring(merr)) end
+  if not okm then return nil, ("registry: metadata.json: " .. tostring(merr)), "EIO" end
   local opts = { recursive = true, blocks = store:blocks() }
   for k, v in pairs(export.import) do opts[k] = v end
-  local added, aerr = unixfs.add(stage, opts)
-  if not added then return nil, ("registry: " .. tostring(aerr)) end
+  local added, aerr, aname = unixfs.add(stage, opts)
+  if not added then return nil, ("registry: " .. tostring(aerr)), aname end
   local model_cid
   local want = stage:match("[^/]+$") .. "/" .. fname
   for _, x in ipairs(added.entries) do if x.path == want then model_cid = x.cid end end
   if e.model_cid and model_cid ~= e.model_cid then
-    return nil, (("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid))
+    return nil, (("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid)), "EVERIFY"
   end
   local entry_cid = added.root
   local info = det.info
   if det.files then info = { formats = det.formats, num_files = #det.files, info = det.info } end
-  local result
+  local result, ename -- ename: the name of an error raised inside the transaction
   local ok, err = d:tx(function()
     local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1]
     if cur then
-      if cur.model_cid ~= model_cid then
+      if cur.model_cid ~= model_cid then ename = "ECONFLICT"
         error(("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
         .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
           :format(e.name, e.version, cur.model_cid, model_cid), 0)
@@ -123,8 +123,8 @@ local function assemble(stage, e, store, d)
       result.existing = true
       return
     end
-    local pok, perr = store:pin_add(entry_cid, { recursive = true, name = "model:" .. e.name .. "@" .. e.version })
-    if not pok then error("registry: pin " .. entry_cid .. ": " .. tostring(perr), 0) end
+    local pok, perr, pname = store:pin_add(entry_cid, { recursive = true, name = "model:" .. e.name .. "@" .. e.version })
+    if not pok then ename = pname; error("registry: pin " .. entry_cid .. ": " .. tostring(perr), 0) end
     d:query("INSERT INTO models (name, version, model_cid, entry_cid, framework, format, metrics, params, lineage,"
       .. " tags, description, signature, info, file, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
       e.name, e.version, model_cid, entry_cid, meta.framework or "", meta.format or "",
@@ -133,7 +133,7 @@ local function assemble(stage, e, store, d)
       json.encode(json.sanitize(info or {})), fname, created)
     for _, a in ipairs(e.aliases or {}) do
       -- an alias that looks like a version (or "latest") would shadow it
-      if not rdb.valid_name(a) or a == "latest" or semver.semver(a) then
+      if not rdb.valid_name(a) or a == "latest" or semver.semver(a) then ename = "EINVAL"
         error("registry: invalid alias '" .. tostring(a) .. "' (a name, not a version or 'latest')", 0)
       end
       d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", e.name, a, e.version, created)
@@ -141,7 +141,7 @@ local function assemble(stage, e, store, d)
     export.update_index(d)
     result = rdb.decode_row(d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1])
   end)
-  if not ok then return nil, err end
+  if not ok then return nil, err, ename or "EIO" end
   return result
 end
 
@@ -163,7 +163,7 @@ function M.register(e)
     if rows[1].model_cid ~= e.model_cid then
       return nil, ("registry: %s@%s is already registered with model %s; refusing to re-register it with %s"
         .. " (give it a new version, e.g. --param version=X.Y.Z in a recipe)")
-        :format(e.name, e.version, rows[1].model_cid, e.model_cid)
+        :format(e.name, e.version, rows[1].model_cid, e.model_cid), "ECONFLICT"
     end
     local r = rdb.decode_row(rows[1])
     r.existing = true
@@ -226,7 +226,7 @@ function M.parse_where(s)
     local x = tonumber(v)
     if not k or not x or (op ~= ">" and op ~= "<" and op ~= ">=" and op ~= "<=" and op ~= "=" and op ~= "=="
         and op ~= "!=") then
-      return nil, "bad condition '" .. part .. "' (expected METRIC OP NUMBER, OP one of > >= < <= = !=)"
+      return nil, "bad condition '" .. part .. "' (expected METRIC OP NUMBER, OP one of > >= < <= = !=)", "EINVAL"
     end
     out[#out + 1] = { metric = k, op = op, value = x }
   end
@@ -251,8 +251,8 @@ function M.list(filter)
   local wh = filter.where
   if type(wh) == "string" then wh = { wh } end
   for _, w in ipairs(wh or {}) do
-    local cs, err = M.parse_where(w)
-    if not cs then return nil, "registry: " .. err end
+    local cs, err, name = M.parse_where(w)
+    if not cs then return nil, "registry: " .. err, name end
     for _, c in ipairs(cs) do conds[#conds + 1] = c end
   end
   local tags = filter.tag
@@ -286,21 +286,21 @@ end
 -- @return {name, alias, version, previous} or nil, msg
 function M.set_alias(name, alias, version)
   if not rdb.valid_name(alias) or alias == "latest" or semver.semver(alias) then
-    return nil, "registry: invalid alias '" .. tostring(alias) .. "'"
+    return nil, "registry: invalid alias '" .. tostring(alias) .. "'", "EINVAL"
   end
   local d = rdb.db()
-  local res
+  local res, ename
   local ok, err = d:tx(function()
     if version then
       local r = d:query("SELECT version FROM models WHERE name = ? AND version = ?", name, version)[1]
-      if not r then error("registry: " .. name .. "@" .. version .. " not found", 0) end
+      if not r then ename = "ENOENT"; error("registry: " .. name .. "@" .. version .. " not found", 0) end
     end
     local prev = rdb.alias_target(d, name, alias)
     d:query("INSERT INTO model_aliases (name, alias, version, set_at) VALUES (?,?,?,?)", name, alias, version, rdb.now())
     export.update_index(d)
     res = { name = name, alias = alias, version = version, previous = prev }
   end)
-  if not ok then return nil, err end
+  if not ok then return nil, err, ename or "EIO" end
   return res
 end
 
@@ -324,10 +324,10 @@ end
 -- @return the removed entry or nil, msg
 function M.remove(name, version)
   local d = rdb.db()
-  local removed
+  local removed, ename
   local ok, err = d:tx(function()
     local r = d:query("SELECT * FROM models WHERE name = ? AND version = ?", name, version)[1]
-    if not r then error("registry: " .. name .. "@" .. tostring(version) .. " not found", 0) end
+    if not r then ename = "ENOENT"; error("registry: " .. name .. "@" .. tostring(version) .. " not found", 0) end
     d:query("DELETE FROM models WHERE name = ? AND version = ?", name, version)
     local store = runtime.store()
     local pin = r.entry_cid or r.model_cid
@@ -341,18 +341,18 @@ function M.remove(name, version)
     export.update_index(d)
     removed = rdb.decode_row(r)
   end)
-  if not ok then return nil, err end
+  if not ok then return nil, err, ename or "EIO" end
   return removed
 end
 
 --- Materialize name@ref's entry directory (model files + metadata.json) at outdir.
 -- @return entry or nil, msg
 function M.fetch(name, ref, outdir)
-  local e, err = M.get(name, ref)
-  if not e then return nil, err end
+  local e, err, name_ = M.get(name, ref)
+  if not e then return nil, err, name_ end
   local cid = e.entry_cid or e.model_cid
-  local ok, gerr = unixfs.get(cid, runtime.store():blocks(), outdir)
-  if not ok then return nil, "registry: get " .. cid .. ": " .. tostring(gerr) end
+  local ok, gerr, gname = unixfs.get(cid, runtime.store():blocks(), outdir)
+  if not ok then return nil, "registry: get " .. cid .. ": " .. tostring(gerr), gname end
   e.path = outdir
   return e
 end

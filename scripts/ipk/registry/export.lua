@@ -149,7 +149,7 @@ function M.import_registry(t)
     end
     res.index_cid = M.update_index(d)
   end)
-  if not ok then return nil, err end
+  if not ok then return nil, err, "EINVAL" end
   return res
 end
 

@@ -7,15 +7,15 @@ local M = {}
 --- Parse a semver string "MAJOR.MINOR.PATCH[-pre][+build]".
 -- @return {major, minor, patch, pre} or nil, msg
 function M.semver(v)
-  if type(v) ~= "string" then return nil, "version must be a string" end
+  if type(v) ~= "string" then return nil, "version must be a string", "EINVAL" end
   local a, b, c, rest = v:match("^(%d+)%.(%d+)%.(%d+)(.*)$")
   if not a or (rest ~= "" and not rest:match("^[-+][0-9A-Za-z.+-]+$")) then
-    return nil, "version '" .. v .. "' is not semver (MAJOR.MINOR.PATCH)"
+    return nil, "version '" .. v .. "' is not semver (MAJOR.MINOR.PATCH)", "EINVAL"
   end
   -- semver.org section 2: no leading zeros ("01.0.0" would sort as 1.0.0)
   for _, part in ipairs { a, b, c } do
     if #part > 1 and part:sub(1, 1) == "0" then
-      return nil, "version '" .. v .. "' is not semver (numbers must not have leading zeros)"
+      return nil, "version '" .. v .. "' is not semver (numbers must not have leading zeros)", "EINVAL"
     end
   end
   return { major = tonumber(a), minor = tonumber(b), patch = tonumber(c), pre = rest:match("^%-([^+]*)") }
@@ -47,9 +47,9 @@ end
 --- Compare two semver strings: -1, 0, 1 (nil, msg when one is not semver).
 function M.compare(a, b)
   local x, err = M.semver(a)
-  if not x then return nil, err end
+  if not x then return nil, err, "EINVAL" end
   local y; y, err = M.semver(b)
-  if not y then return nil, err end
+  if not y then return nil, err, "EINVAL" end
   for _, k in ipairs { "major", "minor", "patch" } do
     if x[k] ~= y[k] then return x[k] < y[k] and -1 or 1 end
   end

@@ -36,7 +36,9 @@ M.add = recipe.kind { kind = "registry.add", version = 1, inputs = { model = tru
     -- Restored only while the entry is still registered as recorded (it is
     -- then, by definition, an existing entry); otherwise the step re-runs.
     local cur = catalog.get(e.name, e.version)
-    if not cur or cur.model_cid ~= e.model_cid then return nil, "registry entry " .. e.name .. "@" .. e.version .. " changed" end
+    if not cur or cur.model_cid ~= e.model_cid then
+      return nil, "registry entry " .. e.name .. "@" .. e.version .. " changed", "ECONFLICT"
+    end
     e.existing = true
     return e
   end }

@@ -79,8 +79,8 @@ end
 function M.get_run(id)
   reap(M.db())
   local rows = M.db():query("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY seq DESC", id, id .. "%")
-  if #rows == 0 then return nil, "no run '" .. tostring(id) .. "' (see ipkrun runs)" end
-  if #rows > 1 and rows[1].id ~= id then return nil, "run id prefix '" .. id .. "' is ambiguous" end
+  if #rows == 0 then return nil, "no run '" .. tostring(id) .. "' (see ipkrun runs)", "ENOENT" end
+  if #rows > 1 and rows[1].id ~= id then return nil, "run id prefix '" .. id .. "' is ambiguous", "EINVAL" end
   local r = rows[1]
   r.params = json.decode(r.params) or {}
   return r

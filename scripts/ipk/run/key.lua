@@ -26,20 +26,20 @@ local function canon(v, path)
   local t = type(v)
   if t == "function" then
     local ok, code = pcall(string.dump, v, true)
-    if not ok then return nil, path .. ": a C function cannot be keyed" end
+    if not ok then return nil, path .. ": a C function cannot be keyed", "EINVAL" end
     return { fn = hash_hex(code) }
   elseif t == "table" then
     if dagjson.is_link(v) then return v end
     local out = {}
     for k, x in pairs(v) do
-      local c, err = canon(x, path .. "." .. tostring(k))
-      if c == nil and err then return nil, err end
+      local c, err, name = canon(x, path .. "." .. tostring(k))
+      if c == nil and err then return nil, err, name end
       out[tostring(k)] = c
     end
     if getmetatable(v) and not next(v) then return dagjson.array({}) end
     return out
   elseif t == "cdata" or t == "userdata" or t == "thread" then
-    return nil, path .. ": a " .. t .. " value cannot be keyed"
+    return nil, path .. ": a " .. t .. " value cannot be keyed", "EINVAL"
   end
   return v
 end
@@ -53,7 +53,7 @@ function M.fingerprint(path)
   local h, err, name = fs.fingerprint(path)
   if h then return h end
   if name == "ENOENT" then return "missing" end
-  return nil, err
+  return nil, err, name
 end
 
 --- The key of step s: CID string, components (or nil, why).
@@ -62,26 +62,26 @@ function M.step_key(s, args, input_cids, ctx)
   local comp = { kind = k.kind, version = k.version, profile = k.profile or M.PROFILE, params = {}, inputs = {} }
   for a, v in pairs(args) do
     if not (recipe.META_ARGS[a] or k.inputs[a] or (k.custom and (a == "inputs" or a == "run"))) then
-      local c, err = canon(v, a)
-      if c == nil and err then return nil, err end
+      local c, err, name = canon(v, a)
+      if c == nil and err then return nil, err, name end
       comp.params[a] = c
     end
   end
   for field, dep in pairs(input_cids) do
-    if not dep.cid then return nil, "input '" .. field .. "' (step " .. dep.step .. ") has no recorded output" end
+    if not dep.cid then return nil, "input '" .. field .. "' (step " .. dep.step .. ") has no recorded output", "ENOENT" end
     comp.inputs[field] = dagjson.link(dep.cid)
   end
   if k.custom then
     local ok, code = pcall(string.dump, s.args.run, true)
-    if not ok then return nil, "custom step: run cannot be keyed" end
+    if not ok then return nil, "custom step: run cannot be keyed", "EINVAL" end
     comp.code = hash_hex(code)
   end
   local files
   for a, v in pairs(s.args) do
     if recipe.is_path(v) or (k.paths and k.paths[a] and type(args[a]) == "string") then
       files = files or {}
-      local h, ferr = M.fingerprint(args[a])
-      if not h then return nil, "files of '" .. a .. "': " .. tostring(ferr) end
+      local h, ferr, fname = M.fingerprint(args[a])
+      if not h then return nil, "files of '" .. a .. "': " .. tostring(ferr), fname end
       files[a] = h
     end
   end
@@ -90,8 +90,8 @@ function M.step_key(s, args, input_cids, ctx)
     comp.context = {}
     for _, f in ipairs(k.context) do comp.context[f] = ctx[f] end
   end
-  local key, kerr = dagjson.cid(comp)
-  if not key then return nil, kerr end
+  local key, kerr, kname = dagjson.cid(comp)
+  if not key then return nil, kerr, kname end
   return key, comp
 end
 

@@ -44,12 +44,12 @@ end
 -- @return {recipe=, steps={{step, kind, status, why={...}, key=, output_cid=}}} or nil, msg
 function M.plan(path, overrides, opts)
   opts = opts or {}
-  local r, bytes = sandbox.load(path)
-  if not r then return nil, bytes end
-  local params, perr = recipe.resolve_params(r, overrides)
-  if not params then return nil, perr end
-  local order, deps = recipe.deps(r)
-  if not order then return nil, deps end
+  local r, bytes, lname = sandbox.load(path)
+  if not r then return nil, bytes, lname end
+  local params, perr, pname = recipe.resolve_params(r, overrides)
+  if not params then return nil, perr, pname end
+  local order, deps, dname = recipe.deps(r)
+  if not order then return nil, deps, dname end
   local recipe_cid = unixfs.add_bytes(bytes, { cid_version = 1, raw_leaves = true,
     chunker = "size-262144", only_hash = true })
   if type(recipe_cid) ~= "string" then recipe_cid = nil end

@@ -153,18 +153,18 @@ local function coerce(name, p, v)
   if p.type == "string" then return v end
   if p.type == "boolean" then
     if v == "true" or v == "1" then return true elseif v == "false" or v == "0" then return false end
-    return nil, "param '" .. name .. "': expected boolean, got '" .. v .. "'"
+    return nil, "param '" .. name .. "': expected boolean, got '" .. v .. "'", "EINVAL"
   end
-  local n, why = json.parse_number(v)
+  local n, why, wname = json.parse_number(v)
   if not n then
-    if tonumber(v) then return nil, "param '" .. name .. "': " .. why end -- inf, nan, an integer beyond 2^53
-    return nil, "param '" .. name .. "': expected " .. p.type .. ", got '" .. v .. "'"
+    if tonumber(v) then return nil, "param '" .. name .. "': " .. why, wname end -- inf, nan, an integer beyond 2^53
+    return nil, "param '" .. name .. "': expected " .. p.type .. ", got '" .. v .. "'", "EINVAL"
   end
   if p.type == "integer" and n ~= math.floor(n) then
-    return nil, "param '" .. name .. "': expected integer, got '" .. v .. "'"
+    return nil, "param '" .. name .. "': expected integer, got '" .. v .. "'", "EINVAL"
   end
-  if p.min and n < p.min then return nil, "param '" .. name .. "': " .. v .. " is below the minimum " .. p.min end
-  if p.max and n > p.max then return nil, "param '" .. name .. "': " .. v .. " is above the maximum " .. p.max end
+  if p.min and n < p.min then return nil, "param '" .. name .. "': " .. v .. " is below the minimum " .. p.min, "EINVAL" end
+  if p.max and n > p.max then return nil, "param '" .. name .. "': " .. v .. " is above the maximum " .. p.max, "EINVAL" end
   return n
 end
 
@@ -179,11 +179,11 @@ function M.resolve_params(recipe, overrides)
       local names = {}
       for n in pairs(recipe.params) do names[#names + 1] = n end
       sort(names)
-      return nil, "unknown param '" .. k .. "' (recipe '" .. recipe.name .. "' has: " .. concat(names, ", ") .. ")"
+      return nil, "unknown param '" .. k .. "' (recipe '" .. recipe.name .. "' has: " .. concat(names, ", ") .. ")", "EINVAL"
     end
     if type(v) == "string" then
       local c, err = coerce(k, p, v)
-      if c == nil then return nil, err end
+      if c == nil then return nil, err, "EINVAL" end
       v = c
     end
     out[k] = v
@@ -192,7 +192,7 @@ function M.resolve_params(recipe, overrides)
   -- infinities here, before any step runs, not when the record is written.
   for k, v in pairs(out) do
     local ok, err = json.check_numbers(v, "param '" .. k .. "'")
-    if not ok then return nil, err .. " (recipe '" .. recipe.name .. "')" end
+    if not ok then return nil, err .. " (recipe '" .. recipe.name .. "')", "EINVAL" end
   end
   return out
 end
@@ -207,7 +207,7 @@ function M.order(recipe)
       local ref = s.args[field]
       if ref ~= nil then
         if type(ref) ~= "string" or not recipe.steps[ref] then
-          return nil, s.where .. ": step '" .. name .. "': input '" .. field .. "' names unknown step '" .. tostring(ref) .. "'"
+          return nil, s.where .. ": step '" .. name .. "': input '" .. field .. "' names unknown step '" .. tostring(ref) .. "'", "EINVAL"
         end
         d[#d + 1] = ref
       end
@@ -215,14 +215,15 @@ function M.order(recipe)
     if s.kind.custom and type(s.args.inputs) == "table" then
       for field, ref in pairs(s.args.inputs) do
         if type(ref) ~= "string" or not recipe.steps[ref] then
-          return nil, s.where .. ": step '" .. name .. "': input '" .. tostring(field) .. "' names unknown step '" .. tostring(ref) .. "'"
+          return nil, s.where .. ": step '" .. name .. "': input '" .. tostring(field) .. "' names unknown step '"
+            .. tostring(ref) .. "'", "EINVAL"
         end
         d[#d + 1] = ref
       end
     end
     for _, ref in ipairs(s.args.after or {}) do
       if not recipe.steps[ref] then
-        return nil, s.where .. ": step '" .. name .. "': 'after' names unknown step '" .. tostring(ref) .. "'"
+        return nil, s.where .. ": step '" .. name .. "': 'after' names unknown step '" .. tostring(ref) .. "'", "EINVAL"
       end
       d[#d + 1] = ref
     end
@@ -236,7 +237,7 @@ function M.order(recipe)
   local function visit(n, path)
     if state[n] == "done" then return true end
     if state[n] == "active" then
-      return nil, recipe.steps[n].where .. ": cycle: " .. concat(path, " -> ") .. " -> " .. n
+      return nil, recipe.steps[n].where .. ": cycle: " .. concat(path, " -> ") .. " -> " .. n, "EINVAL"
     end
     state[n] = "active"
     path[#path + 1] = n
@@ -244,7 +245,7 @@ function M.order(recipe)
     sort(d)
     for _, m in ipairs(d) do
       local ok, err = visit(m, path)
-      if not ok then return nil, err end
+      if not ok then return nil, err, "EINVAL" end
     end
     path[#path] = nil
     state[n] = "done"
@@ -253,7 +254,7 @@ function M.order(recipe)
   end
   for _, n in ipairs(names) do
     local ok, err = visit(n, {})
-    if not ok then return nil, err end
+    if not ok then return nil, err, "EINVAL" end
   end
   return order
 end
@@ -261,7 +262,7 @@ end
 --- The step names each step depends on (after M.order succeeded).
 function M.deps(recipe)
   local order, err = M.order(recipe)
-  if not order then return nil, err end
+  if not order then return nil, err, "EINVAL" end
   local d = M.last_deps
   M.last_deps = nil
   for _, l in pairs(d) do

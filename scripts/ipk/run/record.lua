@@ -7,8 +7,8 @@ local M = {}
 
 --- Read a DAG-JSON record block. @return value or nil, msg
 function M.read_record(cid)
-  local bytes, err = runtime.store():get(cid)
-  if not bytes then return nil, err end
+  local bytes, err, name = runtime.store():get(cid)
+  if not bytes then return nil, err, name end
   return dagjson.decode(bytes)
 end
 

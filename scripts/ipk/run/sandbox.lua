@@ -164,12 +164,12 @@ end
 -- (README); ipk's own Lua and all C work keep the JIT.
 function M.load_sandboxed(bytes, chunkname)
   local chunk, err = loadstring(bytes, "@" .. chunkname)
-  if not chunk then return nil, err end
+  if not chunk then return nil, err, "EFORMAT" end
   jit.off(chunk, true)
   sched.preemptible(chunk)
   setfenv(chunk, M.sandbox(chunkname))
   local ok, r = pcall(chunk)
-  if not ok then return nil, tostring(r) end
+  if not ok then return nil, tostring(r), "EINVAL" end
   return r
 end
 
@@ -177,19 +177,19 @@ end
 -- @return value, bytes or nil, msg
 function M.load_script(path)
   local f, oerr = io.open(path, "rb")
-  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", "") end
+  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", ""), "ENOENT" end
   local bytes = f:read("*a")
   f:close()
-  local v, err = M.load_sandboxed(bytes, path)
-  if v == nil then return nil, err end
+  local v, err, name = M.load_sandboxed(bytes, path)
+  if v == nil then return nil, err, name end
   return v, bytes
 end
 
 --- Load a recipe from its bytes (chunkname: its path, for file:line errors).
 function M.load_bytes(bytes, path)
-  local r, err = M.load_sandboxed(bytes, path)
-  if r == nil then return nil, err end
-  if not recipe.is_recipe(r) then return nil, path .. ": does not return ipk.recipe { ... }" end
+  local r, err, name = M.load_sandboxed(bytes, path)
+  if r == nil then return nil, err, name end
+  if not recipe.is_recipe(r) then return nil, path .. ": does not return ipk.recipe { ... }", "EINVAL" end
   return r, bytes
 end
 
@@ -197,7 +197,7 @@ end
 -- @return recipe, bytes or nil, msg
 function M.load(path)
   local f, oerr = io.open(path, "rb")
-  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", "") end
+  if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", ""), "ENOENT" end
   local bytes = f:read("*a")
   f:close()
   return M.load_bytes(bytes, path)
