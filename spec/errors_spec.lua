@@ -26,6 +26,72 @@ local function lua_files(dir)
   return files
 end
 
+-- `return nil, X` statements with no third value (a name), as {line, text}.
+-- A small scanner: strings, long strings and comments are skipped; the
+-- expression ends at a newline outside brackets unless the line continues
+-- (a trailing `..`, `,`, operator, or a next line starting with `..`/`:`).
+local function unnamed_returns(src)
+  local out = {}
+  local i, n = 1, #src
+  while true do
+    local s, e = src:find("return%s+nil%s*,", i)
+    if not s then break end
+    -- skip if inside a comment line
+    local ls = src:sub(1, s):match(".*\n()") or 1
+    local prefix = src:sub(ls, s - 1)
+    if prefix:find("%-%-") then i = e + 1 goto continue end
+    do
+      local depth, commas, j = 0, 0, e + 1
+      while j <= n do
+        local c = src:sub(j, j)
+        if c == '"' or c == "'" then
+          local k = j + 1
+          while k <= n do
+            local d = src:sub(k, k)
+            if d == "\\" then k = k + 2
+            elseif d == c then break
+            else k = k + 1 end
+          end
+          j = k + 1
+        elseif src:sub(j, j + 1) == "[[" then
+          local _, k = src:find("]]", j + 2, true); j = (k or n) + 1
+        elseif src:sub(j, j + 1) == "--" then
+          local k = src:find("\n", j, true) or n; j = k
+        elseif c == "(" or c == "{" or c == "[" then depth = depth + 1; j = j + 1
+        elseif c == ")" or c == "}" or c == "]" then
+          if depth == 0 then break end
+          depth = depth - 1; j = j + 1
+        elseif c == "," and depth == 0 then commas = commas + 1; j = j + 1
+        elseif c == "\n" and depth == 0 then
+          local before = src:sub(e + 1, j - 1):gsub("%-%-[^\n]*", ""):gsub("%s+$", "")
+          local nextl = src:match("^%s*([^\n]*)", j + 1) or ""
+          if before:find("%.%.$") or before:find(",$") or before:find("[%+%-%*/]$")
+            or before:find("%f[%w]and$") or before:find("%f[%w]or$") or nextl:find("^%.%.") or nextl:find("^:")
+            or nextl:find("^or%f[%W]") or nextl:find("^and%f[%W]") then
+            j = j + 1
+          else break end
+        elseif depth == 0 and src:sub(j - 1, j - 1):match("[%s;]")
+            and (src:find("^end%f[%W]", j) or src:find("^else%f[%W]", j) or src:find("^elseif%f[%W]", j)) then
+          break
+        else j = j + 1 end
+      end
+      if commas == 0 then
+        local line = select(2, src:sub(1, s):gsub("\n", "")) + 1
+        out[#out + 1] = { line, (src:sub(s, j - 1):gsub("%s+", " ")) }
+      end
+      i = e + 1
+    end
+    ::continue::
+  end
+  return out
+end
+
+-- Returns that may carry no name, each with its reason.
+local UNNAMED_OK = {
+  ["scripts/ipk/store.lua:69"] = "bind of an unsupported Lua type: a programming error reported to the caller's query",
+  ["scripts/ipk/store.lua:190"] = "an error raised inside a transaction carries only its message; callers name it",
+}
+
 describe("the error table", function()
   it("is the same in the header and in C (names, messages, codes in order)", function()
     local t, order = header_table()
@@ -61,6 +127,23 @@ describe("the error table", function()
     end
     assert.is_true(seen > 40, "expected many error names, found " .. seen)
     assert.same({}, missing)
+  end)
+
+  it("is used by every domain module: each `return nil, msg` also returns a name (luv's triple)", function()
+    local files = lua_files(u.root .. "/scripts/ipk")
+    for _, f in ipairs(lua_files(u.root .. "/bindings/lua")) do files[#files + 1] = f end
+    local bad = {}
+    for _, f in ipairs(files) do
+      local rel = f:sub(#u.root + 2)
+      -- the CLI's own helpers return a message to the command that prints it
+      if not rel:match("^scripts/ipk/cmd/") and rel ~= "scripts/ipk/cli.lua" then
+        for _, r in ipairs(unnamed_returns(u.read(f))) do
+          local at = rel .. ":" .. r[1]
+          if not UNNAMED_OK[at] then bad[#bad + 1] = at .. ": " .. r[2] end
+        end
+      end
+    end
+    assert.same({}, bad)
   end)
 
   it("core.check adds the caller's context once, never the module's prefix again", function()
