@@ -552,7 +552,7 @@ typedef struct {
 static int ex_flush(export_ctx_t *x) {
   if (!x->len) return 0;
   int rc = write_all(x->j->fd, x->buf, x->len);
-  if (rc) return ipk_errf(x->eb, rc, "car export: write failed: %s", strerror(errno));
+  if (rc) return ipk_errf(x->eb, rc, "car: write failed: %s", strerror(errno));
   x->len = 0;
   return 0;
 }
@@ -563,7 +563,7 @@ static int ex_write(export_ctx_t *x, const uint8_t *p, size_t n) {
     if (rc) return rc;
     if (n >= x->cap) {
       rc = write_all(x->j->fd, p, n);
-      if (rc) return ipk_errf(x->eb, rc, "car export: write failed: %s", strerror(errno));
+      if (rc) return ipk_errf(x->eb, rc, "car: write failed: %s", strerror(errno));
       x->j->bytes += n;
       return 0;
     }
@@ -595,7 +595,7 @@ int ipk_car_export_job(void *arg) {
   ipk_car_export_job_t *j = arg;
   j->eb.msg[0] = 0;
   j->blocks = j->bytes = 0;
-  if (!j->src || !j->src->get || j->fd < 0) return ipk_errf(&j->eb, IPK_EINVAL, "car export: bad arguments");
+  if (!j->src || !j->src->get || j->fd < 0) return ipk_errf(&j->eb, IPK_EINVAL, "car: export: bad arguments");
   export_ctx_t x = { j, &j->eb, malloc(1 << 20), 0, 1 << 20, 0 };
   if (!x.buf) return ipk_errf(&j->eb, IPK_ENOMEM, "out of memory");
   uint8_t hdr[16 + IPK_CID_BIN_MAX + 16];
@@ -606,7 +606,7 @@ int ipk_car_export_job(void *arg) {
     web.msg[0] = 0;
     rc = ipk_dag_walk(j->src, &j->root, IPK_DAG_FETCH_ALL, ex_visit, &x, &web);
     if (rc && x.rc) rc = x.rc;                    /* our visitor's message is in eb */
-    else if (rc) ipk_errf(&j->eb, rc, "car export: %s", web.msg);
+    else if (rc) ipk_errf(&j->eb, rc, "car: %s", web.msg);
   }
   if (!rc) rc = ex_flush(&x);
   free(x.buf);

@@ -125,7 +125,7 @@ function M.export(root, src, out)
     tmp = out .. ".ipk-tmp-" .. ffi.C.getpid()
     local ferr, fname
     fd, ferr, fname = fs.create(tmp, { excl = true, mode = 420 })
-    if not fd then return nil, "car export: " .. tostring(ferr), fname end
+    if not fd then return nil, "car: " .. tostring(ferr), fname end
   elseif type(out) ~= "number" then
     error("car.export: output path or fd expected", 2)
   end
@@ -139,7 +139,7 @@ function M.export(root, src, out)
     if not fs.close(fd) and rc == 0 then rc = -1 end
     if rc == 0 and not os.rename(tmp, out) then rc = -1 end
     if rc ~= 0 then os.remove(tmp) end
-    if rc == -1 then return nil, "car export: cannot write " .. out, "EIO" end
+    if rc == -1 then return nil, "car: cannot write " .. out, "EIO" end
   end
   if rc ~= 0 then return core.check(rc, job.eb) end
   return { blocks = tonumber(job.blocks), bytes = tonumber(job.bytes) }

@@ -224,12 +224,12 @@ function M.split_rows(ref, opts)
   end
   local ext = st.delimiter == "\t" and "tsv" or "csv"
   local out = tmp .. "/split"
-  local ok, werr = fs.mkdir_p(out)
-  if not ok then return fail(tostring(werr)) end
-  ok, werr = write_ranges(data, out .. "/train." .. ext, x.header, tr)
-  if ok then ok, werr = write_ranges(data, out .. "/test." .. ext, x.header, te) end
-  if not ok then return fail(tostring(werr)) end
-  local root, by = stage.add_and_pin(out, "dataset-split:" .. tostring(v.name) .. "@" .. tostring(v.version))
+  local ok, werr, wname = fs.mkdir_p(out)
+  if not ok then return fail(tostring(werr), wname) end
+  ok, werr, wname = write_ranges(data, out .. "/train." .. ext, x.header, tr)
+  if ok then ok, werr, wname = write_ranges(data, out .. "/test." .. ext, x.header, te) end
+  if not ok then return fail(tostring(werr), wname) end
+  local root, by, bname = stage.add_and_pin(out, "dataset-split:" .. tostring(v.name) .. "@" .. tostring(v.version))
   stage.rm_rf(tmp)
   if not root then return nil, "split: " .. tostring(by), bname end
   return { cid = root, dataset_cid = v.cid, seed = seed, test_fraction = frac, stratify = opts.stratify,

@@ -34,13 +34,13 @@ local SIGINT = 2
 function M.execute(r, opts)
   opts = opts or {}
   local now = core.now
-  local order, deps, dname = recipe.deps(r)
-  if not order then return nil, deps, dname end
+  local order, deps = recipe.deps(r)
+  if not order then return nil, deps end
   local params = opts.params or assert(recipe.resolve_params(r, {}))
   local memo = opts.memo ~= false
   local force = opts.force or {}
   for name in pairs(force) do
-    if not r.steps[name] then return nil, "--force: recipe '" .. r.name .. "' has no step '" .. name .. "'", "EINVAL" end
+    if not r.steps[name] then return nil, "--force: recipe '" .. r.name .. "' has no step '" .. name .. "'" end
   end
   local log = opts.log or function() end
   local run_id = opts.run_id or rundb.new_run_id()
@@ -356,12 +356,12 @@ end
 -- @return result, nil, summary or nil, msg, summary
 function M.run_file(path, overrides, opts)
   opts = opts or {}
-  local r, bytes, lname = sandbox.load(path)
-  if not r then return nil, bytes, lname end
-  local params, perr, pname = recipe.resolve_params(r, overrides)
-  if not params then return nil, perr, pname end
-  local recipe_cid, err, aname = add_recipe_bytes(bytes, path)
-  if not recipe_cid then return nil, err, aname end
+  local r, bytes = sandbox.load(path)
+  if not r then return nil, bytes end
+  local params, perr = recipe.resolve_params(r, overrides)
+  if not params then return nil, perr end
+  local recipe_cid, err = add_recipe_bytes(bytes, path)
+  if not recipe_cid then return nil, err end
   runtime.log("recipe %s  cid=%s", r.name, recipe_cid)
   return M.execute(r, { params = params, log = opts.log or runtime.log, recipe_cid = recipe_cid,
     recipe_path = path, force = opts.force, no_cache = opts.no_cache, interruptible = opts.interruptible,
@@ -372,21 +372,21 @@ end
 -- and the same params; steps that finished are restored from the cache.
 function M.resume(id, opts)
   opts = opts or {}
-  local run, err, gname = rundb.get_run(id)
-  if not run then return nil, err, gname end
+  local run, err = rundb.get_run(id)
+  if not run then return nil, err end
   if run.status == "running" then
-    return nil, "run " .. run.id .. " is still running (pid " .. tostring(run.pid) .. "); wait for it or stop it first", "EBUSY"
+    return nil, "run " .. run.id .. " is still running (pid " .. tostring(run.pid) .. "); wait for it or stop it first"
   end
   if run.status == "ok" then runtime.log("run %s already succeeded; re-running it restores every step from the cache", run.id) end
-  if not run.recipe_cid then return nil, "run " .. run.id .. " has no recorded recipe", "ENOENT" end
+  if not run.recipe_cid then return nil, "run " .. run.id .. " has no recorded recipe" end
   local chunks = {}
-  local ok, cerr, cname = unixfs.cat(run.recipe_cid, runtime.store():blocks(),
+  local ok, cerr = unixfs.cat(run.recipe_cid, runtime.store():blocks(),
     function(c) chunks[#chunks + 1] = c end)
-  if not ok then return nil, "recipe " .. run.recipe_cid .. ": " .. tostring(cerr), cname end
-  local r, lerr, lname = sandbox.load_bytes(table.concat(chunks), run.recipe_path or run.recipe)
-  if not r then return nil, lerr, lname end
-  local params, perr, pname = recipe.resolve_params(r, run.params)
-  if not params then return nil, perr, pname end
+  if not ok then return nil, "recipe " .. run.recipe_cid .. ": " .. tostring(cerr) end
+  local r, lerr = sandbox.load_bytes(table.concat(chunks), run.recipe_path or run.recipe)
+  if not r then return nil, lerr end
+  local params, perr = recipe.resolve_params(r, run.params)
+  if not params then return nil, perr end
   runtime.log("resuming run %s (%s, status %s)", run.id, r.name, run.status)
   return M.execute(r, { params = params, log = opts.log or runtime.log, recipe_cid = run.recipe_cid,
     recipe_path = run.recipe_path, resumed_from = run.id, interruptible = opts.interruptible,
