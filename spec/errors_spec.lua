@@ -191,7 +191,8 @@ describe("error messages through the CLI", function()
       { { "model", "show", "nosuch" }, "^ipkrun: model show: " },
       { { "dataset", "show", "nosuch" }, "^ipkrun: dataset show: " },
       { { "car", "import", tmp .. "/missing.car" }, "^ipkrun: car" },
-      { { "model", "add", bad, "--name", "b", "--version", "1.0.0" }, "^ipkrun: model add: " },
+      { { "model", "add", bad, "--name", "b", "--version", "1.0.0" },
+        "^ipkrun: model add: registry: " .. tmp:gsub("%p", "%%%0") .. "/bad.safetensors: safetensors: " },
       { { "model", "add", bad, "--name", "b", "--version", "1.0.0", "--metric", "acc=1e400" }, "^ipkrun: model add: " },
       { { "run", tmp .. "/missing.lua" }, "^ipkrun: run: " },
       { { "car", "export", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", "-o", tmp .. "/x.car" },
@@ -205,6 +206,8 @@ describe("error messages through the CLI", function()
       assert.is_string(line, "no error line from " .. table.concat(c[1], " ") .. ": " .. err)
       assert.matches(c[2], line)
       assert_single_prefixes(line)
+      -- the user's path, never ipk's staging copy (a path is not a Lua pattern: "ipk-spec" has a "-")
+      assert.is_nil(line:find("/staging/", 1, true), line)
     end
   end)
 

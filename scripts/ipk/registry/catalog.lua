@@ -55,6 +55,14 @@ end
 
 -- Assemble the entry in stage (the model's files and metadata.json), add
 -- it to the store and record it. The caller removes stage however this ends.
+-- msg with the staged path replaced by the source the user named (a plain
+-- replacement: a path is not a pattern, "ipk-spec" or "%" must not matter).
+local function unstage(msg, staged, src)
+  local i, j = msg:find(staged, 1, true)
+  if not i then return msg end
+  return msg:sub(1, i - 1) .. src .. msg:sub(j + 1)
+end
+
 local function assemble(stage, e, store, d)
   local fname, src
   if e.path then
@@ -78,7 +86,7 @@ local function assemble(stage, e, store, d)
     src = e.model_cid
   end
   local det, derr, dname = detect.path(stage .. "/" .. fname)
-  if not det then return nil, ("registry: " .. tostring(derr):gsub(stage .. "/" .. fname, src, 1)), dname end
+  if not det then return nil, "registry: " .. unstage(tostring(derr), stage .. "/" .. fname, src), dname end
   if e.path and det.kind ~= "model" and det.kind ~= "array" then
     return nil, (("registry: %s: not a recognized model format (content looks like %s)"):format(src, det.format)), "EINVAL"
   end
