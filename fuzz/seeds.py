@@ -82,6 +82,12 @@ for i, c in enumerate(cv["invalid"]):
 for path in sorted(glob.glob(fx("dag-pb", "codec-fixtures", "*", "*.dag-pb"))):
     with open(path, "rb") as f:
         add("dagpb", os.path.basename(os.path.dirname(path)), f.read())
+# The DAG link readers: the same data model in dag-pb, dag-cbor, dag-json.
+for path in sorted(glob.glob(fx("dag-pb", "codec-fixtures", "*", "*"))):
+    with open(path, "rb") as f:
+        add("dag", os.path.basename(os.path.dirname(path)) + os.path.splitext(path)[1], f.read())
+add("dag", "json_links", '{"a":[{"/":"bafkreidon73zkcrwdb5iafqtijxildoonbwnpv7dyd6ef3qdgads2jc4su"}],'
+    '"b":{"/":{"bytes":"AAE"}},"c":"x\\\"}"}')
 for i, c in enumerate(load_json("dag-pb", "negative", "decode_edges.json")):
     add("dagpb", "neg%02d" % i, unhex(c["hex"]))
 
@@ -220,6 +226,66 @@ for name, text in {
     "empty": "",
 }.items():
     add("json", name, text)
+
+
+# UnixFS: the blocks of the CAR fixtures' DAGs, root first, as the harness's
+# <varint length><bytes> sequence (sections in file order: go-car writes
+# them root first, depth first).
+def uvarint(b, i):
+    x = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        x |= (c & 0x7f) << s
+        s += 7
+        if c < 0x80:
+            return x, i
+
+
+def enc_uvarint(x):
+    out = bytearray()
+    while x >= 0x80:
+        out.append(x & 0x7f | 0x80)
+        x >>= 7
+    out.append(x)
+    return bytes(out)
+
+
+def car_blocks(b):
+    if b[:11] == bytes.fromhex("0aa16776657273696f6e02"):
+        off, size = struct.unpack("<QQ", b[27:43])
+        b = b[off:off + size]
+    hl, i = uvarint(b, 0)
+    i += hl
+    while i < len(b):
+        sl, j = uvarint(b, i)
+        if sl == 0:
+            break
+        sec = b[j:j + sl]
+        i = j + sl
+        if sec[0] == 0x12:
+            cl = 34
+        else:
+            _, k = uvarint(sec, 0)
+            _, k = uvarint(sec, k)
+            _, k = uvarint(sec, k)
+            dl, k = uvarint(sec, k)
+            cl = k + dl
+        yield sec[cl:]
+
+
+for name in ("go-car/simple-unixfs.car", "go-car/sample-unixfs-v2.car", "spec/carv1-basic.car",
+             "go-car/simple-unixfs-missing-blocks.car"):
+    try:
+        with open(fx("car", name), "rb") as f:
+            blocks = list(car_blocks(f.read()))[:24]
+    except (OSError, IndexError, struct.error):
+        continue
+    seq = b"".join(enc_uvarint(len(x)) + x for x in blocks)
+    add("unixfs", os.path.basename(name), seq)
+    for i in range(min(len(blocks), 6)):  # each subtree as its own root too
+        add("unixfs", "%s-from%d" % (os.path.basename(name), i),
+            b"".join(enc_uvarint(len(x)) + x for x in blocks[i:]))
 
 for h, files in seeds.items():
     d = os.path.join(OUT, h)
