@@ -287,6 +287,67 @@ for name in ("go-car/simple-unixfs.car", "go-car/sample-unixfs-v2.car", "spec/ca
         add("unixfs", "%s-from%d" % (os.path.basename(name), i),
             b"".join(enc_uvarint(len(x)) + x for x in blocks[i:]))
 
+
+# Kubo RPC replies: "M:<method>\n" + a raw HTTP response, one or more per
+# client call (fuzz/fuzz_kubo.c), shaped as Kubo answers.
+C0 = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
+C1 = "bafkreidon73zkcrwdb5iafqtijxildoonbwnpv7dyd6ef3qdgads2jc4su"
+
+
+def http_reply(body, status="200 OK", headers=(), chunked=False, trailer=None):
+    if isinstance(body, str):
+        body = body.encode()
+    h = ["HTTP/1.1 " + status] + list(headers)
+    if chunked:
+        h.append("Transfer-Encoding: chunked")
+        if trailer:
+            h.append("Trailer: X-Stream-Error")
+        out = ("\r\n".join(h) + "\r\n\r\n").encode()
+        if body:
+            out += b"%x\r\n" % len(body) + body + b"\r\n"
+        out += b"0\r\n" + ((trailer + "\r\n").encode() if trailer else b"") + b"\r\n"
+        return out
+    h.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(h) + "\r\n\r\n").encode() + body
+
+
+J = ("Content-Type: application/json",)
+kubo = {
+    "id": http_reply('{"ID":"12D3KooWfuzz","PublicKey":"CAES","Addresses":["/ip4/127.0.0.1/tcp/4001"],'
+                     '"AgentVersion":"kubo/0.29.0","Protocols":[]}', headers=J),
+    "version": http_reply('{"Version":"0.29.0","Commit":"","Repo":"15","System":"amd64/linux","Golang":"go1.22"}', headers=J),
+    "block_get": http_reply(bytes.fromhex("68656c6c6f20776f726c64")),
+    "block_stat": http_reply('{"Key":"%s","Size":11}' % C0, headers=J),
+    "block_put": http_reply('{"Key":"bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq","Size":5}', headers=J),
+    "pin_add": http_reply('{"Pins":["%s"]}' % C0, headers=J),
+    "pin_rm": http_reply('{"Pins":["%s"]}' % C0, headers=J),
+    "pin_ls": http_reply('{"Keys":{"%s":{"Type":"recursive"}}}' % C0, headers=J, chunked=True),
+    "pin_ls_stream": http_reply('{"Cid":"%s","Type":"recursive"}\n{"Cid":{"/":"%s"},"Type":"direct"}\n' % (C0, C1),
+                                headers=J, chunked=True),
+    "cat": http_reply("hello world", chunked=True, headers=("X-Stream-Output: 1",)),
+    "cat_fd": http_reply("hello world", chunked=True, trailer="X-Stream-Error: context canceled"),
+    "dag_export": http_reply(b"\x0a\xa1\x67version\x01", chunked=True),
+    "pubsub_pub": http_reply("", headers=J),
+    "pubsub_sub": http_reply('{}\n{"from":"12D3KooWfuzz","data":"uaGk","seqno":"uAAE","topicIDs":["udA"]}\n'
+                             '{"from":"x","data":"maGk=","seqno":"","topicIDs":[]}\n', headers=J, chunked=True),
+    "pubsub_ls": http_reply('{"Strings":["udA","ueA"]}', headers=J),
+    "pubsub_peers": http_reply('{"Strings":["12D3KooWfuzz"]}', headers=J),
+    "name_publish": http_reply('{"Name":"k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8",'
+                               '"Value":"/ipfs/%s"}' % C0, headers=J),
+    "name_resolve": http_reply('{"Path":"/ipfs/%s"}' % C0, headers=J),
+    "swarm_connect": http_reply('{"Strings":["connect 12D3KooWfuzz success"]}', headers=J),
+    "swarm_peers": http_reply('{"Peers":[{"Addr":"/ip4/1.2.3.4/tcp/1","Peer":"12D3KooWfuzz"}]}', headers=J),
+}
+for m, reply in kubo.items():
+    meth = "pin_ls" if m == "pin_ls_stream" else m
+    add("kubo", m, b"M:" + meth.encode() + b"\n" + reply)
+    add("kubo", m + "_500", b"M:" + meth.encode() + b"\n" +
+        http_reply('{"Message":"routing: not found","Code":0,"Type":"error"}', "500 Internal Server Error", J))
+add("kubo", "continue_then_200", b"M:id\nHTTP/1.1 100 Continue\r\n\r\n" + kubo["id"])
+add("kubo", "no_length_close", b"M:version\nHTTP/1.0 200 OK\r\n\r\n{\"Version\":\"0.1\"}")
+add("kubo", "truncated", b"M:block_get\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+add("kubo", "401", b"M:id\n" + http_reply("unauthorized", "401 Unauthorized"))
+
 for h, files in seeds.items():
     d = os.path.join(OUT, h)
     os.makedirs(d, exist_ok=True)
