@@ -48,6 +48,7 @@ static void fuzz_lua_init(const char *name) {
   /* IPK_SOURCE_DIR: the tree whose Lua is fuzzed (default: this one). */
   const char *root = getenv("IPK_SOURCE_DIR");
   if (!root || !*root) root = IPK_SOURCE_DIR;
+  setenv("IPK_FUZZ_ROOT", root, 1);   /* for harness scripts (fixtures path) */
   char code[4096];
   snprintf(code, sizeof code,
            "package.path = '%s/scripts/?.lua;%s/scripts/?/init.lua;%s/bindings/lua/?.lua;"

@@ -343,6 +343,32 @@ for m, reply in kubo.items():
     add("kubo", m, b"M:" + meth.encode() + b"\n" + reply)
     add("kubo", m + "_500", b"M:" + meth.encode() + b"\n" +
         http_reply('{"Message":"routing: not found","Code":0,"Type":"error"}', "500 Internal Server Error", J))
+# dag/import of simple-unixfs.car: the node confirms its root.
+import base64
+with open(fx("car", "go-car", "simple-unixfs.car"), "rb") as f:
+    car = f.read()
+hl, i = uvarint(car, 0)
+hdr = car[i:i + hl]
+k = hdr.find(b"\xd8\x2a")  # tag 42: byte string 0x00 + binary CID
+blen = hdr[k + 3] if hdr[k + 2] == 0x58 else hdr[k + 2] - 0x40
+root = hdr[k + 4:k + 4 + blen] if hdr[k + 2] == 0x58 else hdr[k + 3:k + 3 + blen]
+root = root[1:] if root[:1] == b"\0" else root
+def b58(b):
+    A = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n, out = int.from_bytes(b, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = A[r] + out
+    return "1" * (len(b) - len(b.lstrip(b"\0"))) + out
+
+
+rs = b58(root) if root[:2] == b"\x12\x20" else "b" + base64.b32encode(root).decode().lower().rstrip("=")
+add("kubo", "dag_import", b"M:dag_import\n" + http_reply('{"Root":{"Cid":{"/":"%s"},"PinErrorMsg":""}}\n' % rs,
+                                                         headers=J, chunked=True))
+add("kubo", "dag_import_pinerr", b"M:dag_import\n" + http_reply(
+    '{"Root":{"Cid":{"/":"%s"},"PinErrorMsg":"pin: out of space"}}\n{"Stats":{"BlockCount":3}}\n' % rs,
+    headers=J, chunked=True))
+add("kubo", "add", b"M:add\n" + http_reply('{"Root":{"Cid":{"/":"%s"},"PinErrorMsg":""}}\n' % C0, headers=J))
 add("kubo", "continue_then_200", b"M:id\nHTTP/1.1 100 Continue\r\n\r\n" + kubo["id"])
 add("kubo", "no_length_close", b"M:version\nHTTP/1.0 200 OK\r\n\r\n{\"Version\":\"0.1\"}")
 add("kubo", "truncated", b"M:block_get\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")

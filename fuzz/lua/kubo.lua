@@ -20,6 +20,14 @@ local c = kubo.new { url = url, timeout = 5, block_timeout = 2 }
 local C0 = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
 local C1 = "bafkreidon73zkcrwdb5iafqtijxildoonbwnpv7dyd6ef3qdgads2jc4su"
 local tmp = os.tmpname()
+local src = os.tmpname()
+do
+  local f = assert(io.open(src, "wb"))
+  f:write("hello fuzz\n")
+  f:close()
+end
+local fixtures = os.getenv("IPK_FIXTURES") or os.getenv("IPK_FUZZ_ROOT") .. "/../shared/fixtures"
+local car_path = fixtures .. "/car/go-car/simple-unixfs.car"
 
 local function show(s)
   s = tostring(s)
@@ -61,6 +69,11 @@ local CALLS = {
   dag_export = function()
     os.remove(tmp)
     return c:dag_export(C0, tmp)
+  end,
+  add = function() return c:add(src) end,
+  dag_import = function()
+    if not io.open(car_path, "rb") then return nil, "no fixture CAR at " .. car_path, "ENOENT" end
+    return c:dag_import(car_path)
   end,
   pubsub_pub = function() return c:pubsub_pub("t", "data") end,
   pubsub_sub = function()

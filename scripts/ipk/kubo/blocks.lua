@@ -83,7 +83,9 @@ function Client:block_stat(c, o)
   local res, msg, name = self:json("block/stat", { { "arg", s }, { "timeout", t .. "s" } },
     { timeout = t + 5, idempotent = true })
   if not res then return not_found("block/stat", s, msg, name, t) end
-  return { Key = s, Size = tonumber(res.Size) }
+  local size = tonumber(res.Size)
+  if not size then return nil, "kubo: block/stat: reply has no Size: " .. tostring(res.Size), "EFORMAT" end
+  return { Key = s, Size = size }
 end
 
 --- Verify a CAR locally, then import it into the node (pins its roots
@@ -106,7 +108,7 @@ function Client:dag_import(path, o)
     if type(l) == "table" and type(l.Root) == "table" then confirmed = confirmed + 1 end
     if type(l) == "table" and type(l.Root) == "table" and l.Root.PinErrorMsg and l.Root.PinErrorMsg ~= "" then
       return nil, "kubo: dag/import: pinning " .. tostring(rpc.reply_cid(l.Root.Cid) and cid.format(rpc.reply_cid(l.Root.Cid)))
-        .. " failed: " .. l.Root.PinErrorMsg, "EREMOTE"
+        .. " failed: " .. tostring(l.Root.PinErrorMsg), "EREMOTE"
     end
   end
   -- A 200 with a body that confirms no root (garbage, an empty stream) is
@@ -154,8 +156,10 @@ function Client:pin_add(c, o)
   local res, msg, name = self:json("pin/add", { { "arg", s },
     { "recursive", (o and o.recursive == false) and "false" or "true" } }, { timeout = (o and o.timeout) or 0 })
   if not res then return nil, msg, name end
+  local pins, pmsg, pname = rpc.field("pin/add", res, "Pins", "table", {})
+  if not pins then return nil, pmsg, pname end
   local out = {}
-  for _, p in ipairs(res.Pins or {}) do local pc = rpc.reply_cid(p); out[#out + 1] = pc and cid.format(pc) or p end
+  for _, p in ipairs(pins) do local pc = rpc.reply_cid(p); out[#out + 1] = pc and cid.format(pc) or tostring(p) end
   return out
 end
 
@@ -165,7 +169,7 @@ function Client:pin_rm(c)
   if not cc then return nil, s, wname end
   local res, msg, name = self:json("pin/rm", { { "arg", s } })
   if not res then return nil, msg, name end
-  return res.Pins or {}
+  return rpc.field("pin/rm", res, "Pins", "table", {})
 end
 
 --- Pins: map canonical CID string -> type ("recursive", "direct", "indirect").
@@ -183,9 +187,11 @@ function Client:pin_ls(o)
   for _, obj in ipairs(objs) do
     if type(obj) ~= "table" then return nil, "kubo: pin/ls: unexpected reply " .. tostring(obj), "EFORMAT" end
     if obj.Keys then
+      if type(obj.Keys) ~= "table" then return nil, "kubo: pin/ls: Keys is not an object", "EFORMAT" end
       for k, v in pairs(obj.Keys) do
-        local pc = cid.parse(k)
-        out[pc and cid.format(pc) or k] = v.Type
+        if type(v) ~= "table" then return nil, "kubo: pin/ls: entry " .. tostring(k) .. " is not an object", "EFORMAT" end
+        local pc = cid.parse(tostring(k))
+        out[pc and cid.format(pc) or tostring(k)] = v.Type
       end
     elseif obj.Cid then
       local pc = rpc.reply_cid(obj.Cid)

@@ -48,14 +48,14 @@ function Client:add(path, o)
   if not lines then return nil, lmsg, lname end
   for _, l in ipairs(lines) do
     local r = l.Root
-    if r and r.PinErrorMsg and r.PinErrorMsg ~= "" then
-      return nil, "kubo: dag/import: pinning " .. res.root .. " failed: " .. r.PinErrorMsg, "EREMOTE"
+    if type(r) == "table" and r.PinErrorMsg and r.PinErrorMsg ~= "" then
+      return nil, "kubo: dag/import: pinning " .. res.root .. " failed: " .. tostring(r.PinErrorMsg), "EREMOTE"
     end
   end
   if o.pin ~= false then
     local seen = false
     for _, l in ipairs(lines) do
-      local c = l.Root and rpc.reply_cid(l.Root.Cid)
+      local c = type(l.Root) == "table" and rpc.reply_cid(l.Root.Cid)
       if c and cid.equal(c, res.root_cid) then seen = true end
     end
     if not seen then

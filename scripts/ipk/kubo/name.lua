@@ -25,21 +25,21 @@ function Client:name_resolve(n, o)
   local res, msg, name = self:json("name/resolve", { { "arg", n }, { "nocache", o.nocache and "true" or nil },
     { "recursive", "true" } }, { idempotent = true, timeout = o.timeout or 60 })
   if not res then return nil, msg, name end
-  return res.Path
+  return rpc.field("name/resolve", res, "Path", "string")
 end
 
 --- Connect to a peer by multiaddr (/ip4/…/tcp/…/p2p/ID).
 function Client:swarm_connect(addr)
   local res, msg, name = self:json("swarm/connect", { { "arg", addr } })
   if not res then return nil, msg, name end
-  return res.Strings or {}
+  return rpc.field("swarm/connect", res, "Strings", "table", {})
 end
 
 --- Connected peers: list of {Addr=, Peer=}.
 function Client:swarm_peers()
   local res, msg, name = self:json("swarm/peers", nil, rpc.IDEM)
   if not res then return nil, msg, name end
-  return res.Peers or {}
+  return rpc.field("swarm/peers", res, "Peers", "table", {})
 end
 
 return M

@@ -61,8 +61,11 @@ function Sub:next()
     end
     local m = json.decode(line)
     if type(m) == "table" and m.data ~= nil then
-      local topics = {}
-      for _, t in ipairs(m.topicIDs or m.topics or {}) do topics[#topics + 1] = unbase(t) end
+      local topics, ids = {}, m.topicIDs or m.topics or {}
+      if type(ids) ~= "table" then
+        return nil, "kubo: pubsub/sub: message topicIDs is not a list: " .. line:sub(1, 120), "EFORMAT"
+      end
+      for _, t in ipairs(ids) do topics[#topics + 1] = unbase(t) end
       return { from = m.from, data = unbase(m.data), seqno = unbase(m.seqno), topics = topics }
     end
     -- js-ipfs opens the stream with "{}"; Kubo sends nothing until a message.
@@ -78,8 +81,10 @@ end
 function Client:pubsub_ls()
   local res, msg, name = self:json("pubsub/ls", nil, rpc.IDEM)
   if not res then return nil, msg, name end
+  local strings, smsg, sname = rpc.field("pubsub/ls", res, "Strings", "table", {})
+  if not strings then return nil, smsg, sname end
   local out = {}
-  for _, t in ipairs(res.Strings or {}) do out[#out + 1] = unbase(t) end
+  for _, t in ipairs(strings) do out[#out + 1] = unbase(t) end
   return out
 end
 
@@ -87,7 +92,7 @@ end
 function Client:pubsub_peers(topic)
   local res, msg, name = self:json("pubsub/peers", topic and { { "arg", M.topic(topic) } } or nil, rpc.IDEM)
   if not res then return nil, msg, name end
-  return res.Strings or {}
+  return rpc.field("pubsub/peers", res, "Strings", "table", {})
 end
 
 return M

@@ -97,7 +97,26 @@ function Client:json(path, params, o)
   if obj == nil then
     return nil, "kubo: " .. path .. ": response is not JSON: " .. res.body:sub(1, 120), "EFORMAT"
   end
+  -- Every reply these calls read is an object; a node answering 5, "x" or
+  -- null would otherwise make the caller index a non-table (a Lua error).
+  if type(obj) ~= "table" then
+    return nil, "kubo: " .. path .. ": reply is not a JSON object: " .. res.body:sub(1, 120), "EFORMAT"
+  end
   return obj
+end
+
+--- A field of a decoded reply with the Lua type the RPC promises ("table",
+-- "string", "number"); an absent field gives default when one is given.
+-- Any other shape is nil, msg, "EFORMAT": what a node answers is input,
+-- and a surprise in it must never become a Lua error in the caller.
+function M.field(path, obj, key, kind, default)
+  local v = obj[key]
+  if v == nil and default ~= nil then return default end
+  if type(v) ~= kind then
+    return nil, ("kubo: %s: reply field %s is %s, expected a %s"):format(path, key,
+      v == nil and "missing" or type(v), kind), "EFORMAT"
+  end
+  return v
 end
 
 -- Newline-delimited JSON objects of a body.
@@ -105,8 +124,8 @@ function M.ndjson(path, body)
   local out = {}
   for line in body:gmatch("[^\n]+") do
     local obj = json.decode(line)
-    if obj == nil then
-      return nil, "kubo: " .. path .. ": bad JSON line: " .. line:sub(1, 120), "EFORMAT"
+    if type(obj) ~= "table" then
+      return nil, "kubo: " .. path .. ": bad JSON line (an object expected): " .. line:sub(1, 120), "EFORMAT"
     end
     out[#out + 1] = obj
   end
