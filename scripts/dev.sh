@@ -13,7 +13,8 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 PKGS_PRODUCT=(build-essential cmake pkg-config luajit libluajit-5.1-dev lua-cjson libuv1-dev
   libcurl4-openssl-dev libsqlite3-dev libzstd-dev libssl-dev libopenblas-dev libsodium-dev
   libedit-dev zlib1g-dev dataset-fashion-mnist)
-PKGS_TEST=(libcmocka-dev lua-busted lua-check openssl golang-go python3-numpy python3-h5py protobuf-compiler chromium imagemagick)
+PKGS_TEST=(libcmocka-dev lua-busted lua-check openssl golang-go python3-numpy python3-h5py protobuf-compiler chromium imagemagick
+  clang libclang-rt-14-dev)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -128,6 +129,10 @@ case "$cmd" in
     (cd "$BUILD-asan" && LD_PRELOAD="$(gcc -print-file-name=libasan.so)" \
       ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --output-on-failure -j "$JOBS" -L lua)
+    # Every libFuzzer harness briefly (fuzz/README.md): the inputs in
+    # fuzz/regressions replayed, then IPK_FUZZ_SECONDS (default 8) each.
+    log "tests: fuzz harnesses, ${IPK_FUZZ_SECONDS:-8} s each"
+    IPK_FUZZ_BUILD_DIR="$BUILD-fuzz" "$ROOT/fuzz/run.sh" "${IPK_FUZZ_SECONDS:-8}"
     ;;
   *)
     echo "usage: scripts/dev.sh main [--param k=v ...] [--json] | test | build" >&2
