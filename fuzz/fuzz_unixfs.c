@@ -170,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_CHECK(ipk_cid_of(1, IPK_CODEC_RAW, m.data[ii], m.n[ii], &m.cid[ii]) == 0, "cid");
     }
   }
-  ipk_blocks_t src = {&m, m_put, m_get, m_has};
+  ipk_blocks_t src = {.ud = &m, .put = m_put, .get = m_get, .has = m_has};
   ipk_errbuf_t eb, eb2;
   /* cat to memory and to a file descriptor: same result, same bytes. */
   sink_t s = {malloc(MAX_OUT), 0};

@@ -7,6 +7,7 @@ local sched = require "ipk.sched"
 local http = require "ipk.http"
 local kubo = require "ipk.kubo"
 local cid = require "ipk.cid"
+local fs = require "ipk.fs"
 
 -- Retries with backoff sleep through 502/503/504: policy, not parsing.
 local request = http.request
@@ -59,11 +60,9 @@ local CALLS = {
     return c:cat(C0, { write = function(s) parts[#parts + 1] = s end })
   end,
   cat_fd = function()
-    local C = require("ipk.core").ffi.C
-    local fd = C.open(tmp, 1 + 64 + 512, 420)   -- O_WRONLY|O_CREAT|O_TRUNC (Linux), 0644
-    assert(fd >= 0, "open " .. tmp)
+    local fd = assert(fs.create(tmp))
     local r, m, n = c:cat(C0, { fd = fd })
-    C.close(fd)
+    fs.close(fd)
     return r, m, n
   end,
   dag_export = function()
