@@ -392,6 +392,19 @@ local function decode_number(s, pos, prefix)
   end
   local text = sub(s, pos, e)
   local v = tonumber(text)
+  if v == nil then
+    -- Valid JSON that LuaJIT's tonumber refuses: an exponent too long for
+    -- its scanner (1e999999999). The value is what strtod gives: zero when
+    -- the digits are all zero or the exponent is negative (underflow),
+    -- beyond range otherwise. (Found by fuzz/fuzz_json.c: decode returned
+    -- nil without a message.)
+    local neg, mant, esign = text:match("^(-?)([%d.]+)[eE]([-+]?)")
+    if not mant:find("[1-9]") or esign == "-" then
+      v = neg == "-" and -0.0 or 0
+    else
+      v = huge
+    end
+  end
   if v == huge or v == -huge then return derr(prefix, "number " .. text .. " is beyond a double's range", pos, "ERANGE") end
   if int and exact_ints and int_text_too_big(text) then
     return derr(prefix, "integer " .. text .. " is beyond 2^53 (a double cannot hold it exactly)", pos, "ERANGE")

@@ -99,7 +99,7 @@ function Client:json(path, params, o)
   end
   -- Every reply these calls read is an object; a node answering 5, "x" or
   -- null would otherwise make the caller index a non-table (a Lua error).
-  if type(obj) ~= "table" then
+  if type(obj) ~= "table" or obj == json.null then
     return nil, "kubo: " .. path .. ": reply is not a JSON object: " .. res.body:sub(1, 120), "EFORMAT"
   end
   return obj
@@ -111,6 +111,7 @@ end
 -- and a surprise in it must never become a Lua error in the caller.
 function M.field(path, obj, key, kind, default)
   local v = obj[key]
+  if v == json.null then v = nil end   -- "Pins": null is no Pins
   if v == nil and default ~= nil then return default end
   if type(v) ~= kind then
     return nil, ("kubo: %s: reply field %s is %s, expected a %s"):format(path, key,
@@ -124,7 +125,7 @@ function M.ndjson(path, body)
   local out = {}
   for line in body:gmatch("[^\n]+") do
     local obj = json.decode(line)
-    if type(obj) ~= "table" then
+    if type(obj) ~= "table" or obj == json.null then
       return nil, "kubo: " .. path .. ": bad JSON line (an object expected): " .. line:sub(1, 120), "EFORMAT"
     end
     out[#out + 1] = obj
