@@ -60,6 +60,42 @@ local function wait_for(h, pattern, limit)
   return false
 end
 
+describe("recipe code instrumentation (ipk.run.sandbox.instrument)", function()
+  local sandbox = require "ipk.run.sandbox"
+  it("polls at loop bodies, repeat, goto and function entries, never in strings or comments", function()
+    local src = table.concat({
+      'local s = "while x do end" -- for i = 1, 2 do end',
+      "--[==[ repeat function() end ]==] local l = [[do]]",
+      "for i = 1, 3 do s = s .. i end",
+      "while false do end repeat until true",
+      "local function f(a, b) return a end",
+      "local t = { g = function(...) return ... end }",
+      "do ::top:: if false then goto top end end",
+      "local n = 1e-5 .. 0x1F",
+    }, "\n")
+    local want = table.concat({
+      'local s = "while x do end" -- for i = 1, 2 do end',
+      "--[==[ repeat function() end ]==] local l = [[do]]",
+      "for i = 1, 3 do __ipk_poll(); s = s .. i end",
+      "while false do __ipk_poll(); end repeat __ipk_poll(); until true",
+      "local function f(a, b) __ipk_poll(); return a end",
+      "local t = { g = function(...) __ipk_poll(); return ... end }",
+      "do __ipk_poll(); ::top:: if false then  __ipk_poll(); goto top end end",
+      "local n = 1e-5 .. 0x1F",
+    }, "\n")
+    assert.equal(want, sandbox.instrument(src))
+    -- the same lines, and code that parses as before (a statement after the
+    -- poll that starts with "(" is not read as a call of the poll's result)
+    local chunk = assert(loadstring(sandbox.instrument("local x = 0\ndo\n(function() x = 1 end)()\nend\nerror('line 5')")))
+    local calls = 0
+    setfenv(chunk, { __ipk_poll = function() calls = calls + 1 end, error = error })
+    local ok, err = pcall(chunk)
+    assert.is_false(ok)
+    assert.matches(":5: line 5$", err)
+    assert.equal(2, calls)   -- the do-block and the function entry
+  end)
+end)
+
 describe("cancellation (ipkrun processes)", function()
   local dir, env
   setup(function()
@@ -91,6 +127,26 @@ describe("cancellation (ipkrun processes)", function()
     assert.equal(1, rc)
     assert.is_true(dt < 6, "took " .. dt .. " s")
     assert.matches("step 'spin': cancelled: timeout after 2s", err, 1, true)
+  end)
+
+  it("a compiled goto loop and a tail-recursive function stop at their timeouts", function()
+    local file = recipe("spin_more", [[
+  jumps = ipk.step { timeout = 1, run = function() local n = 0 ::top:: n = n + 1 goto top end },
+  recurse = ipk.step { timeout = 1, run = function()
+    local function f(n) return f(n + 1) end
+    return f(0)
+  end },]])
+    local t0 = now()
+    local rc, _, err = finish(start(dir, { "run", file }, env), 20)
+    local dt = now() - t0
+    assert.equal(1, rc)
+    assert.is_true(dt < 6, "took " .. dt .. " s")
+    assert.matches("cancelled: timeout after 1s", err, 1, true)
+    local code, out = u.run(env, "runs", "--json")
+    assert.equal(0, code)
+    local run = json.decode(out).runs[1]
+    assert.equal("spin_more", run.recipe)
+    assert.equal("failed", run.status)
   end)
 
   it("Ctrl-C stops a spinning step (even inside pcall): exit 130, run 'cancelled', nothing recorded", function()

@@ -1,5 +1,6 @@
 /* sig.c - counting signal handlers of the host (see sig.h). */
 #include "sig.h"
+#include "preempt.h"
 
 #include <signal.h>
 #include <string.h>
@@ -23,6 +24,8 @@ static void on_signal(int signo) {
     return;
   }
   counts[s] = counts[s] + 1;
+  /* Ctrl-C also stops recipe code spinning in a compiled loop. */
+  if (signo == SIGINT) ipk_preempt_raise();
 }
 
 int ipk_sig_watch(int signo) {

@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ipk/loop.h"
 #include "memcap.h"
+#include "preempt.h"
 #include "sig.h"
 
 static void test_sig_counts(void **state) {
@@ -43,6 +45,33 @@ static void test_sig_second_delivery_kills(void **state) {
   assert_int_equal(waitpid(pid, &st, 0), pid);
   assert_true(WIFSIGNALED(st));
   assert_int_equal(WTERMSIG(st), SIGINT);
+}
+
+/* The watchdog raises the flag at the deadline, not before; a cleared
+ * deadline raises nothing; SIGINT raises it at once. */
+static void test_preempt_deadline(void **state) {
+  (void)state;
+  volatile int32_t *f = ipk_preempt_flag();
+  *f = 0;
+  uint64_t t0 = ipk_now_ns();
+  assert_int_equal(ipk_preempt_deadline(t0 + 100000000u), 0);   /* +100 ms */
+  usleep(30000);
+  assert_int_equal(*f, 0);
+  while (!*f && ipk_now_ns() - t0 < 2000000000u) usleep(1000);
+  assert_int_equal(*f, 1);
+  assert_true(ipk_now_ns() - t0 >= 100000000u);
+  *f = 0;
+  assert_int_equal(ipk_preempt_deadline(ipk_now_ns() + 50000000u), 0);
+  assert_int_equal(ipk_preempt_deadline(0), 0);                 /* cleared */
+  usleep(150000);
+  assert_int_equal(*f, 0);
+  assert_int_equal(ipk_sig_watch(SIGINT), 0);
+  ipk_sig_reset(SIGINT);
+  raise(SIGINT);
+  assert_int_equal(*f, 1);
+  ipk_sig_reset(SIGINT);
+  assert_int_equal(ipk_sig_unwatch(SIGINT), 0);
+  *f = 0;
 }
 
 static void test_memcap_parse(void **state) {
@@ -124,6 +153,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sig_counts),
     cmocka_unit_test(test_sig_second_delivery_kills),
+    cmocka_unit_test(test_preempt_deadline),
     cmocka_unit_test(test_memcap_parse),
     cmocka_unit_test(test_memcap_lua_heap),
   };

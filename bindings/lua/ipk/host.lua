@@ -1,5 +1,5 @@
 --- ipk.host: what the ipkrun host adds to the core (bindings/host): counting
--- signal handlers and the memory cap. These are functions of the ipkrun
+-- signal handlers, the memory cap and the preemption flag. These are functions of the ipkrun
 -- executable (exported with -rdynamic), not of libipk: under a plain LuaJIT
 -- with libipk.so (busted specs) M.available is false, no handler can be
 -- installed (watch returns nil, msg, "EUNSUPP"; count is 0) and there is no
@@ -74,6 +74,23 @@ end
 -- plus headroom (memcap.h). No-op without a host.
 function M.in_step(on)
   if M.available then C.ipk_memcap_in_step(on and 1 or 0) end
+end
+
+-- Without a host nothing raises the flag: a plain cell polls as "no".
+local pflag = M.available and C.ipk_preempt_flag() or ffi.new("int32_t[1]")
+
+--- The preemption flag (bindings/host/preempt.h): a volatile int32_t*
+-- (read it with M.preempt_pending in loops; the Lua thread lowers it).
+function M.preempt_flag() return pflag end
+
+--- The flag's value: a C call, which a compiled loop cannot hoist (a load
+-- through the pointer it would). 0 without a host.
+M.preempt_pending = M.available and C.ipk_preempt_pending or function() return 0 end
+
+--- Raise the flag when core.now() reaches `at` seconds (nil: no deadline).
+function M.preempt_deadline(at)
+  if not M.available then return end
+  C.ipk_preempt_deadline(at and math.max(1, math.floor(at * 1e9)) or 0)
 end
 
 --- "2.0 GiB" for a byte count.

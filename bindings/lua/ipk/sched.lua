@@ -16,17 +16,19 @@
 -- once. The runner recognises the "cancelled: " prefix.
 --
 -- Preemption: pure-Lua code that never waits cannot be woken that way. A
--- task with a `preempt` function (set on the record before it first runs)
--- runs with a count hook while it is resumed: every HOOK_COUNT VM
--- instructions of interpreted code the hook asks t.preempt(t) for a reason
--- (deadline passed, Ctrl-C, memory cap...) and, when one is given and the
--- code running is preemptible (its chunk was marked with M.preemptible),
--- raises "cancelled: REASON" there. LuaJIT never runs hooks inside compiled
--- traces, so preemptible chunks must run with the JIT off (jit.off(chunk,
--- true)); library code is never interrupted mid-way, it is cancelled at its
--- next wait. Such a task also runs under the memory cap's step limit
--- (bindings/host/memcap.h): when an allocation was refused while it ran,
--- t.mem_refused is set (its error is LuaJIT's "not enough memory").
+-- task with a `preempt` function (and optionally a `deadline`, core.now()
+-- seconds), both set on the record before it first runs, is preemptible:
+-- recipe code polls M.poll() in every loop body, goto and function entry
+-- (ipk.run.sandbox instruments it), and when the host raised its flag (the
+-- watchdog thread at the running task's deadline, or SIGINT: see
+-- bindings/host/preempt.h) the poll asks t.preempt(t) for a reason and
+-- raises "cancelled: REASON" there. This works inside JIT-compiled loops
+-- (the FFI call stays in the trace), unlike a debug hook, which LuaJIT
+-- never runs inside a trace. Library code is never interrupted mid-way: it
+-- is cancelled at its next wait. Such a task also runs under the memory
+-- cap's step limit (bindings/host/memcap.h): when an allocation was refused
+-- while it ran, t.mem_refused is set (its error is LuaJIT's "not enough
+-- memory").
 local core = require "ipk.core"
 local host = require "ipk.host"
 local ffi, lib = core.ffi, core.lib
@@ -49,32 +51,23 @@ local id_box = ffi.new("uint64_t[1]")
 local rc_box = ffi.new("int[1]")
 
 ---------------------------------------------------------------------------
--- Preemption hook (see the module comment)
+-- Preemption (see the module comment)
 
---- VM instructions between two preemption checks (interpreted code only):
--- about 20 us of step code; costs ~5% of JIT-off Lua speed (README).
-M.HOOK_COUNT = 10000
-local preemptible_src = {} -- chunk source ("@path") -> true
-local hooked -- the task being resumed with the hook set
-local getinfo, sethook, gethook = debug.getinfo, debug.sethook, debug.gethook
+local pflag = host.preempt_flag()
+local pending = host.preempt_pending
+local running_preempt -- the preemptible task being resumed now
 
---- Mark a chunk (a function loaded from source) as preemptible: the hook
--- may raise inside any function defined in that source. Returns chunk.
-function M.preemptible(chunk)
-  local src = getinfo(chunk, "S").source
-  preemptible_src[src] = true
-  return chunk
-end
-
-local function hook()
-  local t = hooked
-  if not t or co_running() ~= t.co then return end
-  local why = t.cancel or t.preempt(t)
-  if not why then return end
-  -- Only inside recipe code: library code (a half-done database
-  -- transaction, a job being submitted) stops at its next wait instead.
-  local info = getinfo(2, "S")
-  if not (info and preemptible_src[info.source]) then return end
+--- The poll that instrumented recipe code runs at every loop body, goto
+-- and function entry (ipk.run.sandbox): one FFI call reading the host's
+-- flag while nothing is asked (a few ns); when the host raised the flag (a
+-- deadline, Ctrl-C), the running task's preempt(t) says why and the poll
+-- raises "cancelled: REASON" here, in the recipe's code. A flag with no reason (a deadline of a task that
+-- has since yielded) is lowered.
+function M.poll()
+  if pending() == 0 then return end
+  local t = running_preempt
+  local why = t and co_running() == t.co and (t.cancel or t.preempt(t))
+  if not why then pflag[0] = 0 return end
   t.cancel = t.cancel or why
   error("cancelled: " .. tostring(why), 0)
 end
@@ -92,19 +85,18 @@ local function step(co, ...)
   local t = tasks[co]
   local ok, res
   if t.preempt then
-    -- The hook is global in LuaJIT: set it only while this task runs and
-    -- give back any other (a coverage tool's) afterwards.
-    -- Step code also runs under the memory cap's step limit (ipk.host):
-    -- an allocation refused while it runs is the task's (t.mem_refused).
-    local oh, om, oc = gethook()
+    -- Arm the host's watchdog with this task's deadline while it runs
+    -- (t.deadline: core.now() seconds). Step code also runs under the
+    -- memory cap's step limit: an allocation refused while it runs is the
+    -- task's (t.mem_refused).
     local refused = host.refused()
-    hooked = t
-    sethook(hook, "", M.HOOK_COUNT)
+    running_preempt = t
+    if t.deadline then host.preempt_deadline(t.deadline) end
     host.in_step(true)
     ok, res = co_resume(co, ...)
     host.in_step(false)
-    hooked = nil
-    if oh then sethook(oh, om, oc) else sethook() end
+    if t.deadline then host.preempt_deadline(nil) end
+    running_preempt = nil
     if host.refused() ~= refused then t.mem_refused = true end
   else
     ok, res = co_resume(co, ...)

@@ -74,7 +74,7 @@ function M.execute(r, opts)
 
   -- Ctrl-C and timeouts: one ticker task, started when a step really runs,
   -- cancels steps that wait (I/O, C jobs); a step spinning in recipe code
-  -- is stopped by the scheduler's preemption hook (preempt() below). The
+  -- is stopped by its own polls (ipk.sched.poll; preempt() below). The
   -- Ctrl-C count stays set until the run ends, so a second Ctrl-C kills the
   -- process at once (bindings/host/sig.h).
   local cancelled -- reason string once the run is cancelled
@@ -104,8 +104,8 @@ function M.execute(r, opts)
       end
     end)
   end
-  -- Asked by the preemption hook every sched.HOOK_COUNT instructions of
-  -- recipe code: why the step must stop now, or nil.
+  -- Asked by a poll in recipe code once the host raised its flag (the
+  -- step's deadline, Ctrl-C): why the step must stop now, or nil.
   local function preempt(task)
     if cancelled then return cancelled end
     if interrupted() then return "interrupted (Ctrl-C)" end
@@ -191,7 +191,8 @@ function M.execute(r, opts)
       set_state(name, st, "running", attempt > 1 and ("attempt " .. attempt .. "/" .. (retries + 1)) or "")
       local t = sched.spawn(function() return { s.kind.run(ctx, args) } end)
       t.preempt = preempt
-      running[t] = { deadline = timeout and (now() + timeout), timeout = timeout, step = name }
+      t.deadline = timeout and (now() + timeout)
+      running[t] = { deadline = t.deadline, timeout = timeout, step = name }
       sched.settle({ t })
       running[t] = nil
       -- A step preempted by Ctrl-C may end before the ticker saw it.

@@ -119,6 +119,7 @@ function M.sandbox(name)
   end
   g.pcall = function(f, ...) return rethrow(pcall(f, ...)) end
   g.xpcall = function(f, h, ...) return rethrow(xpcall(f, h, ...)) end
+  g.__ipk_poll = sched.poll   -- called by instrumented code (M.instrument)
   g.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
   g.print = function(...)
     local parts = {}
@@ -157,16 +158,68 @@ end
 
 --- Load Lua source in the sandbox and run it; returns what the chunk returns.
 -- @return value or nil, msg
--- Recipe code runs with the JIT off and is marked preemptible (ipk.sched):
--- LuaJIT runs no hook inside a compiled trace, so only interpreted code can
--- be stopped by a step's timeout or Ctrl-C when it never yields (`while
--- true do end`). Cost: a pure-Lua loop runs ~2-3x slower than compiled
--- (README); ipk's own Lua and all C work keep the JIT.
+-- Recipe code is instrumented before it is compiled so that a step's
+-- timeout and Ctrl-C stop it even when it never yields and its loop is a
+-- compiled trace (where LuaJIT runs no hook): POLL is inserted after every
+-- `do` (loop bodies) and `repeat`, before every `goto`, and at every
+-- function entry, on the same line (error lines do not move). Strings and
+-- comments are skipped; the text is otherwise unchanged. The poll is a
+-- C call reading the host flag while nothing is asked (ipk.sched.poll).
+local POLL = " __ipk_poll();"
+
+--- Instrumented copy of Lua source text (see above).
+function M.instrument(src)
+  local out, n, i, from = {}, #src, 1, 1
+  local in_params = false   -- after `function`: the next `)` ends the parameters
+  local function emit(upto, text)
+    out[#out + 1] = src:sub(from, upto)
+    out[#out + 1] = text
+    from = upto + 1
+  end
+  while i <= n do
+    local c = src:byte(i)
+    if c == 45 and src:byte(i + 1) == 45 then                 -- comment
+      local lvl = src:match("^%[(=*)%[", i + 2)
+      local e
+      if lvl then e = select(2, src:find("]" .. lvl .. "]", i + 2, true))
+      else e = src:find("\n", i + 2, true) end
+      i = (e or n) + 1
+    elseif c == 91 and src:find("^%[=*%[", i) then            -- long string
+      local lvl = src:match("^%[(=*)%[", i)
+      i = (select(2, src:find("]" .. lvl .. "]", i + 2, true)) or n) + 1
+    elseif c == 34 or c == 39 then                            -- quoted string
+      local j = i + 1
+      while j <= n do
+        local d = src:byte(j)
+        if d == 92 then j = j + 2
+        elseif d == c or d == 10 then break
+        else j = j + 1 end
+      end
+      i = j + 1
+    elseif (c >= 65 and c <= 90) or (c >= 97 and c <= 122) or c == 95 then
+      local s, e = src:find("^[%w_]+", i)
+      local w = src:sub(s, e)
+      if w == "do" or w == "repeat" then emit(e, POLL)
+      elseif w == "goto" then emit(s - 1, POLL .. " ")
+      elseif w == "function" then in_params = true end
+      i = e + 1
+    elseif c >= 48 and c <= 57 then                           -- number
+      i = select(2, src:find("^[%w_%.]+", i)) + 1
+    elseif c == 41 and in_params then                         -- `)` of parameters
+      in_params = false
+      emit(i, POLL)
+      i = i + 1
+    else
+      i = i + 1
+    end
+  end
+  out[#out + 1] = src:sub(from)
+  return table.concat(out)
+end
+
 function M.load_sandboxed(bytes, chunkname)
-  local chunk, err = loadstring(bytes, "@" .. chunkname)
+  local chunk, err = loadstring(M.instrument(bytes), "@" .. chunkname)
   if not chunk then return nil, err, "EFORMAT" end
-  jit.off(chunk, true)
-  sched.preemptible(chunk)
   setfenv(chunk, M.sandbox(chunkname))
   local ok, r = pcall(chunk)
   if not ok then return nil, tostring(r), "EINVAL" end

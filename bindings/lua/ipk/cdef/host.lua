@@ -1,4 +1,4 @@
--- FFI declarations for bindings/host/lineedit.h, sig.h and memcap.h:
+-- FFI declarations for bindings/host/lineedit.h, sig.h, memcap.h and preempt.h:
 -- functions of the ipkrun host itself, not of libipk (reach them through
 -- ipk.core's `host` / ipk.host, which know they are absent outside ipkrun).
 -- Kept in sync by hand; the headers are the contract.
@@ -22,4 +22,9 @@ uint64_t ipk_memcap_lua_bytes(void);
 uint64_t ipk_memcap_lua_peak(void);
 uint64_t ipk_memcap_refused(void);
 void ipk_memcap_in_step(int on);
+
+volatile int32_t *ipk_preempt_flag(void);
+int32_t ipk_preempt_pending(void);
+int ipk_preempt_deadline(uint64_t ns);
+void ipk_preempt_raise(void);
 ]]
