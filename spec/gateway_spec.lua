@@ -77,14 +77,15 @@ describe("trustless gateway backend", function()
 
   it("memory LRU answers repeated block reads, counted", function()
     local store = require("ipk.store").open(support.tmpdir())
-    local cache = require("ipk.cache").new { remote = gateway.new(fake.url), store = store, capacity = 2 }
+    local remote = require("ipk.backend.gateway").new { url = fake.url }
+    local cache = require("ipk.backend.cache").new { remote = remote, store = store, capacity = 2 }
     local c = cid.format(cid.of(1, 0x55, "raw block"))
     run(function()
       for _ = 1, 3 do assert.are.equal("raw block", cache:get(c)) end
     end)
     assert.are.same({ misses = 1, fetched_blocks = 1, fetched_bytes = 9, mem_hits = 2 }, cache.counts)
     cache:flush()
-    local s = require("ipk.cache").stats(store)
+    local s = require("ipk.backend.cache").stats(store)
     assert.are.equal(2, s.mem_hits)
     assert.are.equal(true, store:has(c))
   end)

@@ -1,9 +1,7 @@
 --- ipk.runtime: process-wide state: $IPK_HOME, the open store, logging.
 -- Logging goes to stderr (stdout carries results: one JSON object with --json).
 local store = require "ipk.store"
-local kubo = require "ipk.kubo"
-local gateway = require "ipk.gateway"
-local cache = require "ipk.cache"
+local backend = require "ipk.backend"
 
 local M = {}
 
@@ -30,47 +28,53 @@ function M.store()
   return s
 end
 
---- Remote node selection (issue 3): `--api URL` (cli.lua sets M.api) or
--- $IPK_API make commands use that Kubo RPC node; `--gateway URL` or
--- $IPK_GATEWAY a read-only trustless gateway. $IPK_API_AUTH (or
+--- Backend selection (issue 3, issue 8): `--api URL` (cli.lua sets M.api)
+-- or $IPK_API make every command use that Kubo RPC node; `--gateway URL`
+-- or $IPK_GATEWAY a read-only trustless gateway. $IPK_API_AUTH (or
 -- --api-auth) is sent as the Authorization header ("Bearer TOKEN",
--- "Basic …"). runtime.store() stays the embedded store: it is the local
--- cache remote reads land in.
+-- "Basic …"). runtime.store() stays the embedded store: it holds the
+-- catalog (ipk.db) and is the local tier remote reads land in.
 M.api, M.api_auth, M.gateway = nil, nil, nil
 
-local backend_obj, cache_obj
+local backend_obj
 
---- The remote backend (an ipk.kubo or ipk.gateway client), or nil when
--- everything is local (the embedded store).
-function M.backend()
-  if backend_obj then return backend_obj end
-  local api = M.api or os.getenv("IPK_API")
-  if api and api ~= "" then
-    local auth = M.api_auth or os.getenv("IPK_API_AUTH")
-    backend_obj = kubo.new { url = api, auth = (auth ~= "" and auth) or nil }
-    return backend_obj
-  end
-  local gw = M.gateway or os.getenv("IPK_GATEWAY")
-  if gw and gw ~= "" then
-    backend_obj = gateway.new { url = gw }
-    return backend_obj
-  end
+local function env(name)
+  local v = os.getenv(name)
+  if v and v ~= "" then return v end
   return nil
 end
 
---- The tiered cache (memory LRU + embedded store) in front of the remote
--- backend, or nil without one. Call runtime.flush_stats() before exiting.
-function M.cache()
-  if cache_obj then return cache_obj end
-  local b = M.backend()
-  if not b then return nil end
-  cache_obj = cache.new { remote = b, store = M.store() }
-  return cache_obj
+--- Where blocks and pins go: an ipk.backend (see backend/init.lua for the
+-- protocol). The embedded store by default; with --api/--gateway the
+-- tiered cache (memory + embedded store) in front of that remote. Always
+-- a backend: callers never branch on local vs remote.
+-- Raises with a clear message when the URL is not one (a usage error).
+function M.backend()
+  if backend_obj then return backend_obj end
+  local b = backend
+  local api, gw = M.api or env("IPK_API"), M.gateway or env("IPK_GATEWAY")
+  local obj, err
+  if api then
+    obj, err = b.open { kind = "kubo", url = api, auth = M.api_auth or env("IPK_API_AUTH"), cache = true, store = M.store() }
+  elseif gw then
+    obj, err = b.open { kind = "gateway", url = gw, cache = true, store = M.store() }
+  else
+    obj, err = b.open { kind = "embedded", store = M.store() }
+  end
+  if not obj then error((api and "--api: " or gw and "--gateway: " or "store: ") .. tostring(err), 0) end
+  backend_obj = obj
+  return obj
+end
+
+--- Use b as the backend from now on (specs, `push`/`pull` helpers); nil
+-- forgets the current one so the next M.backend() opens it again.
+function M.set_backend(b)
+  backend_obj = b
 end
 
 --- Persist the cache's hit/miss counts (no-op without a cache).
 function M.flush_stats()
-  if cache_obj then pcall(cache_obj.flush, cache_obj) end
+  if backend_obj and backend_obj.flush then pcall(backend_obj.flush, backend_obj) end
 end
 
 M.quiet = false

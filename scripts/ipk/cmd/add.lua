@@ -1,7 +1,6 @@
 --- ipkrun add: import files like `ipfs add`, same CIDs.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -31,25 +30,12 @@ function M.run(argv)
   if opts["max-file-links"] and not o.max_links then
     return util.usage_error("add", "--max-file-links must be a number")
   end
-  local store, res, err
-  local backend = runtime.backend()
-  if backend and not opts["only-hash"] then
-    -- --api: imported here, shipped as a CAR (same CIDs as offline); the node pins.
-    o.pin = opts.pin
-    res, err = backend:add(pos[1], o)
-    if not res then return util.fail("add", err) end
-  else
-    if not opts["only-hash"] then
-      store = runtime.store()
-      o.blocks = store:blocks()
-    end
-    res, err = unixfs.add(pos[1], o)
-    if not res then return util.fail("add", err) end
-  end
-  if store and opts.pin ~= false then
-    local ok, perr = store:pin_add(res.root, { recursive = true, name = "add:" .. pos[1]:gsub(".*/", "") })
-    if not ok then return util.fail("add", perr) end
-  end
+  -- The backend imports locally (same CIDs everywhere) and pins unless
+  -- --pin=false; with --api the DAG is shipped to the node and pinned there.
+  o.only_hash, o.pin = opts["only-hash"], opts.pin ~= false
+  o.name = "add:" .. pos[1]:gsub("/+$", ""):gsub(".*/", "")
+  local res, err = runtime.backend():add(pos[1], o)
+  if not res then return util.fail("add", err) end
   if opts.json then
     util.emit_json({ root = res.root, size = res.size, entries = res.entries })
   elseif opts.quieter then

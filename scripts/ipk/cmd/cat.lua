@@ -1,7 +1,6 @@
 --- ipkrun cat: file bytes to stdout, every block verified.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -19,28 +18,11 @@ function M.run(argv)
   local _, err = util.parse_cid(pos[1])
   if err then return util.fail("cat", err) end
   io.stdout:flush()
-  local backend = runtime.backend()
-  if backend then
-    -- --api / --gateway: the DAG comes as a CAR, every block verified, into
-    -- the local store (the tiered cache: hits and misses show in `stats`);
-    -- then the usual verified local cat. Nothing unverified reaches stdout.
-    local got, ferr = runtime.cache():fetch_dag(pos[1])
-    if not got then return util.fail("cat", ferr) end
-  end
-  local out = 1
-  if offset or length then
-    -- Local slice: skip offset bytes, stop after length.
-    local skip, left = offset or 0, length or math.huge
-    out = function(chunk)
-      if skip >= #chunk then skip = skip - #chunk return end
-      if skip > 0 then chunk = chunk:sub(skip + 1); skip = 0 end
-      if left <= 0 then return end
-      if #chunk > left then chunk = chunk:sub(1, left) end
-      left = left - #chunk
-      io.stdout:write(chunk)
-    end
-  end
-  local ok, cerr = unixfs.cat(pos[1], runtime.store():blocks(), out)
+  -- Nothing unverified reaches stdout: with --api/--gateway the DAG comes
+  -- as a CAR, every block verified, into the local tier (the tiered cache:
+  -- hits and misses show in `stats`), then the local verified cat.
+  local ok, cerr = runtime.backend():cat(pos[1], (offset or length) and io.stdout or 1,
+    { offset = offset, length = length })
   if not ok then return util.fail("cat", cerr) end
   return 0
 end

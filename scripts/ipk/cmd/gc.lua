@@ -10,10 +10,11 @@ M.summary = "remove blocks no pin reaches"
 function M.run(argv)
   local opts, pos = util.parse(argv, { json = { kind = "bool" } })
   if not opts then return util.usage_error("gc", pos) end
-  local r, err = runtime.store():gc()
+  local r, err = runtime.backend():gc()
   if not r then return util.fail("gc", err) end
   if opts.json then util.emit_json(r)
-  else io.stdout:write(("removed %d blocks (%d bytes)\n"):format(r.removed, r.bytes)) end
+  elseif r.bytes then io.stdout:write(("removed %d blocks (%d bytes)\n"):format(r.removed, r.bytes))
+  else io.stdout:write(("removed %d blocks\n"):format(r.removed)) end
   return 0
 end
 

@@ -1,7 +1,6 @@
 --- ipkrun get: file or directory to PATH, every block verified.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local unixfs = require "ipk.unixfs"
 
 local M = {}
 
@@ -15,13 +14,9 @@ function M.run(argv)
   local _, err = util.parse_cid(pos[1])
   if err then return util.fail("get", err) end
   local out = opts.output or pos[1]
-  if runtime.backend() then
-    -- --api / --gateway: the DAG arrives as a CAR, every block verified,
-    -- into the local store (the cache); then the usual local get.
-    local got, ferr = runtime.cache():fetch_dag(pos[1])
-    if not got then return util.fail("get", ferr) end
-  end
-  local ok, gerr = unixfs.get(pos[1], runtime.store():blocks(), out)
+  -- Every block verified; with --api/--gateway the DAG arrives as one
+  -- verified CAR into the local tier first.
+  local ok, gerr = runtime.backend():save(pos[1], out)
   if not ok then return util.fail("get", gerr) end
   if opts.json then util.emit_json({ cid = pos[1], path = out })
   else io.stderr:write("saved ", pos[1], " to ", out, "\n") end

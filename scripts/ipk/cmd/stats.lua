@@ -1,7 +1,7 @@
 --- ipkrun stats: the tiered cache's hit and miss counts.
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local cache = require "ipk.cache"
+local cache = require "ipk.backend.cache"
 
 local M = {}
 
