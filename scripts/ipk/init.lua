@@ -25,8 +25,13 @@ M.kind = recipe.kind
 --- The library version.
 function M.version() return M.core.version() end
 
---- The open embedded store of $IPK_HOME (opened on first use).
+--- The open embedded store of $IPK_HOME (opened on first use): the
+-- catalog database and the local tier.
 function M.store() return M.runtime.store() end
+
+--- Where blocks and pins go (ipk.backend protocol): the embedded store, or
+-- the node given with --api / IPK_API behind the tiered cache.
+function M.backend() return M.runtime.backend() end
 
 --- Run fn(...) as a task and return its results (async calls work inside).
 function M.run(fn, ...) return M.sched.run_task(fn, ...) end

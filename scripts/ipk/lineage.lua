@@ -20,7 +20,7 @@ function M.verify_dag(cid)
   local ffi, lib = core.ffi, core.lib
   local c, perr, pname = cidmod.parse(cid)
   if not c then return nil, cid .. ": " .. tostring(perr), pname end
-  local src = runtime.store():blocks()
+  local src = runtime.backend():blocks()
   local srcbox = ffi.new("ipk_blocks_t[1]", src)
   local job = ffi.new("ipk_dag_verify_job_t")
   job.src = srcbox
@@ -43,6 +43,10 @@ local function producer(cid)
     .. " AND r.record_cid IS NOT NULL ORDER BY r.seq DESC, rs.rowid ASC LIMIT 1", cid, cid)
   return rows[1]
 end
+
+--- The run that produced cid: {run_id, step, record_cid} of its latest
+-- recorded run, or nil (`ipkrun push model:…` ships that run record too).
+M.producer = producer
 
 --- Verify cid's lineage. Must run inside a task.
 -- @return report {cid, ok, run, chain={{step, kind, output_cid, artifacts={{cid, blocks, bytes, ok, error}}, ...}}}

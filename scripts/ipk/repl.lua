@@ -91,7 +91,7 @@ end
 M.HELP = [[
 Type Lua; a bare expression (or `=expr`) prints its value, pretty-printed.
 Every line runs as a task, so async calls work directly:
-  ipk.unixfs.add("file", {cid_version = 1, blocks = ipk.store():blocks()})
+  ipk.backend():add("file", {cid_version = 1})    ipk.backend():pin_ls()
   ipk.registry.list()          ipk.dataset.list()
   ipk.runner.list_runs()       ipk.runner.plan("recipes/fashion_mnist_fedavg.lua", {rounds = "5"})
   ipk.runner.run_file("recipes/fashion_mnist_fedavg.lua", {rounds = "5"})

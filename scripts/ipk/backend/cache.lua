@@ -53,7 +53,7 @@ function M.new(o)
   return setmetatable({
     kind = "cache", remote = o.remote, store = o.store, url = o.remote.url, writable = o.remote.writable,
     local_ = embedded.new { store = o.store }, capacity = o.capacity or 256,
-    lru = {}, order = {}, n = 0, counts = {},
+    lru = {}, order = {}, n = 0, counts = {}, shipped = {},
   }, C)
 end
 
@@ -124,9 +124,12 @@ end
 
 function C:put(c, bytes)
   if not self.writable then return backend.read_only(self.remote.kind, "put") end
-  local ok, msg, name = self.remote:put(c, bytes)
+  local p, s = backend.want(c)
+  if not p then return nil, s, "ECID" end
+  local ok, msg, name = self.remote:put(p, bytes)
   if not ok then return nil, msg, name end
-  return self.store:put(c, bytes)
+  self.shipped[s] = true
+  return self.store:put(p, bytes)
 end
 
 function C:delete(c)
@@ -173,13 +176,14 @@ function C:pin_add(c, o)
   local p, s = backend.want(c)
   if not p then return nil, s, "ECID" end
   if self.store:has(p) then
-    if o.recursive == false then
+    if o.recursive == false and not self.shipped[s] then
       local bytes, msg, name = self.store:get(p)
       if not bytes then return nil, msg, name end
       local ok
       ok, msg, name = self.remote:put(p, bytes)
       if not ok then return nil, msg, name end
-    else
+      self.shipped[s] = true
+    elseif o.recursive ~= false then
       local res, msg, name = transfer.copy(self.local_, self.remote, { s }, { pin = false })
       -- a DAG only partly local: the node may hold (or find) the rest
       if not res and name ~= "ENOBLOCK" then return nil, msg, name end

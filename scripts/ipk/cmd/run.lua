@@ -1,8 +1,7 @@
 --- ipkrun run: run a recipe (`ipkrun RECIPE.lua` for short).
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local car = require "ipk.car"
-local cidmod = require "ipk.cid"
+local json = require "ipk.json"
 local runner = require "ipk.run"
 
 local M = {}
@@ -10,45 +9,10 @@ local M = {}
 M.usage = "run RECIPE.lua [--param k=v ...] [--force STEP ...] [--no-cache] [--json] | run --resume RUN [--json]"
 M.summary = "run a recipe, memoized by CID (`ipkrun RECIPE.lua` for short); --resume continues a failed run"
 
--- With --api/IPK_API the run computes locally (same CIDs as offline) and its
--- artifacts are then shipped to the node as CARs (dag/import pins the
--- roots): every UnixFS CID in the result (dataset, shards, model, recipe,
--- registry entry).
-local function push_to_node(res, node)
-  if not node.dag_import then return nil, "--api: the backend is read-only (a gateway)" end
-  local cids, seen = {}, {}
-  local function collect(t, depth)
-    if type(t) ~= "table" or depth > 5 then return end
-    for _, v in pairs(t) do
-      -- any CID in the result: "*_cid" fields, shard lists, the registry entry
-      local c = type(v) == "string" and #v >= 46 and #v <= 128 and not seen[v] and v:match("^[%w]+$")
-        and cidmod.parse(v)
-      -- UnixFS artifacts (dag-pb, raw). Run records (dag-json) stay local:
-      -- the js-ipfs test node does not import dag-json CARs.
-      if c and (c.codec == 0x70 or c.codec == 0x55) then
-        seen[v] = true
-        cids[#cids + 1] = v
-      elseif type(v) == "table" then
-        collect(v, depth + 1)
-      end
-    end
-  end
-  collect(res, 0)
-  table.sort(cids)
-  local store = runtime.store()
-  for _, c in ipairs(cids) do
-    local tmp = os.tmpname()
-    local ok, err = car.export(c, store:blocks(), tmp .. ".car")
-    os.remove(tmp)
-    if not ok then return nil, "push " .. c .. ": " .. tostring(err) end
-    local imp, ierr = node:dag_import(tmp .. ".car")
-    os.remove(tmp .. ".car")
-    if not imp then return nil, "push " .. c .. " to " .. tostring(node.url or "node") .. ": " .. tostring(ierr) end
-  end
-  runtime.log("pushed %d artifacts to the node", #cids)
-  return cids
-end
-
+-- With --api/IPK_API the run computes locally (same CIDs as offline) and
+-- every block and pin it makes goes through runtime.backend(): the tiered
+-- cache ships each DAG to the node as it is pinned there (records by
+-- block/put, UnixFS DAGs as CARs).
 local function print_human(res)
   local w = io.stdout
   if type(res) ~= "table" then w:write(tostring(res), "\n") return end
@@ -138,11 +102,6 @@ function M.run(argv)
   if type(res) == "table" and sum then
     res.run = { id = sum.id, status = sum.status, record_cid = sum.record_cid, steps = sum.steps,
                 duration = sum.duration }
-  end
-  if runtime.backend() then
-    local pushed, perr = push_to_node(res, runtime.backend())
-    if not pushed then return util.fail("run", perr) end
-    res.pushed = pushed
   end
   if opts.json then util.emit_json(res) else print_human(res) end
   return 0

@@ -8,6 +8,7 @@ local fs = require "ipk.fs"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
 local stats_mod = require "ipk.dataset.stats"
+local dagjson = require "ipk.dagjson"
 
 local M = {}
 
@@ -34,7 +35,7 @@ local function now() return os.date("!%Y-%m-%dT%H:%M:%SZ") end
 
 -- Insert a version row and pin it in one transaction (no-op when the same
 -- CID is already registered under name@version; an error for another CID).
-local function record(name, version, cid, format, stats, source)
+local function record(name, version, cid, format, stats, source, import)
   local d = db()
   return d:tx(function()
     local rows = d:query("SELECT cid FROM datasets WHERE name = ? AND version = ?", name, version)
@@ -45,10 +46,10 @@ local function record(name, version, cid, format, stats, source)
       end
       return
     end
-    local ok, err = runtime.store():pin_add(cid, { recursive = true, name = "dataset:" .. name .. "@" .. version })
+    local ok, err = runtime.backend():pin_add(cid, { recursive = true, name = "dataset:" .. name .. "@" .. version })
     if not ok then error("dataset " .. name .. ": pin " .. cid .. ": " .. tostring(err), 0) end
     d:query("INSERT INTO datasets (name, version, cid, format, stats, import, source, created_at) VALUES (?,?,?,?,?,?,?,?)",
-      name, version, cid, format, json.encode(json.sanitize(stats)), json.encode(M.import), source, now())
+      name, version, cid, format, json.encode(json.sanitize(stats)), json.encode(import or M.import), source, now())
   end)
 end
 
@@ -81,7 +82,7 @@ function M.add_version(args)
   if not stats then return nil, format, splits end -- nil, msg, name
   local added, err, aname = unixfs.add(path, {
     recursive = dir, cid_version = M.import.cid_version, raw_leaves = M.import.raw_leaves,
-    chunker = M.import.chunker, blocks = runtime.store():blocks() })
+    chunker = M.import.chunker, blocks = runtime.backend():blocks() })
   if not added then return nil, "dataset " .. name .. ": " .. tostring(err), aname end
   local cid = added.root
   stats.dag_size = added.size
@@ -155,10 +156,54 @@ end
 function M.fetch(ref, outdir)
   local v, err, name = M.resolve(ref)
   if not v then return nil, err, name end
-  local ok, gerr, gname = unixfs.get(v.cid, runtime.store():blocks(), outdir)
+  local ok, gerr, gname = runtime.backend():save(v.cid, outdir)
   if not ok then return nil, "dataset " .. tostring(ref) .. ": " .. tostring(gerr), gname end
   v.path = outdir
   return v
+end
+
+------------------------------------------------------------------------------
+-- records (push / pull)
+
+--- Type tag of a dataset version record.
+M.RECORD_TYPE = "ipk.dataset-version"
+
+--- The version as a DAG-JSON record in the backend, what `ipkrun push
+-- dataset:N@V` ships and `pull` puts back in a catalog:
+-- {type = "ipk.dataset-version", version = 1, name, dataset_version,
+--  data = link to the UnixFS DAG, format, stats, import, source}.
+-- No wall-clock time: the same version always gives the same record CID.
+-- @return record CID | nil, msg, name
+function M.version_record(name, version)
+  local v, err, ename = M.get(name, version)
+  if not v then return nil, err, ename end
+  local rec = { type = M.RECORD_TYPE, version = 1, name = v.name, dataset_version = v.version,
+                data = dagjson.link(v.cid), format = v.format, stats = v.stats, import = v.import, source = v.source }
+  local bytes, eerr = dagjson.try_encode(rec)
+  if not bytes then return nil, "dataset " .. v.name .. "@" .. v.version .. ": record: " .. tostring(eerr), "EFORMAT" end
+  local c = cidmod.format(assert(cidmod.of(1, dagjson.codec, bytes)))
+  local ok, perr, pname = runtime.backend():put(c, bytes)
+  if not ok then return nil, perr, pname end
+  return c
+end
+
+--- Put a pulled version record back in the catalog (row + recursive pin of
+-- its data, which must already be in the backend). The same name@version
+-- with another CID is refused (nothing written).
+-- @return {name, version, cid, existing?} | nil, msg, name
+function M.adopt_record(c, rec)
+  local where = "dataset record " .. tostring(c)
+  if type(rec) ~= "table" or rec.type ~= M.RECORD_TYPE then return nil, where .. ": not a dataset version record", "EFORMAT" end
+  local data = dagjson.is_link(rec.data)
+  if not valid_name(rec.name) or type(rec.dataset_version) ~= "string" or not data then
+    return nil, where .. ": needs name, dataset_version and a data link", "EFORMAT"
+  end
+  local d = db()
+  local cur = d:query("SELECT cid FROM datasets WHERE name = ? AND version = ?", rec.name, rec.dataset_version)[1]
+  local ok, err = record(rec.name, rec.dataset_version, data, rec.format, type(rec.stats) == "table" and rec.stats or {},
+    rec.source, type(rec.import) == "table" and rec.import or nil)
+  if not ok then return nil, err, "ECONFLICT" end
+  return { name = rec.name, version = rec.dataset_version, cid = data, existing = cur ~= nil }
 end
 
 return M

@@ -23,7 +23,7 @@ end
 -- Files of a DAG: path -> {cid, leaves = {cid -> size}, size}; every block is
 -- read through the store (so verified against its CID).
 local function tree(root)
-  local store = runtime.store()
+  local store = runtime.backend()
   local files = {}
   local function blk(c)
     local b, err = store:get(c)

@@ -21,6 +21,7 @@ M.import = catalog.import
 -- Library calls (return a value now).
 M.add_version, M.list, M.parse_ref, M.get, M.fetch =
   catalog.add_version, catalog.list, catalog.parse_ref, catalog.get, catalog.fetch
+M.version_record, M.adopt_record, M.RECORD_TYPE = catalog.version_record, catalog.adopt_record, catalog.RECORD_TYPE
 M.file_stats = stats.file_stats
 M.load_idx, M.features = idx.load, idx.features
 M.split_version, M.shard, M.split_rows = split.split_version, split.shard, split.split_rows

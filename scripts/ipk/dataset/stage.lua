@@ -26,14 +26,14 @@ function M.local_copy(v)
   local tmp, terr, tname = M.mktemp()
   if not tmp then return nil, terr, tname end
   local out = tmp .. "/data"
-  local ok, err, name = unixfs.get(v.cid, runtime.store():blocks(), out)
+  local ok, err, name = runtime.backend():save(v.cid, out)
   if not ok then M.rm_rf(tmp); return nil, tostring(err), name end
   return out, tmp
 end
 
 -- Add dir (recursive) with the dataset import options and pin it.
 function M.add_and_pin(dir, pin_name)
-  local store = runtime.store()
+  local store = runtime.backend()
   local opts = { recursive = true, blocks = store:blocks() }
   for k, x in pairs(catalog.import) do opts[k] = x end
   local added, err, name = unixfs.add(dir, opts)

@@ -56,7 +56,7 @@ M.split = recipe.kind { kind = "dataset.split", version = 1, inputs = { data = t
   -- names (u32 little endian) and pinned; decode reads them back (verified)
   -- and loads the train/test arrays of the input version lazily.
   encode = function(sp)
-    local store = runtime.store()
+    local store = runtime.backend()
     local clients = {}
     for i, c in ipairs(sp.clients) do
       assert(store:put(c.cid, ffi.string(c.idx, c.n * 4)))
@@ -67,7 +67,7 @@ M.split = recipe.kind { kind = "dataset.split", version = 1, inputs = { data = t
              features = sp.features, clients = clients }
   end,
   decode = function(r, _, args)
-    local store = runtime.store()
+    local store = runtime.backend()
     local v = args.data
     local out = { alpha = r.alpha, seed = r.seed, dataset_cid = recipe.link_cid(r.dataset), classes = r.classes,
                   features = r.features, clients = {} }

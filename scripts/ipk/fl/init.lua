@@ -132,7 +132,7 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
     local bytes = assert(train.to_safetensors(res.params))
     local model_cid, aerr = unixfs.add_bytes(bytes, {
       cid_version = 1, raw_leaves = true, chunker = "size-262144",
-      blocks = runtime.store():blocks() })
+      blocks = runtime.backend():blocks() })
     if not model_cid then error("model: " .. tostring(aerr), 0) end
     local shard_cids, clients = {}, {}
     local rounds_in = {}
@@ -157,7 +157,7 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
   end,
   encode = function(out)
     -- The model DAG must outlive gc while its output record is cached.
-    assert(runtime.store():pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
+    assert(runtime.backend():pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
     local shard_links, clients = {}, {}
     for i, c in ipairs(out.lineage.shard_cids) do shard_links[i] = recipe.link(c) end
     for i, c in ipairs(out.clients) do
@@ -174,14 +174,14 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
       clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard_cid = recipe.link_cid(c.shard) }
     end
     local model_cid = recipe.link_cid(r.model)
-    if not runtime.store():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store", "ENOBLOCK" end
+    if not runtime.backend():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store", "ENOBLOCK" end
     local out = { model_cid = model_cid, size = r.size, framework = r.framework, format = r.format,
       history = r.history, metrics = r.metrics, params = r.params, clients = clients,
       lineage = { dataset_cid = recipe.link_cid(r.lineage.dataset), shard_cids = json.array(shard_cids) } }
     return setmetatable(out, { __index = function(t, k)
       if k ~= "bytes" then return nil end
       local parts = {}
-      assert(unixfs.cat(model_cid, runtime.store():blocks(), function(c) parts[#parts + 1] = c end))
+      assert(runtime.backend():cat(model_cid, function(c) parts[#parts + 1] = c end))
       local b = table.concat(parts)
       rawset(t, "bytes", b)
       return b

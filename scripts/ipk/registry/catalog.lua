@@ -10,6 +10,7 @@ local unixfs = require "ipk.unixfs"
 local rdb = require "ipk.registry.db"
 local semver = require "ipk.registry.semver"
 local export = require "ipk.registry.export"
+local backend = require "ipk.backend"
 
 local type, tostring, tonumber, ipairs, pairs, error = type, tostring, tonumber, ipairs, pairs, error
 
@@ -53,8 +54,6 @@ local function check_entry(e)
   return true
 end
 
--- Assemble the entry in stage (the model's files and metadata.json), add
--- it to the store and record it. The caller removes stage however this ends.
 -- msg with the staged path replaced by the source the user named (a plain
 -- replacement: a path is not a pattern, "ipk-spec" or "%" must not matter).
 local function unstage(msg, staged, src)
@@ -63,6 +62,28 @@ local function unstage(msg, staged, src)
   return msg:sub(1, i - 1) .. src .. msg:sub(j + 1)
 end
 
+-- Pin an entry and insert its row, inside the caller's transaction.
+-- @return true | nil, msg, name (the pin failed)
+local function insert_entry(d, store, meta, model_cid, entry_cid, info, created)
+  local pok, perr, pname = store:pin_add(entry_cid, { recursive = true, name = "model:" .. meta.name .. "@" .. meta.version })
+  if not pok then return nil, "registry: pin " .. entry_cid .. ": " .. tostring(perr), pname end
+  d:query("INSERT INTO models (name, version, model_cid, entry_cid, framework, format, metrics, params, lineage,"
+    .. " tags, description, signature, info, file, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    meta.name, meta.version, model_cid, entry_cid, meta.framework or "", meta.format or "",
+    json.encode(meta.metrics or {}), json.encode(meta.params or {}), json.encode(meta.lineage or {}),
+    json.encode(json.array(meta.tags or {})), meta.description,
+    meta.signature and json.encode(meta.signature) or nil, json.encode(json.sanitize(info or {})), meta.file, created)
+  return true
+end
+
+-- What detection tells about a staged model file (the `info` column).
+local function info_of(det)
+  if det.files then return { formats = det.formats, num_files = #det.files, info = det.info } end
+  return det.info
+end
+
+-- Assemble the entry in stage (the model's files and metadata.json), add
+-- it to the store and record it. The caller removes stage however this ends.
 local function assemble(stage, e, store, d)
   local fname, src
   if e.path then
@@ -81,7 +102,7 @@ local function assemble(stage, e, store, d)
     fname = (e.format == "safetensors" and "model.safetensors") or "model.bin"
     local okw, werr, wname
     if e.bytes then okw, werr, wname = write_file(stage .. "/" .. fname, e.bytes)
-    else okw, werr, wname = unixfs.get(e.model_cid, store:blocks(), stage .. "/" .. fname) end
+    else okw, werr, wname = store:save(e.model_cid, stage .. "/" .. fname) end
     if not okw then return nil, ("registry: model " .. e.model_cid .. ": " .. tostring(werr)), wname end
     src = e.model_cid
   end
@@ -116,8 +137,7 @@ local function assemble(stage, e, store, d)
     return nil, (("registry: model bytes hash to %s, not the given %s"):format(tostring(model_cid), e.model_cid)), "EVERIFY"
   end
   local entry_cid = added.root
-  local info = det.info
-  if det.files then info = { formats = det.formats, num_files = #det.files, info = det.info } end
+  local info = info_of(det)
   local result, ename -- ename: the name of an error raised inside the transaction
   local ok, err = d:tx(function()
     local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)[1]
@@ -131,14 +151,8 @@ local function assemble(stage, e, store, d)
       result.existing = true
       return
     end
-    local pok, perr, pname = store:pin_add(entry_cid, { recursive = true, name = "model:" .. e.name .. "@" .. e.version })
-    if not pok then ename = pname; error("registry: pin " .. entry_cid .. ": " .. tostring(perr), 0) end
-    d:query("INSERT INTO models (name, version, model_cid, entry_cid, framework, format, metrics, params, lineage,"
-      .. " tags, description, signature, info, file, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-      e.name, e.version, model_cid, entry_cid, meta.framework or "", meta.format or "",
-      json.encode(meta.metrics), json.encode(meta.params), json.encode(meta.lineage), json.encode(meta.tags),
-      meta.description, meta.signature and json.encode(meta.signature) or nil,
-      json.encode(json.sanitize(info or {})), fname, created)
+    local iok, ierr, iname = insert_entry(d, store, meta, model_cid, entry_cid, info, created)
+    if not iok then ename = iname; error(ierr, 0) end
     for _, a in ipairs(e.aliases or {}) do
       -- an alias that looks like a version (or "latest") would shadow it
       if not rdb.valid_name(a) or a == "latest" or semver.semver(a) then ename = "EINVAL"
@@ -163,7 +177,7 @@ function M.register(e)
   if type(e) ~= "table" then error("registry.register: table expected", 2) end
   local ok, err, ename = check_entry(e)
   if not ok then return nil, err, ename end
-  local store = runtime.store()
+  local store = runtime.backend()
   local d = rdb.db()
   -- Fast path: an existing version (no file work at all).
   local rows = d:query("SELECT * FROM models WHERE name = ? AND version = ?", e.name, e.version)
@@ -181,6 +195,71 @@ function M.register(e)
   local r, rerr, rname = staging.with("reg", assemble, e, store, d)
   if r == nil and rerr and not rerr:match("^registry: ") then rerr = "registry: " .. rerr end
   return r, rerr, rname
+end
+
+-- The adopt half that needs a staging directory: detect the entry's model
+-- file as registration did (the info column), then record the entry.
+local function adopt_staged(stage, store, entry_cid, meta, model_cid)
+  local ok, msg, name = store:save(model_cid, stage .. "/" .. meta.file)
+  if not ok then return nil, "registry: model " .. model_cid .. ": " .. tostring(msg), name end
+  local det, derr, dname = detect.path(stage .. "/" .. meta.file)
+  if not det then return nil, "registry: model " .. model_cid .. ": " .. tostring(derr), dname end
+  local d = rdb.db()
+  local result, ename
+  ok, msg = d:tx(function()
+    local cur = d:query("SELECT * FROM models WHERE name = ? AND version = ?", meta.name, meta.version)[1]
+    if cur then
+      if cur.model_cid ~= model_cid then ename = "ECONFLICT"
+        error(("registry: %s@%s is already registered with model %s; the pulled entry %s has model %s")
+          :format(meta.name, meta.version, cur.model_cid, entry_cid, model_cid), 0)
+      end
+      result = rdb.decode_row(cur)
+      result.existing = true
+      return
+    end
+    -- when it was registered here (entries from before issue 8 still carry
+    -- their created_at)
+    local iok, ierr, iname = insert_entry(d, store, meta, model_cid, entry_cid, info_of(det),
+      type(meta.created_at) == "string" and meta.created_at or rdb.now())
+    if not iok then ename = iname; error(ierr, 0) end
+    export.update_index(d)
+    result = rdb.decode_row(d:query("SELECT * FROM models WHERE name = ? AND version = ?", meta.name, meta.version)[1])
+  end)
+  if not ok then return nil, msg, ename or "EIO" end
+  return result
+end
+
+--- Put a model version entry that arrived from elsewhere (`ipkrun pull`)
+-- back into the registry: the entry directory's metadata.json names the
+-- version, its `file` the model (re-detected here for the info column, as
+-- at registration); the entry is pinned and the registry index updated.
+-- The entry must already be in the backend (pulled, every block verified).
+-- @return the entry (existing=true when it was registered already); false
+--   when entry_cid is not an entry (no metadata.json); or nil, msg, name
+function M.adopt_entry(entry_cid)
+  local store = runtime.backend()
+  local root, msg, name = store:get(entry_cid)
+  if not root then return nil, msg, name end
+  local links
+  links, msg, name = backend.named_links(entry_cid, root)
+  if not links then return nil, msg, name end
+  local by = {}
+  for _, l in ipairs(links) do by[l.name] = l.cid end
+  if not by["metadata.json"] then return false end
+  local parts = {}
+  local ok
+  ok, msg, name = store:cat(by["metadata.json"], function(s) parts[#parts + 1] = s end)
+  if not ok then return nil, msg, name end
+  local where = "registry: " .. entry_cid .. "/metadata.json"
+  local meta = json.decode(table.concat(parts))
+  if type(meta) ~= "table" then return nil, where .. ": not a JSON object", "EFORMAT" end
+  ok, msg = check_entry(meta)
+  if not ok then return nil, where .. ": " .. tostring(msg):gsub("^registry: ", ""), "EFORMAT" end
+  local model_cid = type(meta.file) == "string" and by[meta.file]
+  if not model_cid then
+    return nil, where .. ": names the model file '" .. tostring(meta.file) .. "', which the entry lacks", "EFORMAT"
+  end
+  return staging.with("reg", adopt_staged, store, entry_cid, meta, model_cid)
 end
 
 local function resolve(d, name, ref)
@@ -337,7 +416,7 @@ function M.remove(name, version)
     local r = d:query("SELECT * FROM models WHERE name = ? AND version = ?", name, version)[1]
     if not r then ename = "ENOENT"; error("registry: " .. name .. "@" .. tostring(version) .. " not found", 0) end
     d:query("DELETE FROM models WHERE name = ? AND version = ?", name, version)
-    local store = runtime.store()
+    local store = runtime.backend()
     local pin = r.entry_cid or r.model_cid
     local others = d:query("SELECT 1 AS x FROM models WHERE entry_cid = ? OR model_cid = ?", pin, pin)
     if #others == 0 and store:pin_has(pin) then store:pin_rm(pin) end
@@ -359,7 +438,7 @@ function M.fetch(name, ref, outdir)
   local e, err, name_ = M.get(name, ref)
   if not e then return nil, err, name_ end
   local cid = e.entry_cid or e.model_cid
-  local ok, gerr, gname = unixfs.get(cid, runtime.store():blocks(), outdir)
+  local ok, gerr, gname = runtime.backend():save(cid, outdir)
   if not ok then return nil, "registry: get " .. cid .. ": " .. tostring(gerr), gname end
   e.path = outdir
   return e

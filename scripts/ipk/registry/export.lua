@@ -44,7 +44,7 @@ end
 -- wall-clock time) as canonical JSON (sorted keys) stored as a UnixFS file,
 -- pinned; the previous state's pin is dropped.
 function M.update_index(d)
-  local store = runtime.store()
+  local store = runtime.backend()
   local bytes, jerr = json.encode(export_from(d, true))
   if not bytes then error("registry: index: " .. jerr, 0) end
   local cid, err = unixfs.add_bytes(bytes, {
@@ -95,7 +95,7 @@ function M.import_registry(t)
     return nil, "registry: import: expected {\"models\": {name: {version: {...}}}}", "EFORMAT"
   end
   local d = rdb.db()
-  local store = runtime.store()
+  local store = runtime.backend()
   local res = { imported = 0, skipped = 0, missing = json.array {} }
   local ok, err = d:tx(function()
     for name, versions in pairs(t.models) do

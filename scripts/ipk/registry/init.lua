@@ -33,6 +33,7 @@ M.import = export.import
 M.semver, M.compare = semver.semver, semver.compare
 M.register, M.parse_ref, M.get, M.parse_where, M.list = catalog.register, catalog.parse_ref, catalog.get,
   catalog.parse_where, catalog.list
+M.adopt_entry = catalog.adopt_entry
 M.set_alias, M.alias_history, M.aliases, M.remove, M.fetch = catalog.set_alias, catalog.alias_history,
   catalog.aliases, catalog.remove, catalog.fetch
 M.export, M.index_cid, M.import_registry = export.export, export.index_cid, export.import_registry

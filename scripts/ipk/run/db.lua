@@ -5,6 +5,8 @@ local core = require "ipk.core"
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
 local proc = require "ipk.proc"
+local dagjson = require "ipk.dagjson"
+local record = require "ipk.run.record"
 
 local ffi = core.ffi
 local C = ffi.C -- getpid, kill, clock_gettime: bindings/lua/ipk/cdef/libc.lua
@@ -123,5 +125,89 @@ end
 
 --- The pid of this process (the `pid` column of the runs it starts).
 function M.getpid() return C.getpid() end
+
+--- Put a run that arrived from elsewhere (`ipkrun pull`) into the runs
+-- tables from its run record: the runs row, its steps in topological order
+-- (inputs first, names sorted among equals), the artifacts each step's
+-- output record links (what `ipkrun verify` walks) and the step cache
+-- entries (a pulled step is a cache hit here). Its records must already be
+-- in the backend. The same run id with another record is refused.
+-- @return {id=, steps=n, existing=bool} | nil, msg, name
+function M.adopt_record(record_cid, rec)
+  local where = "run record " .. tostring(record_cid)
+  if type(rec) ~= "table" or rec.type ~= "ipk.run" or type(rec.id) ~= "string" or type(rec.steps) ~= "table" then
+    return nil, where .. ": not a run record (type ipk.run with id and steps)", "EFORMAT"
+  end
+  local d = M.db()
+  local cur = d:query("SELECT record_cid FROM runs WHERE id = ?", rec.id)[1]
+  if cur then
+    if cur.record_cid == record_cid then return { id = rec.id, steps = 0, existing = true } end
+    return nil, ("run %s is already recorded here with record %s, not %s"):format(rec.id, tostring(cur.record_cid),
+      record_cid), "ECONFLICT"
+  end
+  local names = {}
+  for n in pairs(rec.steps) do names[#names + 1] = n end
+  table.sort(names)
+  local order, state = {}, {}
+  local function visit(n)
+    if state[n] == "done" then return true end
+    if state[n] == "busy" then return nil, where .. ": step inputs form a cycle at '" .. n .. "'" end
+    state[n] = "busy"
+    local s = rec.steps[n]
+    local fields = {}
+    for f in pairs(type(s.inputs) == "table" and s.inputs or {}) do fields[#fields + 1] = f end
+    table.sort(fields)
+    for _, f in ipairs(fields) do
+      local dep = type(s.inputs[f]) == "table" and s.inputs[f].step
+      if dep and rec.steps[dep] then
+        local ok, err = visit(dep)
+        if not ok then return nil, err end
+      end
+    end
+    state[n] = "done"
+    order[#order + 1] = n
+    return true
+  end
+  for _, n in ipairs(names) do
+    if type(rec.steps[n]) ~= "table" then return nil, where .. ": step '" .. n .. "' is not an object", "EFORMAT" end
+    local ok, err = visit(n)
+    if not ok then return nil, err, "EFORMAT" end
+  end
+  -- Output records first (outside the transaction: they may come from a node).
+  local outs = {}
+  for _, n in ipairs(order) do
+    local out = dagjson.is_link(rec.steps[n].output)
+    if out then
+      local orec, err, ename = record.read_record(out)
+      if not orec then return nil, "step '" .. n .. "' output " .. out .. ": " .. tostring(err), ename end
+      outs[n] = { cid = out, links = record.links(orec.out) }
+    end
+  end
+  local r = type(rec.recipe) == "table" and rec.recipe or {}
+  local ok, err = d:tx(function()
+    d:query("INSERT INTO runs (id, recipe, recipe_path, recipe_cid, params, status, started, duration, record_cid,"
+      .. " error, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rec.id, tostring(r.name or r.path or "?"),
+      r.path, dagjson.is_link(r.cid), json.encode(rec.params or {}), tostring(rec.status or "ok"),
+      tonumber(rec.started) or 0, tonumber(rec.duration), record_cid, rec.error, rec.resumed_from)
+    for _, n in ipairs(order) do
+      local s, o = rec.steps[n], outs[n]
+      local key = dagjson.is_link(s.key)
+      d:query("INSERT INTO run_steps (run_id, step, kind, key, status, output_cid, started, seconds, attempts, error)"
+        .. " VALUES (?,?,?,?,?,?,?,?,?,?)", rec.id, n, tostring(s.kind or "?"), key, tostring(s.status or "ok"),
+        o and o.cid, tonumber(rec.started), tonumber(s.seconds), tonumber(s.attempts), s.error)
+      if o then
+        for _, l in ipairs(o.links) do
+          d:query("INSERT OR IGNORE INTO artifacts (cid, output_cid) VALUES (?,?)", l, o.cid)
+        end
+        if key and s.status == "ok" then
+          d:query("INSERT OR IGNORE INTO step_cache (key, kind, output_cid, seconds, created) VALUES (?,?,?,?,?)",
+            key, tostring(s.kind or "?"), o.cid, tonumber(s.seconds), wallclock())
+        end
+      end
+    end
+  end)
+  if not ok then return nil, "adopting " .. where .. ": " .. tostring(err) end
+  return { id = rec.id, steps = #order, existing = false }
+end
 
 return M

@@ -14,7 +14,6 @@ local json = require "ipk.json"
 local sched = require "ipk.sched"
 local core = require "ipk.core"
 local host = require "ipk.host"
-local unixfs = require "ipk.unixfs"
 local progress_mod = require "ipk.progress"
 
 local wallclock = rundb.wallclock
@@ -46,7 +45,7 @@ function M.execute(r, opts)
   local run_id = opts.run_id or rundb.new_run_id()
   local t_start, wall_start = now(), wallclock()
   local db = memo and rundb.db()
-  local store = memo and runtime.store()
+  local store = memo and runtime.backend()
   local progress = opts.progress
   if progress == nil then progress = progress_mod.new(order, { quiet = opts.quiet or runtime.quiet }) end
 
@@ -343,7 +342,7 @@ function M.execute(r, opts)
 end
 
 local function add_recipe_bytes(bytes, path)
-  local store = runtime.store()
+  local store = runtime.backend()
   local recipe_cid, aerr, aname = unixfs.add_bytes(bytes, {
     cid_version = 1, raw_leaves = true, chunker = "size-262144", blocks = store:blocks() })
   if not recipe_cid then return nil, "recipe: " .. tostring(aerr), aname end
@@ -381,8 +380,7 @@ function M.resume(id, opts)
   if run.status == "ok" then runtime.log("run %s already succeeded; re-running it restores every step from the cache", run.id) end
   if not run.recipe_cid then return nil, "run " .. run.id .. " has no recorded recipe" end
   local chunks = {}
-  local ok, cerr = unixfs.cat(run.recipe_cid, runtime.store():blocks(),
-    function(c) chunks[#chunks + 1] = c end)
+  local ok, cerr = runtime.backend():cat(run.recipe_cid, function(c) chunks[#chunks + 1] = c end)
   if not ok then return nil, "recipe " .. run.recipe_cid .. ": " .. tostring(cerr) end
   local r, lerr = sandbox.load_bytes(table.concat(chunks), run.recipe_path or run.recipe)
   if not r then return nil, lerr end

@@ -28,8 +28,8 @@ M.sandbox, M.load_sandboxed, M.load_script, M.load_bytes, M.load =
 M.execute, M.run_file, M.resume = exec.execute, exec.run_file, exec.resume
 M.plan = plan.plan
 
-M.db, M.wallclock, M.get_run, M.list_runs, M.run_steps, M.logs =
-  db.db, db.wallclock, db.get_run, db.list_runs, db.run_steps, db.logs
+M.db, M.wallclock, M.get_run, M.list_runs, M.run_steps, M.logs, M.adopt_record =
+  db.db, db.wallclock, db.get_run, db.list_runs, db.run_steps, db.logs, db.adopt_record
 
 M.read_record, M.put_record, M.links = record.read_record, record.put_record, record.links
 

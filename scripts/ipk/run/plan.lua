@@ -83,7 +83,7 @@ function M.plan(path, overrides, opts)
       elseif force[name] then e.status, e.why = "run", { "forced" }
       else
         local oc = rundb.cache_get(key)
-        if oc and runtime.store():has(oc) then
+        if oc and runtime.backend():has(oc) then
           e.status, e.output_cid, e.why = "cached", oc, {}
         else
           e.status, e.why = "run", describe_changes(prev[name], comp)

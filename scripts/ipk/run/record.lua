@@ -1,5 +1,6 @@
 --- ipk.run.record: step output records and run records, DAG-JSON blocks in
--- the store (ARCHITECTURE.md section 7), and the links inside them.
+-- the backend (runtime.backend(): the embedded store, or a node through the
+-- tiered cache), ARCHITECTURE.md section 7, and the links inside them.
 local runtime = require "ipk.runtime"
 local dagjson = require "ipk.dagjson"
 
@@ -7,7 +8,7 @@ local M = {}
 
 --- Read a DAG-JSON record block. @return value or nil, msg
 function M.read_record(cid)
-  local bytes, err, name = runtime.store():get(cid)
+  local bytes, err, name = runtime.backend():get(cid)
   if not bytes then return nil, err, name end
   return dagjson.decode(bytes)
 end
@@ -18,7 +19,7 @@ end
 local function put_record(v)
   local cid, bytes, name = dagjson.cid(v)
   if not cid then return nil, bytes, name end
-  local ok, err, ename = runtime.store():put(cid, bytes)
+  local ok, err, ename = runtime.backend():put(cid, bytes)
   if not ok then return nil, err, ename end
   return cid
 end
