@@ -82,7 +82,7 @@ describe("ipkrun push/pull and --api on a real node", function()
     local sa = ok_json(envA, "model", "show", "m@1.2.3", "--json")
     local sb = ok_json(envB, "model", "show", "m@1.2.3", "--json")
     for _, k in ipairs { "entry_cid", "model_cid", "metrics", "params", "tags", "format", "framework", "info",
-                         "lineage", "file", "created_at" } do
+                         "lineage", "file" } do
       assert.are.same(sa[k], sb[k], k)
     end
     assert.are.equal(0.93, sb.metrics.acc)
