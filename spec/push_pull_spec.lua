@@ -129,9 +129,15 @@ describe("ipkrun push/pull and --api on a real node", function()
     assert.are.equal("recursive", pins[r.model_cid])
     assert.are.equal("recursive", pins[r.dataset_cid])
     local got = ok_json(envB, "pull", r.run.record_cid, "--from", A.api, "--json")
-    assert.are.same({ { cid = r.run.record_cid, kind = "run", ref = "run:" .. r.run.id } }, got.pulled)
-    local runs = ok_json(envB, "runs", "--json")
-    assert.are.equal(r.run.id, (runs.runs or runs)[1].id)
+    assert.are.equal("run", got.pulled[1].kind)
+    -- a record holds no wall-clock time: the run gets an id where it arrives
+    local runs = ok_json(envB, "runs", "--json").runs
+    assert.are.equal(1, #runs)
+    assert.are.equal("run:" .. runs[1].id, got.pulled[1].ref)
+    assert.are.same({ r.run.record_cid, "ok", r.recipe_cid }, { runs[1].record_cid, runs[1].status, runs[1].recipe_cid })
+    -- pulling it again is that run, not another one
+    assert.are.equal(got.pulled[1].ref, ok_json(envB, "pull", r.run.record_cid, "--from", A.api, "--json").pulled[1].ref)
+    assert.are.equal(1, #ok_json(envB, "runs", "--json").runs)
     local code, out, err = run(envB, "verify", r.model_cid)
     assert.are.equal(0, code, err)
     assert.matches("verified\n$", out)

@@ -127,24 +127,26 @@ end
 function M.getpid() return C.getpid() end
 
 --- Put a run that arrived from elsewhere (`ipkrun pull`) into the runs
--- tables from its run record: the runs row, its steps in topological order
+-- tables from its run record: a runs row, its steps in topological order
 -- (inputs first, names sorted among equals), the artifacts each step's
 -- output record links (what `ipkrun verify` walks) and the step cache
 -- entries (a pulled step is a cache hit here). Its records must already be
--- in the backend. The same run id with another record is refused.
+-- in the backend. A record holds no wall-clock time (version 2), so the run
+-- gets a new id here and `started` is when it arrived; a record already
+-- recorded by some run is that run (nothing new is written).
 -- @return {id=, steps=n, existing=bool} | nil, msg, name
 function M.adopt_record(record_cid, rec)
   local where = "run record " .. tostring(record_cid)
-  if type(rec) ~= "table" or rec.type ~= "ipk.run" or type(rec.id) ~= "string" or type(rec.steps) ~= "table" then
-    return nil, where .. ": not a run record (type ipk.run with id and steps)", "EFORMAT"
+  if type(rec) ~= "table" or rec.type ~= "ipk.run" or type(rec.steps) ~= "table" then
+    return nil, where .. ": not a run record (type ipk.run with steps)", "EFORMAT"
   end
   local d = M.db()
-  local cur = d:query("SELECT record_cid FROM runs WHERE id = ?", rec.id)[1]
-  if cur then
-    if cur.record_cid == record_cid then return { id = rec.id, steps = 0, existing = true } end
-    return nil, ("run %s is already recorded here with record %s, not %s"):format(rec.id, tostring(cur.record_cid),
-      record_cid), "ECONFLICT"
-  end
+  local cur = d:query("SELECT id FROM runs WHERE record_cid = ? ORDER BY seq LIMIT 1", record_cid)[1]
+  if cur then return { id = cur.id, steps = 0, existing = true } end
+  local id = M.new_run_id()
+  -- version 1 records carried their run's id and times
+  if type(rec.id) == "string" and rec.id:match("^[%w._-]+$")
+      and not d:query("SELECT 1 AS x FROM runs WHERE id = ?", rec.id)[1] then id = rec.id end
   local names = {}
   for n in pairs(rec.steps) do names[#names + 1] = n end
   table.sort(names)
@@ -184,17 +186,18 @@ function M.adopt_record(record_cid, rec)
     end
   end
   local r = type(rec.recipe) == "table" and rec.recipe or {}
+  local started = tonumber(rec.started) or wallclock()
   local ok, err = d:tx(function()
     d:query("INSERT INTO runs (id, recipe, recipe_path, recipe_cid, params, status, started, duration, record_cid,"
-      .. " error, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rec.id, tostring(r.name or r.path or "?"),
+      .. " error, resumed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?)", id, tostring(r.name or r.path or "?"),
       r.path, dagjson.is_link(r.cid), json.encode(rec.params or {}), tostring(rec.status or "ok"),
-      tonumber(rec.started) or 0, tonumber(rec.duration), record_cid, rec.error, rec.resumed_from)
+      started, tonumber(rec.duration), record_cid, rec.error, rec.resumed_from)
     for _, n in ipairs(order) do
       local s, o = rec.steps[n], outs[n]
       local key = dagjson.is_link(s.key)
       d:query("INSERT INTO run_steps (run_id, step, kind, key, status, output_cid, started, seconds, attempts, error)"
-        .. " VALUES (?,?,?,?,?,?,?,?,?,?)", rec.id, n, tostring(s.kind or "?"), key, tostring(s.status or "ok"),
-        o and o.cid, tonumber(rec.started), tonumber(s.seconds), tonumber(s.attempts), s.error)
+        .. " VALUES (?,?,?,?,?,?,?,?,?,?)", id, n, tostring(s.kind or "?"), key, tostring(s.status or "ok"),
+        o and o.cid, started, tonumber(s.seconds), tonumber(s.attempts), s.error)
       if o then
         for _, l in ipairs(o.links) do
           d:query("INSERT OR IGNORE INTO artifacts (cid, output_cid) VALUES (?,?)", l, o.cid)
@@ -207,7 +210,7 @@ function M.adopt_record(record_cid, rec)
     end
   end)
   if not ok then return nil, "adopting " .. where .. ": " .. tostring(err) end
-  return { id = rec.id, steps = #order, existing = false }
+  return { id = id, steps = #order, existing = false }
 end
 
 return M
