@@ -1,7 +1,6 @@
 --- ipkrun run: run a recipe (`ipkrun RECIPE.lua` for short).
 local util = require "ipk.cmd.util"
 local runtime = require "ipk.runtime"
-local json = require "ipk.json"
 local runner = require "ipk.run"
 
 local M = {}
