@@ -232,8 +232,8 @@ function C:add_bytes(s, o)
   local lo = {}
   for k, v in pairs(o) do lo[k] = v end
   lo.pin = false
-  local c, size = self.local_:add_bytes(s, lo)
-  if not c then return nil, size end
+  local c, size, name = self.local_:add_bytes(s, lo)
+  if not c then return nil, size, name end
   local ok, msg, name = transfer.copy(self.local_, self.remote, { c }, { pin = o.pin ~= false, name = o.name })
   if not ok then return nil, msg, name end
   return c, size

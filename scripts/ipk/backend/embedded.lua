@@ -165,8 +165,8 @@ end
 
 function E:add_bytes(s, o)
   o = o or {}
-  local c, size = unixfs.add_bytes(s, unixfs_opts(o, self.store:blocks()))
-  if not c then return nil, size end
+  local c, size, name = unixfs.add_bytes(s, unixfs_opts(o, self.store:blocks()))
+  if not c then return nil, size, name end
   if o.pin ~= false then
     local ok, perr, pname = self.store:pin_add(c, { recursive = true, name = o.name })
     if not ok then return nil, perr, pname end

@@ -342,12 +342,9 @@ function M.execute(r, opts)
 end
 
 local function add_recipe_bytes(bytes, path)
-  local store = runtime.backend()
-  local recipe_cid, aerr, aname = unixfs.add_bytes(bytes, {
-    cid_version = 1, raw_leaves = true, chunker = "size-262144", blocks = store:blocks() })
+  local recipe_cid, aerr, aname = runtime.backend():add_bytes(bytes, {
+    cid_version = 1, raw_leaves = true, chunker = "size-262144", name = "recipe:" .. path:gsub(".*/", "") })
   if not recipe_cid then return nil, "recipe: " .. tostring(aerr), aname end
-  local ok, pin_err, pname = store:pin_add(recipe_cid, { recursive = true, name = "recipe:" .. path:gsub(".*/", "") })
-  if not ok then return nil, pin_err, pname end
   return recipe_cid
 end
 
