@@ -234,8 +234,8 @@ function C:add_bytes(s, o)
   lo.pin = false
   local c, size, name = self.local_:add_bytes(s, lo)
   if not c then return nil, size, name end
-  local ok, msg, name = transfer.copy(self.local_, self.remote, { c }, { pin = o.pin ~= false, name = o.name })
-  if not ok then return nil, msg, name end
+  local ok, msg, cname = transfer.copy(self.local_, self.remote, { c }, { pin = o.pin ~= false, name = o.name })
+  if not ok then return nil, msg, cname end
   return c, size
 end
 
