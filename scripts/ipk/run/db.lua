@@ -153,7 +153,7 @@ function M.adopt_record(record_cid, rec)
   local order, state = {}, {}
   local function visit(n)
     if state[n] == "done" then return true end
-    if state[n] == "busy" then return nil, where .. ": step inputs form a cycle at '" .. n .. "'" end
+    if state[n] == "busy" then return nil, where .. ": step inputs form a cycle at '" .. n .. "'", "EFORMAT" end
     state[n] = "busy"
     local s = rec.steps[n]
     local fields = {}
@@ -162,8 +162,8 @@ function M.adopt_record(record_cid, rec)
     for _, f in ipairs(fields) do
       local dep = type(s.inputs[f]) == "table" and s.inputs[f].step
       if dep and rec.steps[dep] then
-        local ok, err = visit(dep)
-        if not ok then return nil, err end
+        local ok, err, ename = visit(dep)
+        if not ok then return nil, err, ename end
       end
     end
     state[n] = "done"
@@ -209,7 +209,7 @@ function M.adopt_record(record_cid, rec)
       end
     end
   end)
-  if not ok then return nil, "adopting " .. where .. ": " .. tostring(err) end
+  if not ok then return nil, "adopting " .. where .. ": " .. tostring(err), "EDB" end
   return { id = id, steps = #order, existing = false }
 end
 
