@@ -780,6 +780,12 @@ struct ra_s {
   uint64_t pos;            /* next record (header) offset to read */
   uint64_t inflight;       /* record being read by the thread; UINT64_MAX none */
   int64_t inflight_pack;
+  /* The record after the one a waiting reader needs: the reader hashes it
+   * itself while the thread goes on with the one after (both cores work,
+   * and the two alternate instead of waiting on each other per block). */
+  uint64_t claimed;        /* UINT64_MAX none */
+  int64_t claimed_pack;
+  int full;                /* the thread sleeps until half the slots are free */
   ra_slot_t slot[RA_SLOTS];
   int nslot;
   size_t bytes;
@@ -801,12 +807,15 @@ static void *ra_main(void *arg) {
   pthread_mutex_lock(&ra->m);
   while (!ra->quit) {
     if (!ra->pack || ra->nslot == RA_SLOTS || ra->bytes >= RA_BYTES) {
+      ra->full = ra->pack != 0;
       pthread_cond_wait(&ra->cv, &ra->m);
       continue;
     }
+    ra->full = 0;
     uint64_t gen = ra->gen, pos = ra->pos;
     int64_t pack = ra->pack;
-    ra->inflight = pos;
+    int skip = ra->claimed == pos && ra->claimed_pack == pack;   /* the reader's: header only */
+    ra->inflight = skip ? UINT64_MAX : pos;
     ra->inflight_pack = pack;
     pthread_mutex_unlock(&ra->m);
 
@@ -829,7 +838,8 @@ static void *ra_main(void *arg) {
         len = len << 8 | hb[12 + i];
       }
       size_t used = 0;
-      if (size <= REC_MAX_PAYLOAD && len <= REC_MAX_PAYLOAD &&
+      if (skip && size <= REC_MAX_PAYLOAD && len <= REC_MAX_PAYLOAD) stop = 0;
+      else if (size <= REC_MAX_PAYLOAD && len <= REC_MAX_PAYLOAD &&
           ipk_multihash_decode(hb + REC_HDR, mhlen, &mh, &used) == 0 && used == mhlen) {
         uint8_t *raw = malloc(len ? len : 1);
         if (raw && pread_all(fd, raw, len, pos + REC_HDR + mhlen) == 1) {
@@ -856,7 +866,7 @@ static void *ra_main(void *arg) {
     if (stop) { ra->pack = 0; free(buf); continue; }   /* end of the pack or not a record */
     uint64_t next = pos + REC_HDR + mhlen + len;
     if (ra->pos < next) ra->pos = next;
-    if (!ok) { free(buf); continue; }   /* corrupt: the reader finds out itself */
+    if (!ok) { free(buf); continue; }   /* corrupt (the reader finds out itself), or skipped */
     ra_slot_t *sl = &ra->slot[ra->nslot++];
     sl->pack = pack;
     sl->off = pos + REC_HDR + mhlen;
@@ -878,6 +888,7 @@ static ra_t *ra_get(ipk_store_t *s) {
   if (!ra && (ra = calloc(1, sizeof *ra))) {
     ra->s = s;
     ra->inflight = UINT64_MAX;
+    ra->claimed = UINT64_MAX;
     pthread_mutex_init(&ra->m, NULL);
     pthread_cond_init(&ra->cv, NULL);
     pthread_cond_init(&ra->cv_done, NULL);
@@ -900,6 +911,7 @@ static void ra_reset(ra_t *ra) {
   ra->gen++;
   ra->pack = 0;
   ra->last_pack = 0;
+  ra->claimed = UINT64_MAX;
   while (ra->nslot) ra_drop(ra, 0);
   while (ra->inflight != UINT64_MAX) pthread_cond_wait(&ra->cv_done, &ra->m);
   pthread_mutex_unlock(&ra->m);
@@ -939,9 +951,16 @@ static int ra_take(ra_t *ra, const loc_t *loc, const uint8_t *mh, size_t mhlen, 
       break;
     }
     if (hit || ra->inflight != rec || ra->inflight_pack != loc->pack) break;
-    pthread_cond_wait(&ra->cv_done, &ra->m);   /* being verified right now */
+    /* Being verified right now: wait for it, and take the next one. */
+    ra->claimed = end;
+    ra->claimed_pack = loc->pack;
+    pthread_cond_wait(&ra->cv_done, &ra->m);
   }
-  if (hit) {
+  int wake = 0;
+  if (!hit && ra->claimed == rec && ra->claimed_pack == loc->pack) {
+    /* The record this reader claimed: it reads it itself, the stream goes on. */
+    ra->claimed = UINT64_MAX;
+  } else if (hit) {
     /* Slots far behind the reader will not be asked for. */
     for (int i = ra->nslot - 1; i >= 0; i--)
       if (ra->slot[i].pack != loc->pack || ra->slot[i].off + RA_BEHIND < loc->off) ra_drop(ra, i);
@@ -950,6 +969,7 @@ static int ra_take(ra_t *ra, const loc_t *loc, const uint8_t *mh, size_t mhlen, 
      * (both cores busy) and the thread goes on after it. A record far
      * ahead (a tree node between runs of leaves) leaves the stream alone. */
     ra->pos = end;
+    wake = 1;
   } else if (ra->last_pack == loc->pack && rec >= ra->last_end && rec - ra->last_end < RA_SKIP) {
     /* A short step forward in one pack (the next leaf, give or take the
      * order parallel import wrote them in): read ahead from here. A long
@@ -959,10 +979,14 @@ static int ra_take(ra_t *ra, const loc_t *loc, const uint8_t *mh, size_t mhlen, 
     while (ra->nslot) ra_drop(ra, 0);
     ra->pack = loc->pack;
     ra->pos = end;
+    ra->claimed = UINT64_MAX;
+    wake = 1;
   }
   ra->last_pack = loc->pack;
   ra->last_end = end;
-  pthread_cond_signal(&ra->cv);
+  /* Wake a thread that sleeps on full slots only when half are free: one
+   * wakeup per 16 blocks, not one per block. */
+  if (wake || (ra->full && ra->nslot <= RA_SLOTS / 2 && ra->bytes <= RA_BYTES / 2)) pthread_cond_signal(&ra->cv);
   pthread_mutex_unlock(&ra->m);
   return hit;
 }

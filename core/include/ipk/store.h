@@ -158,7 +158,12 @@ void ipk_store_verify_clear(ipk_store_verify_t *v);
  * a recursively pinned CID is IPK_ECONFLICT. pin_rm of an unpinned CID is
  * IPK_ENOENT. Table: pins(cid TEXT PRIMARY KEY, type, name, created_at unix s),
  * versioned by PRAGMA user_version (owned by the store; other components
- * must version their tables another way). */
+ * must version their tables another way). pin_add first makes this
+ * handle's blocks durable and published (ipk_store_sync). Its walk reads
+ * back the blocks this handle put since its last gc (up to 65536 of them)
+ * without hashing them again: their bytes were hashed on the way in (put
+ * verified them, the importer computed their CIDs from them, or a re-put
+ * compared them); every other block the walk reads is verified. */
 int ipk_store_pin_add(ipk_store_t *s, const ipk_cid_t *cid, int recursive, const char *name);
 int ipk_store_pin_rm(ipk_store_t *s, const ipk_cid_t *cid);
 /* 1 pinned, 0 not. */
