@@ -1,5 +1,6 @@
 /* car.c - CARv1 read/write, CARv2 read (see ipk/car.h). */
 #include "ipk/car.h"
+#include "ipk/loop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -506,6 +507,9 @@ int ipk_car_import_job(void *arg) {
   int has_unsupported = 0;
   const uint8_t *d; size_t n;
   while ((rc = ipk_car_reader_next(r, &c, &d, &n, NULL, eb)) == 1) {
+    /* Between blocks, in both passes: a cancelled job (a step's timeout,
+     * Ctrl-C) stops; pass 1 has stored nothing yet. */
+    if (ipk_job_cancelled()) { rc = ipk_errf(eb, IPK_ECANCELED, "car: import cancelled"); break; }
     if (j->sink && !has_unsupported && !sink_accepts(&c)) { unsupported = c; has_unsupported = 1; }
     j->blocks++;
     j->bytes += n;
@@ -523,6 +527,7 @@ int ipk_car_import_job(void *arg) {
   rc = ipk_car_reader_open(j->path, j->flags | IPK_CAR_TRUSTED, &r, eb);
   if (rc) return rc;
   while ((rc = ipk_car_reader_next(r, &c, &d, &n, NULL, eb)) == 1) {
+    if (ipk_job_cancelled()) { rc = ipk_errf(eb, IPK_ECANCELED, "car: import cancelled"); break; }
     int prc = j->sink->put(j->sink->ud, &c, d, n);
     if (prc < 0) {
       char s[IPK_CID_STR_MAX];

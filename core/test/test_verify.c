@@ -8,6 +8,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "ipk/loop.h"
 #include "ipk/unixfs.h"
 #include "ipk/verify.h"
 
@@ -49,6 +53,14 @@ static int mget(void *ud, const ipk_cid_t *c, uint8_t **d, size_t *n) {
 }
 static int mhas(void *ud, const ipk_cid_t *c) { return find(ud, c) >= 0; }
 
+/* A pool job that waits (5 s at most) for its cancel, then verifies. */
+static atomic_int wrap_started;
+static int verify_once_cancelled(void *arg) {
+  atomic_store(&wrap_started, 1);
+  for (int i = 0; i < 5000 && !ipk_job_cancelled(); i++) usleep(1000);
+  return ipk_dag_verify_job(arg);
+}
+
 static void test_verify_walks_every_block(void **state) {
   (void)state;
   mem_t m = { .n = 0, .drop = -1, .corrupt = -1 };
@@ -86,6 +98,26 @@ static void test_verify_walks_every_block(void **state) {
   j.root = root;
   assert_int_equal(ipk_dag_verify_job(&j), 0);
   assert_int_equal(j.blocks, 11);
+
+  /* On the pool, a cancelled job stops at the next block. */
+  ipk_loop_t *l;
+  assert_int_equal(ipk_loop_new(&l), 0);
+  uint64_t id;
+  atomic_store(&wrap_started, 0);
+  memset(&j, 0, sizeof j);
+  j.src = &b;
+  j.root = root;
+  assert_int_equal(ipk_loop_submit(l, verify_once_cancelled, &j, &id), 0);
+  while (!atomic_load(&wrap_started)) usleep(1000);
+  assert_int_equal(ipk_loop_cancel(l, id), 0);
+  int rc = 1;
+  for (int i = 0; i < 10000 && rc == 1; i++) {
+    uint64_t got; int r;
+    if (ipk_loop_next_done(l, &got, &r)) rc = r; else ipk_loop_run(l, 0);
+  }
+  assert_int_equal(rc, IPK_ECANCELED);
+  assert_string_equal(j.eb.msg, "verify: cancelled after 0 blocks");
+  ipk_loop_free(l);
   for (int i = 0; i < m.n; i++) free(m.data[i]);
   free(buf);
 }
