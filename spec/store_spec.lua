@@ -500,6 +500,10 @@ describe("ipk.store", function()
       code, _, err = ipk({ "repo", "frobnicate" })
       assert.are.equal(2, code)
       assert.matches("expected: repo verify", err, 1, true)
+      -- the local store only: a remote node is refused, not silently ignored
+      code, _, err = ipk({ "--api", "http://127.0.0.1:9", "repo", "verify" })
+      assert.are.equal(2, code)
+      assert.matches("works on the local store", err, 1, true)
     end)
   end)
 

@@ -67,7 +67,7 @@ end
 function M.run(argv)
   local opts, pos = util.parse(argv, { json = { kind = "bool" } })
   if not opts then return util.usage_error("repo", pos) end
-  if runtime.backend() then
+  if runtime.backend().kind ~= "embedded" then
     return util.usage_error("repo", "works on the local store; --api/--gateway are not supported here")
   end
   local sub = pos[1]
