@@ -138,6 +138,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 add("table", rel, data)
             if fn.endswith((".json", ".jsonl")):
                 add("json", rel, data)
+                add("records", rel, data)
             if fn.endswith(".idx"):
                 add("idx", rel, data)
 # Real files the Lua specs downloaded (apt-get download) into their cache,
@@ -213,6 +214,19 @@ for name, text in {
     "open_quote": 'a,b\n"1,2\n',
 }.items():
     add("table", name, text)
+
+# JSON records (the C statistics of JSON arrays and JSON Lines).
+for name, text in {
+    "array": '[{"a":1,"b":"x","c":true},{"a":2.5,"b":null},{"d":[1,{"e":2}]}]',
+    "jsonl": '{"a":1,"b":"x"}\n\n{"a":-3e2,"c":false}\r\n{"b":"\\u00e9\\ud83d\\ude00"}\n',
+    "bom": "\ufeff[{\"k\":1}]",
+    "not_records": "42",
+    "dup_key": '[{"a":1,"a":2}]',
+}.items():
+    add("records", name, text)
+# Array statistics: <dtype index><piece size><element bytes>.
+for i in range(25):
+    add("array", "dt%02d" % i, bytes([i, 3]) + struct.pack("<8d", 0.0, -1.5, 2.0, float("nan"), float("inf"), 1e300, -0.0, 5e-324))
 
 # JSON and DAG-JSON (the Lua decoders).
 for name, text in {

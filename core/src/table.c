@@ -898,6 +898,14 @@ static int jstring(jp_t *j, int keep) {
     uint8_t c = b[j->p];
     if (c == '"') break;
     if (c < 0x20) return jerr(j, "a control byte inside a string");
+    if (c >= 0x80) {
+      /* RFC 8259 text is UTF-8, and ipk.json refuses anything else too:
+       * the same file must not be a table here and an error there. */
+      size_t k = utf8_seq(b + j->p, j->end - j->p);
+      if (!k) return jerr(j, "invalid UTF-8 inside a string");
+      j->p += k;
+      continue;
+    }
     if (c != '\\') { j->p++; continue; }
     if (keep && kput(j, b + run, j->p - run)) return IPK_ENOMEM;
     if (j->p + 1 >= j->end) return jerr(j, "a string never closes");
@@ -1201,7 +1209,7 @@ int ipk_table_records_stats_buf(const uint8_t *b, size_t n, const char *name, in
     if (j.p < n) { rc = jerr(&j, "text after the JSON value"); goto done; }
   }
   out->rows = j.row;
-  qsort(j.cols, j.ncols, sizeof *j.cols, cmp_jcol);
+  if (j.ncols > 1) qsort(j.cols, j.ncols, sizeof *j.cols, cmp_jcol);   /* no qsort(NULL, 0): UB */
   out->ncols = j.ncols;
   out->cols = calloc(j.ncols ? j.ncols : 1, sizeof *out->cols);
   if (!out->cols) { rc = ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); goto done; }

@@ -18,6 +18,7 @@
 #include "ipk/detect.h"
 #include "ipk/err.h"
 #include "ipk/idx.h"
+#include "ipk/table.h"
 #include "ipk/varint.h"
 
 /* Writes n bytes to a fresh temp file; returns its path (static buffer). */
@@ -185,6 +186,58 @@ static void test_detect_zip64_offsets_wrap(void **state) {
   assert_non_null(strstr(eb.msg, "bad local header for x.npy"));
 }
 
+/* fuzz/regressions/records/empty-jsonl: records without a single column
+ * (empty JSON Lines, "[]", "[{}]") sorted an empty, NULL column array with
+ * qsort (UBSan: null pointer passed as argument 1). They are tables of no
+ * columns. */
+static void test_records_without_columns(void **state) {
+  (void)state;
+  static const struct { const char *text; int jsonl; uint64_t rows; } cases[] = {
+    { "", 1, 0 }, { "\n\n", 1, 0 }, { "[]", 0, 0 }, { "[{}, {}]", 0, 2 }, { "{}\n", 1, 1 },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ipk_table_stats_t st;
+    ipk_errbuf_t eb;
+    assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)cases[i].text, strlen(cases[i].text), "r",
+                                                 cases[i].jsonl, &st, &eb), 0);
+    assert_int_equal(st.ncols, 0);
+    assert_int_equal(st.rows, cases[i].rows);
+    ipk_table_json_t j;
+    assert_int_equal(ipk_table_stats_json(&st, &j, &eb), 0);
+    assert_non_null(strstr(j.text, "\"num_columns\":0"));
+    ipk_table_json_free(&j);
+    ipk_table_stats_free(&st);
+  }
+}
+
+/* fuzz/regressions/records/jsonl-invalid-utf8-in-string: the JSON records
+ * reader, documented as strict RFC 8259, took 0xff bytes inside strings
+ * (ipk.json refuses them: one file was a table to one and an error to the
+ * other). Invalid UTF-8 in a string value or key is EFORMAT at its offset. */
+static void test_records_invalid_utf8(void **state) {
+  (void)state;
+  static const struct { const char *text; int jsonl; const char *where; } cases[] = {
+    { "{\"a\":\"x\xff\"}\n", 1, "offset 7: jsonl: line 1" },
+    { "[{\"a\":1},{\"b\xc3\x28\":2}]", 0, "offset 12: json: invalid UTF-8 inside a string" },
+    { "[{\"a\":\"\xed\xa0\x80\"}]", 0, "offset 7: json: invalid UTF-8 inside a string" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ipk_table_stats_t st;
+    ipk_errbuf_t eb;
+    assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)cases[i].text, strlen(cases[i].text), "r",
+                                                 cases[i].jsonl, &st, &eb), IPK_EFORMAT);
+    if (!strstr(eb.msg, cases[i].where)) fail_msg("case %zu: '%s' lacks '%s'", i, eb.msg, cases[i].where);
+  }
+  /* Valid multibyte UTF-8 still reads. */
+  ipk_table_stats_t st;
+  ipk_errbuf_t eb;
+  const char *ok = "{\"\xc3\xa9\":\"\xf0\x9f\x98\x80\"}\n";
+  assert_int_equal(ipk_table_records_stats_buf((const uint8_t *)ok, strlen(ok), "r", 1, &st, &eb), 0);
+  assert_int_equal(st.ncols, 1);
+  assert_string_equal(st.cols[0].name, "\xc3\xa9");
+  ipk_table_stats_free(&st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_car_empty),
@@ -192,6 +245,8 @@ int main(void) {
     cmocka_unit_test(test_idx_declared_size_not_allocated),
     cmocka_unit_test(test_idx_loads_past_first_allocation),
     cmocka_unit_test(test_detect_zip64_offsets_wrap),
+    cmocka_unit_test(test_records_without_columns),
+    cmocka_unit_test(test_records_invalid_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
