@@ -15,7 +15,7 @@ local ffi = require "ffi"
 
 return { name = "median", aggregate = function(updates, global)
   local k = #updates
-  local out = ipk.train.copy(global)
+  local out = ipk.fl.model.copy(global)
   local col = ffi.new("float[?]", k)
   for i = 0, global.len - 1 do
     for j = 1, k do col[j - 1] = updates[j].params.data[i] end

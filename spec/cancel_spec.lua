@@ -203,10 +203,10 @@ print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(60)' &]])
     local file = recipe("train", [[
   fit = ipk.step { timeout = 1, run = function()
     local n, F = 4000, 256
-    local p = ipk.train.new_params(ipk.train.softmax { epochs = 1000000, batch = 32 }, F)
+    local p = ipk.fl.model.new_params(ipk.fl.model.softmax { epochs = 1000000, batch = 32 }, F)
     local X, y, idx = ffi.new("float[?]", n * F), ffi.new("uint8_t[?]", n), ffi.new("uint32_t[?]", n)
     for i = 0, n - 1 do y[i] = i % 10; idx[i] = i end
-    return ipk.train.fit(p, { X = X, y = y }, idx, n, 1)
+    return ipk.fl.model.fit(p, { X = X, y = y }, idx, n, 1)
   end },]])
     local t0 = now()
     local rc, _, err = finish(start(dir, { "run", file }, env), 30)

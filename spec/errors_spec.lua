@@ -211,8 +211,8 @@ describe("error messages through the CLI", function()
     end
   end)
 
-  it("from a library call carry the module prefix once (safetensors through train)", function()
-    local train = require "ipk.train"
+  it("from a library call carry the module prefix once (safetensors through ipk.fl.model)", function()
+    local train = require "ipk.fl.model"
     local v, msg = train.from_safetensors(string.char(16, 0, 0, 0, 0, 0, 0, 0) .. '{"a":1}         ')
     assert.is_nil(v)
     assert.matches("^safetensors: ", msg)

@@ -298,4 +298,38 @@ local h = require(name)
     end
     assert.same({}, bad)
   end)
+
+  it("tells step constructors from library calls: constructors only in X/steps.lua, no name shared", function()
+    local recipe = require "ipk.run.recipe"
+    local bad, seen = {}, 0
+    for _, pkg in ipairs { "dataset", "registry", "fl" } do
+      local facade, steps = require("ipk." .. pkg), require("ipk." .. pkg .. ".steps")
+      local from_steps = {}
+      for name, v in pairs(steps) do
+        if not recipe.is_constructor(v) then bad[#bad + 1] = ("ipk.%s.steps.%s is not a step constructor"):format(pkg, name) end
+        from_steps[v] = name
+      end
+      for name, v in pairs(facade) do
+        if recipe.is_constructor(v) then
+          seen = seen + 1
+          if from_steps[v] ~= name then
+            bad[#bad + 1] = ("ipk.%s.%s is a step constructor not listed in ipk.%s.steps"):format(pkg, name, pkg)
+          end
+          if known["ipk." .. pkg .. "." .. name] then
+            bad[#bad + 1] = ("ipk.%s.%s is both a step constructor and a module"):format(pkg, name)
+          end
+        elseif type(v) ~= "function" and type(v) ~= "table" and not name:match("^[%u_]+$") then
+          -- (UPPER_CASE names are constants: ipk.dataset.RECORD_TYPE)
+          bad[#bad + 1] = ("ipk.%s.%s is neither a library call, a constant nor a step constructor"):format(pkg, name)
+        end
+      end
+      for name, v in pairs(steps) do
+        if facade[name] ~= v then bad[#bad + 1] = ("ipk.%s.steps.%s is not ipk.%s.%s"):format(pkg, name, pkg, name) end
+      end
+    end
+    assert.is_true(recipe.is_constructor(require("ipk").step))
+    assert.is_false(recipe.is_constructor(require("ipk.dataset").add_version))
+    assert.equal(4, seen) -- dataset.add, dataset.split, registry.add, fl.train
+    assert.same({}, bad)
+  end)
 end)

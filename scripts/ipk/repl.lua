@@ -47,7 +47,7 @@ end
 function M.words()
   local ipk = M.ipk()
   local out = { ":help", ":quit" }
-  local mods = { "core", "sched", "cid", "unixfs", "dataset", "registry", "train", "fl", "json", "runtime",
+  local mods = { "core", "sched", "cid", "unixfs", "dataset", "registry", "fl", "json", "runtime",
                  "runner", "lineage", "report", "cron", "dagjson", "schedule" }
   local seen = {}
   local function add(w) if not seen[w] then seen[w] = true; out[#out + 1] = w end end

@@ -3,14 +3,14 @@
 --   ipk.dataset.catalog  versions: add, list, get, fetch (the datasets table)
 --   ipk.dataset.stats    format detection and statistics of a file or folder
 --   ipk.dataset.idx      IDX arrays in cdata, f32 features
---   ipk.dataset.split    federated client splits, row shards, train/test
+--   ipk.dataset.partition  federated client splits, row shards, train/test
 --   ipk.dataset.diff     diff and verify of versions
 --   ipk.dataset.stage    scratch copies under $IPK_HOME/staging
 --   ipk.dataset.steps    the step constructors (add, split) recipes use
 local catalog = require "ipk.dataset.catalog"
 local stats = require "ipk.dataset.stats"
 local idx = require "ipk.dataset.idx"
-local split = require "ipk.dataset.split"
+local partition = require "ipk.dataset.partition"
 local diff = require "ipk.dataset.diff"
 local steps = require "ipk.dataset.steps"
 
@@ -24,7 +24,7 @@ M.add_version, M.list, M.parse_ref, M.get, M.fetch =
 M.version_record, M.adopt_record, M.RECORD_TYPE = catalog.version_record, catalog.adopt_record, catalog.RECORD_TYPE
 M.file_stats = stats.file_stats
 M.load_idx, M.features = idx.load, idx.features
-M.split_version, M.shard, M.split_rows = split.split_version, split.shard, split.split_rows
+M.split_version, M.shard, M.split_rows = partition.split_version, partition.shard, partition.split_rows
 M.diff, M.verify = diff.diff, diff.verify
 
 -- Step constructors (ipk.dataset.add{...} in a recipe's steps).

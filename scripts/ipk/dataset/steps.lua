@@ -7,7 +7,7 @@ local sched = require "ipk.sched"
 local core = require "ipk.core"
 local idxmod = require "ipk.dataset.idx"
 local catalog = require "ipk.dataset.catalog"
-local split = require "ipk.dataset.split"
+local partition = require "ipk.dataset.partition"
 local ffi = core.ffi
 
 local M = {}
@@ -44,7 +44,7 @@ M.add = recipe.kind { kind = "dataset.add", version = 1, paths = { path = true }
 --- Step: split a dataset over federated clients (Dirichlet non-IID or IID).
 M.split = recipe.kind { kind = "dataset.split", version = 1, inputs = { data = true },
   run = function(ctx, args)
-    local sp, err = split.split_version(args.data, args)
+    local sp, err = partition.split_version(args.data, args)
     if not sp then error(err, 0) end
     local sizes = {}
     for _, c in ipairs(sp.clients) do sizes[#sizes + 1] = c.n end

@@ -59,6 +59,10 @@ function M.is_path(v) return getmetatable(v) == PATHLIT end
 -- Step arguments that steer execution, not results: kept out of the key.
 M.META_ARGS = { after = true, timeout = true, retries = true, retry_delay = true, cache = true }
 
+-- Step constructors made by M.kind (weak keys): how is_constructor tells a
+-- step constructor from a library call (both are plain functions).
+local constructors = setmetatable({}, { __mode = "k" })
+
 --- Define a step kind. Returns a constructor taking the step's argument table.
 -- @param def {kind=string, version=int, inputs={field=true,...}, run=function(ctx, args),
 --   encode=function(out, ctx) -> record, decode=function(record, ctx, args) -> out,
@@ -74,7 +78,7 @@ function M.kind(def)
   assert(type(def.kind) == "string" and type(def.run) == "function", "kind needs kind and run")
   def.version = def.version or 1
   def.inputs = def.inputs or {}
-  return function(args)
+  local function construct(args)
     if args ~= nil and type(args) ~= "table" then
       error("bad argument to step '" .. def.kind .. "' (table expected)", 2)
     end
@@ -82,7 +86,13 @@ function M.kind(def)
     return setmetatable({ kind = def, args = args or {},
       where = info and (info.short_src .. ":" .. (info.currentline or 0)) or "?" }, STEP)
   end
+  constructors[construct] = def.kind
+  return construct
 end
+
+--- Whether v is a step constructor (made by ipk.kind: ipk.dataset.add,
+-- ipk.fl.train, ipk.step ...) rather than a library call.
+function M.is_constructor(v) return constructors[v] ~= nil end
 
 --- A custom step: ipk.step { inputs = {x = "a"}, after = {"b"}, version = 1,
 -- cache = true, run = function(ctx, inputs, args) ... end }.

@@ -1,4 +1,4 @@
---- ipk.dataset.split: dividing data. IDX versions over federated clients
+--- ipk.dataset.partition: dividing data. IDX versions over federated clients
 -- (Dirichlet non-IID or IID, in C), tabular versions into row shards or a
 -- seeded (optionally stratified) train/test split, directories into file
 -- shards. Derived data is added as pinned UnixFS directories.

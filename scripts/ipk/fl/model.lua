@@ -1,5 +1,5 @@
---- ipk.train: built-in trainers and model parameters.
--- A model spec (ipk.train.softmax{...}) describes the trainer and its
+--- ipk.fl.model: built-in trainers and model parameters.
+-- A model spec (ipk.fl.model.softmax{...}) describes the trainer and its
 -- hyper-parameters; parameters live in one contiguous f32 cdata buffer
 -- (W: classes x features row-major, then b: classes) so aggregation is one
 -- kernel call over the whole vector. Training and evaluation run as C jobs

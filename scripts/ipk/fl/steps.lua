@@ -1,0 +1,90 @@
+--- ipk.fl.steps: the federated-learning step constructor a recipe uses
+-- (ipk.fl.train{...}); it returns a step description the engine runs and
+-- memoizes (ipk.run).
+local recipe = require "ipk.run.recipe"
+local json = require "ipk.json"
+local runtime = require "ipk.runtime"
+local unixfs = require "ipk.unixfs"
+local model = require "ipk.fl.model"
+local strategies = require "ipk.fl.strategy"
+local rounds_mod = require "ipk.fl.rounds"
+
+local M = {}
+
+--- Step: federated training. Output: {model_cid, bytes, history, metrics, params, lineage, clients}.
+-- The model's bytes are a UnixFS file in the store; a restored (cached)
+-- output reads them back lazily on first use of `bytes`.
+M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true }, paths = { strategy = true },
+  run = function(ctx, args)
+    local sp = args.shards
+    local spec = args.model or model.softmax { classes = sp.classes }
+    local strategy, serr = strategies.strategy(args.strategy)
+    if not strategy then error(serr, 0) end
+    local rounds = args.rounds or 10
+    local res, err = rounds_mod.run(sp, { model = spec, rounds = rounds, strategy = strategy,
+      seed = args.seed, on_round = function(h)
+        ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f  (%d clients, %.2fs)",
+          h.round, rounds, h.test_accuracy or 0, h.test_loss or 0, h.train_loss, h.clients, h.seconds)
+        if ctx.progress then ctx.progress(h.round, rounds) end
+      end })
+    if not res then error(err, 0) end
+    local bytes = assert(model.to_safetensors(res.params))
+    local model_cid, aerr = unixfs.add_bytes(bytes, {
+      cid_version = 1, raw_leaves = true, chunker = "size-262144",
+      blocks = runtime.backend():blocks() })
+    if not model_cid then error("model: " .. tostring(aerr), 0) end
+    local shard_cids, clients = {}, {}
+    local rounds_in = {}
+    for _, h in ipairs(res.history) do
+      for _, id in ipairs(h.participants) do rounds_in[id] = (rounds_in[id] or 0) + 1 end
+    end
+    for _, c in ipairs(sp.clients) do
+      shard_cids[#shard_cids + 1] = c.cid
+      clients[#clients + 1] = { id = c.id, samples = c.n, rounds = rounds_in[c.id] or 0, shard_cid = c.cid }
+    end
+    for _, h in ipairs(res.history) do h.seconds = nil end
+    return {
+      model_cid = model_cid, bytes = bytes, size = #bytes,
+      framework = "ipk", format = "safetensors",
+      history = res.history,
+      metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss },
+      params = { model = spec, rounds = rounds, seed = args.seed, clients = #sp.clients,
+                 alpha = sp.alpha, strategy = strategy.name or "custom" },
+      lineage = { dataset_cid = sp.dataset_cid, shard_cids = json.array(shard_cids) },
+      clients = clients,
+    }
+  end,
+  encode = function(out)
+    -- The model DAG must outlive gc while its output record is cached.
+    assert(runtime.backend():pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
+    local shard_links, clients = {}, {}
+    for i, c in ipairs(out.lineage.shard_cids) do shard_links[i] = recipe.link(c) end
+    for i, c in ipairs(out.clients) do
+      clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard = recipe.link(c.shard_cid) }
+    end
+    return { model = recipe.link(out.model_cid), size = out.size, framework = out.framework, format = out.format,
+      history = out.history, metrics = out.metrics, params = out.params, clients = clients,
+      lineage = { dataset = recipe.link(out.lineage.dataset_cid), shards = shard_links } }
+  end,
+  decode = function(r)
+    local shard_cids, clients = {}, {}
+    for i, l in ipairs(r.lineage.shards) do shard_cids[i] = recipe.link_cid(l) end
+    for i, c in ipairs(r.clients or {}) do
+      clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard_cid = recipe.link_cid(c.shard) }
+    end
+    local model_cid = recipe.link_cid(r.model)
+    if not runtime.backend():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store", "ENOBLOCK" end
+    local out = { model_cid = model_cid, size = r.size, framework = r.framework, format = r.format,
+      history = r.history, metrics = r.metrics, params = r.params, clients = clients,
+      lineage = { dataset_cid = recipe.link_cid(r.lineage.dataset), shard_cids = json.array(shard_cids) } }
+    return setmetatable(out, { __index = function(t, k)
+      if k ~= "bytes" then return nil end
+      local parts = {}
+      assert(runtime.backend():cat(model_cid, function(c) parts[#parts + 1] = c end))
+      local b = table.concat(parts)
+      rawset(t, "bytes", b)
+      return b
+    end })
+  end }
+
+return M
