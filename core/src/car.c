@@ -345,6 +345,10 @@ int ipk_car_reader_next(ipk_car_reader_t *r, ipk_cid_t *cid_out, const uint8_t *
     if (v == IPK_EHASH)
       return ipk_errf(eb, IPK_EHASH, "car: block %s (offset %llu): unsupported multihash 0x%llx",
                       cidstr(&c, s, sizeof s), (unsigned long long)at, (unsigned long long)c.mh.code);
+    if (v != 1 && c.mh.code != IPK_MH_IDENTITY && c.mh.len < IPK_MH_MIN_DIGEST)
+      return ipk_errf(eb, IPK_EVERIFY, "car: block %s (offset %llu): its %u-byte digest is too short to verify "
+                      "anything (at least %d bytes, as Kubo)", cidstr(&c, s, sizeof s), (unsigned long long)at,
+                      (unsigned)c.mh.len, IPK_MH_MIN_DIGEST);
     if (v != 1)
       return ipk_errf(eb, IPK_EVERIFY, "car: block %s (offset %llu): bytes do not match the CID",
                       cidstr(&c, s, sizeof s), (unsigned long long)at);

@@ -286,6 +286,8 @@ int ipk_multihash_decode(const uint8_t *buf, size_t len, ipk_multihash_t *mh, si
 
 int ipk_multihash_verify(const ipk_multihash_t *mh, const void *data, size_t n) {
   ipk_multihash_t got;
+  /* Too short to commit to anything (see IPK_MH_MIN_DIGEST). */
+  if (mh->code != IPK_MH_IDENTITY && mh->len < IPK_MH_MIN_DIGEST) return 0;
   if (ipk_multihash_sum(mh->code, data, n, &got) < 0) return 0;
   /* A truncated multihash (len shorter than the function's output) is
    * valid framing: compare the prefix it commits to. */

@@ -165,6 +165,47 @@ static void test_header_counts_bounded(void **state) {
   }
 }
 
+/* A CID whose sha2-256 digest is 0 bytes long "verified" any bytes: a CAR
+ * carrying bafkreaa imported and pinned an unverified block. Digests
+ * shorter than IPK_MH_MIN_DIGEST are refused, naming the block and why. */
+static void test_short_digest_refused(void **state) {
+  (void)state;
+  const char *blk = "hello world";
+  const int lens[3] = { 0, 19, 20 };
+  for (int li = 0; li < 3; li++) {
+    int dlen = lens[li];
+    ipk_cid_t c;
+    assert_int_equal(ipk_cid_of(1, IPK_CODEC_RAW, blk, strlen(blk), &c), 0);
+    c.mh.len = (uint32_t)dlen;   /* truncate the sha2-256 digest */
+    uint8_t car[256];
+    int hl = ipk_car_header(&c, 1, car, sizeof car);
+    assert_true(hl > 0);
+    uint8_t cb[IPK_CID_BIN_MAX];
+    int cl = ipk_cid_to_bytes(&c, cb, sizeof cb);
+    assert_true(cl > 0);
+    size_t n = (size_t)hl;
+    car[n++] = (uint8_t)(cl + (int)strlen(blk));
+    memcpy(car + n, cb, (size_t)cl);
+    n += (size_t)cl;
+    memcpy(car + n, blk, strlen(blk));
+    n += strlen(blk);
+    ipk_car_reader_t *r;
+    ipk_errbuf_t eb = { { 0 } };
+    assert_int_equal(ipk_car_reader_open_mem(car, n, 0, &r, &eb), 0);
+    if (dlen < IPK_MH_MIN_DIGEST) {
+      char want[64];
+      snprintf(want, sizeof want, "its %d-byte digest is too short", dlen);
+      assert_int_equal(ipk_car_reader_next(r, NULL, NULL, NULL, NULL, &eb), IPK_EVERIFY);
+      assert_non_null(strstr(eb.msg, want));
+      assert_int_equal(ipk_car_verify(&c, blk, strlen(blk)), 0);
+    } else {
+      /* 20 bytes (Kubo's minimum) is a truncated digest that still commits. */
+      assert_int_equal(ipk_car_reader_next(r, NULL, NULL, NULL, NULL, &eb), 1);
+    }
+    ipk_car_reader_free(r);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_round_trip),
@@ -172,6 +213,7 @@ int main(void) {
     cmocka_unit_test(test_import_job_all_or_nothing),
     cmocka_unit_test(test_blake2b_verify),
     cmocka_unit_test(test_header_counts_bounded),
+    cmocka_unit_test(test_short_digest_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

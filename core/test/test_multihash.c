@@ -150,6 +150,17 @@ static void test_verify(void **state) {
   assert_false(ipk_multihash_verify(&mh, "abd", 3));
   mh.len = 20; /* truncated digest still commits to its prefix */
   assert_true(ipk_multihash_verify(&mh, "abc", 3));
+  /* ...but one shorter than IPK_MH_MIN_DIGEST commits to nothing: a 0-byte
+   * sha2-256 digest matched any bytes (a CAR block "bafkreaa" imported). */
+  mh.len = 19;
+  assert_false(ipk_multihash_verify(&mh, "abc", 3));
+  mh.len = 1;
+  assert_false(ipk_multihash_verify(&mh, "abc", 3));
+  mh.len = 0;
+  assert_false(ipk_multihash_verify(&mh, "abc", 3));
+  assert_false(ipk_multihash_verify(&mh, "", 0));
+  ipk_multihash_sum(IPK_MH_IDENTITY, "", 0, &mh);   /* identity: any length, even 0 */
+  assert_true(ipk_multihash_verify(&mh, "", 0));
   ipk_multihash_sum(IPK_MH_IDENTITY, "abc", 3, &mh);
   assert_true(ipk_multihash_verify(&mh, "abc", 3));
   assert_false(ipk_multihash_verify(&mh, "ab", 2));

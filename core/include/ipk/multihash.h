@@ -58,8 +58,15 @@ int ipk_multihash_encode(const ipk_multihash_t *mh, uint8_t *out, size_t cap);
  * IPK_EVARINT, IPK_EFORMAT (digest longer than IPK_MH_MAX_DIGEST bytes). */
 int ipk_multihash_decode(const uint8_t *buf, size_t len, ipk_multihash_t *mh, size_t *used);
 
+/* Shortest digest a hashed (non-identity) multihash may have to count as
+ * verifiable: as Kubo's verifcid (boxo), which refuses shorter ones. A
+ * 0-byte sha2-256 "digest" would match any bytes, a 1-byte one is forged
+ * in 256 tries. */
+#define IPK_MH_MIN_DIGEST 20
+
 /* 1 when data hashes to mh (the verification every block read does); 0
- * when not or when code is unsupported. A digest shorter than the
+ * when not, when code is unsupported, or when a hashed (non-identity)
+ * digest is shorter than IPK_MH_MIN_DIGEST. A digest shorter than the
  * function's output (a truncated multihash) is compared as a prefix. */
 int ipk_multihash_verify(const ipk_multihash_t *mh, const void *data, size_t n);
 
