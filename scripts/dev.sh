@@ -130,9 +130,9 @@ case "$cmd" in
       ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest --output-on-failure -j "$JOBS" -L lua)
     # Every libFuzzer harness briefly (fuzz/README.md): the inputs in
-    # fuzz/regressions replayed, then IPK_FUZZ_SECONDS (default 8) each.
-    log "tests: fuzz harnesses, ${IPK_FUZZ_SECONDS:-8} s each"
-    IPK_FUZZ_BUILD_DIR="$BUILD-fuzz" "$ROOT/fuzz/run.sh" "${IPK_FUZZ_SECONDS:-8}"
+    # fuzz/regressions replayed, then IPK_FUZZ_SECONDS (default 6) each.
+    log "tests: fuzz harnesses, ${IPK_FUZZ_SECONDS:-6} s each"
+    IPK_FUZZ_BUILD_DIR="$BUILD-fuzz" "$ROOT/fuzz/run.sh" "${IPK_FUZZ_SECONDS:-6}"
     ;;
   *)
     echo "usage: scripts/dev.sh main [--param k=v ...] [--json] | test | build" >&2
