@@ -249,6 +249,9 @@ describe("ipk.backend", function()
       local parts = {}
       run(function() assert(dst:cat(file, function(s) parts[#parts + 1] = s end)) end)
       assert.is_true(table.concat(parts) == support.read(path))
+      -- again: the file is pinned there recursively, only the records go
+      local again = run(function() return assert(transfer.copy(src, dst, { top }, { name = "t" })) end)
+      assert.are.equal(2, again.blocks)
     end)
 
     it("fails on a missing root or a block missing inside a UnixFS DAG, pinning nothing", function()

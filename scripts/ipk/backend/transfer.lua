@@ -15,7 +15,8 @@
 -- that neither side can serve is listed in `missing`, not an error. A block
 -- missing inside a UnixFS DAG, or a missing root, is an error.
 -- Pins on the destination: every subtree recursively, every record directly
--- (a recursive pin would need the missing links) — the pin cover.
+-- (a recursive pin would need the missing links) — the pin cover. A subtree
+-- the destination already pins recursively is not shipped again.
 local backend = require "ipk.backend.util"
 local cid = require "ipk.cid"
 local sched = require "ipk.sched"
@@ -131,6 +132,10 @@ function M.copy(src, dst, roots, o)
   for i, r in ipairs(roots) do res.roots[i] = select(2, backend.want(r)) end
   -- subtrees first: a record is only ever written once what it links is in
   for _, s in ipairs(plan.subtrees) do
+    -- a subtree the destination already pins recursively is complete there:
+    -- nothing to ship (a second push of the same model costs one query)
+    local have = dst:pin_ls({ cid = s, type = "recursive" })
+    if have and #have > 0 then goto next_subtree end
     local tmp = os.tmpname()
     local info
     info, msg, name = src:export_dag(s, tmp .. ".car")
@@ -141,6 +146,7 @@ function M.copy(src, dst, roots, o)
     os.remove(tmp .. ".car")
     if not imp then return nil, msg, name end
     res.blocks, res.bytes = res.blocks + imp.blocks, res.bytes + imp.bytes
+    ::next_subtree::
   end
   for i = #plan.records, 1, -1 do
     local r = plan.records[i]
