@@ -251,6 +251,13 @@ describe("ipk.run", function()
         { 'rawset(_G, "X", 1)', "attempt to call global 'rawset'" },
         { 'require("ipk").dataset.add = nil', "ipk.dataset is read-only in a recipe" },
         { 'require("ipk.fl").fedavg = nil', "ipk.fl is read-only in a recipe" },
+        -- regressions (breaklua): ipk.fs removed any path, ipk.host lifted
+        -- the memory cap and the step deadline
+        { 'require("ipk.fs").rm_rf("/tmp/x")', "require 'ipk.fs' is not allowed in a recipe" },
+        { 'require("ipk.host").set_memory_cap(0)', "require 'ipk.host' is not allowed in a recipe" },
+        { 'local p = require "ipk.proc"', "require 'ipk.proc' is not allowed in a recipe" },
+        { 'local s = require "ipk.staging"', "require 'ipk.staging' is not allowed in a recipe" },
+        { 'local s = require "ipk.store"', "require 'ipk.store' is not allowed in a recipe" },
       }
       for i, e in ipairs(escapes) do
         p = write(dir .. "/esc" .. i .. ".lua", e[1] .. '\nreturn 1\n')

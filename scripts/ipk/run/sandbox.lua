@@ -63,6 +63,12 @@ end
 -- process state, or the command line.
 local HIDDEN = { core = true, runtime = true, cli = true, repl = true, store_mod = true,
   cdef = true, cmd = true, lineedit = true, sig = true }
+-- Modules a recipe may not `require` either: raw file-system calls (fs:
+-- rm -rf of any path), the host's memory cap, signals and preemption
+-- deadline (a recipe could lift its own limits), processes, scratch
+-- directories, and the store module (open any IPK_HOME). Files reach a
+-- recipe through ipk.dataset/ipk.registry, the store through ipk.store().
+local NOT_REQUIRED = { fs = true, host = true, proc = true, staging = true, store = true }
 
 -- A read-only view of a module table: recipes cannot replace ipk's
 -- functions (which would change what later steps, or the host, do), and
@@ -142,7 +148,7 @@ function M.sandbox(name)
     local sub = type(mod) == "string" and mod:match("^ipk%.([%w_]+)$")
     -- `require "ipk.run"` is the engine (hidden); the `ipk.run` field of the
     -- facade is the task runner, which a recipe may call.
-    if sub and not HIDDEN[sub] and sub ~= "run" then return readonly(require(mod), mod) end
+    if sub and not HIDDEN[sub] and not NOT_REQUIRED[sub] and sub ~= "run" then return readonly(require(mod), mod) end
     if mod == "ffi" then ffi_proxy = ffi_proxy or safe_ffi(); return ffi_proxy end
     error("require '" .. tostring(mod) .. "' is not allowed in a recipe (only ipk modules and ffi)", 2)
   end
