@@ -329,4 +329,22 @@ print(json.dumps(out))
     assert.same({ num_rows = 1, type = "object" }, detect.records_stats_raw(t .. "/one.json", false))
     u.rm_rf(t)
   end)
+  it("reads recorded statistics back without decoding the per-column values (C cuts them out)", function()
+    local t = u.tmpdir()
+    u.write(t .. "/s.csv", 'a,"b,1",c\n1,x,\n2,"NA",0.5\n')
+    local raw = assert(detect.table_stats_raw(t .. "/s.csv"))
+    raw.format, raw.size_bytes, raw.nested = "csv", 30, { columns = { 1 } }
+    local text = ipkjson.encode(raw)
+    local back = assert(detect.stats_from_json(text))
+    for _, k in ipairs { "columns", "column_stats", "dtypes", "missing" } do
+      assert.equal(ipkjson.raw_text(raw[k]), ipkjson.raw_text(back[k]), k)
+    end
+    assert.same({ columns = { 1 } }, back.nested) -- only top-level keys are cut out
+    assert.equal(text, ipkjson.encode(back))      -- the same canonical text
+    assert.same({ num_rows = 1, type = "object" }, detect.stats_from_json('{"num_rows":1,"type":"object"}'))
+    local r, err = detect.stats_from_json('{"columns":[1,}')
+    assert.is_nil(r)
+    assert.matches("statistics: offset 14: json:", err, 1, true)
+    u.rm_rf(t)
+  end)
 end)

@@ -1246,3 +1246,65 @@ int ipk_table_records_stats_file(const char *path, int jsonl, ipk_table_stats_t 
   if (n) munmap((void *)b, n);
   return rc;
 }
+
+int ipk_table_json_split(const char *text, size_t len, const char *const *keys, size_t nkeys, size_t *seg,
+                         char **rest, size_t *rest_len, ipk_errbuf_t *eb) {
+  if (!text || !rest || (nkeys && (!keys || !seg))) return ipk_errf(eb, IPK_EINVAL, "table: NULL argument");
+  *rest = NULL;
+  if (rest_len) *rest_len = 0;
+  for (size_t k = 0; k < 2 * nkeys; k++) seg[k] = 0;
+  jp_t j;
+  memset(&j, 0, sizeof j);
+  j.b = (const uint8_t *)text;
+  j.end = len;
+  j.name = "statistics";
+  j.eb = eb;
+  jw_t w = {0};
+  int rc = 0, first = 1;
+  jws(&j);
+  if (j.p >= j.end || j.b[j.p] != '{') { rc = jerr(&j, "not an object"); goto done; }
+  j.p++;
+  jw_put(&w, "{", 1);
+  jws(&j);
+  if (j.p < j.end && j.b[j.p] == '}') j.p++;
+  else {
+    for (;;) {
+      jws(&j);
+      size_t m0 = j.p;
+      if (j.p >= j.end || j.b[j.p] != '"') { rc = jerr(&j, "an object key must be a string"); goto done; }
+      if ((rc = jstring(&j, 1))) goto done;
+      jws(&j);
+      if (j.p >= j.end || j.b[j.p] != ':') { rc = jerr(&j, "expected ':' after an object key"); goto done; }
+      j.p++;
+      jws(&j);
+      size_t v0 = j.p;
+      int t;
+      double v;
+      if ((rc = jvalue(&j, 1, &t, &v))) goto done;
+      size_t k = 0;
+      while (k < nkeys && !(strlen(keys[k]) == j.klen && !memcmp(keys[k], j.key, j.klen))) k++;
+      if (k < nkeys) { seg[2 * k] = v0; seg[2 * k + 1] = j.p; }
+      else {
+        if (!first) jw_put(&w, ",", 1);
+        jw_put(&w, text + m0, j.p - m0);
+        first = 0;
+      }
+      jws(&j);
+      if (j.p < j.end && j.b[j.p] == ',') { j.p++; continue; }
+      if (j.p < j.end && j.b[j.p] == '}') { j.p++; break; }
+      rc = jerr(&j, "expected ',' or '}' in an object");
+      goto done;
+    }
+  }
+  jw_put(&w, "}", 1);
+  if (w.oom) { rc = ipk_errf(eb, IPK_ENOMEM, "table: out of memory"); goto done; }
+  *rest = w.p;
+  if (rest_len) *rest_len = w.n;
+  w.p = NULL;
+done:
+  free(w.p);
+  free(j.key);
+  return rc;
+}
+
+void ipk_table_free(void *p) { free(p); }

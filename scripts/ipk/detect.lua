@@ -108,6 +108,30 @@ function M.table_stats(path, delim)
   end)
 end
 
+local SPLIT_KEYS = { "columns", "column_stats", "dtypes", "missing" }
+local split_keys = ffi.new("const char *[4]", SPLIT_KEYS)
+
+--- Recorded statistics (JSON text) back as a table without decoding the
+-- per-column values in Lua: columns, column_stats, dtypes and missing are
+-- cut out in C (ipk_table_json_split) and returned as ipk.json.raw texts;
+-- the rest is decoded.
+-- @return stats table or nil, msg, name
+function M.stats_from_json(text)
+  if type(text) ~= "string" then error("detect.stats_from_json: string expected", 2) end
+  local seg, rest, rlen, eb = ffi.new("size_t[8]"), ffi.new("char *[1]"), ffi.new("size_t[1]"), core.errbuf()
+  local rc = lib.ipk_table_json_split(text, #text, split_keys, 4, seg, rest, rlen, eb)
+  if rc ~= 0 then return core.check(rc, eb) end
+  local small = ffi.string(rest[0], rlen[0])
+  lib.ipk_table_free(rest[0])
+  local st, err, name = json.decode(small)
+  if st == nil then return nil, err, name end
+  for k, key in ipairs(SPLIT_KEYS) do
+    local a, b = tonumber(seg[2 * k - 2]), tonumber(seg[2 * k - 1])
+    if b > a then st[key] = json.raw(text:sub(a + 1, b)) end
+  end
+  return st
+end
+
 --- Record index of a CSV/TSV file: header range and per-record offsets.
 -- @param key_col 0-based column whose values are hashed for stratification, or nil
 -- @return {header = {start, stop}, rows, offsets = uint64_t* (rows+1), keys = uint64_t*|nil, raw}

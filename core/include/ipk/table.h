@@ -122,6 +122,16 @@ typedef struct {
 int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb);
 void ipk_table_json_free(ipk_table_json_t *j);
 
+/* Cut the values of some keys out of the JSON object text[0..len) without
+ * building it (the dataset layer reads back recorded statistics this way):
+ * seg[2k], seg[2k+1] get the [start, end) offsets of keys[k]'s value (0, 0
+ * when absent); *rest gets the object of the other members, their text
+ * unchanged (owned: ipk_table_free). IPK_EFORMAT when text is not one
+ * valid JSON object. */
+int ipk_table_json_split(const char *text, size_t len, const char *const *keys, size_t nkeys, size_t *seg,
+                         char **rest, size_t *rest_len, ipk_errbuf_t *eb);
+void ipk_table_free(void *p);
+
 /* A finite double as ipk.json writes it (scripts/ipk/json.lua, the one rule):
  * integral values with magnitude up to 2^53 as integers ("-0" as "0"), others
  * as the shortest digits that read back to v, in ECMAScript Number#toString

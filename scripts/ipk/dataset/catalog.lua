@@ -4,6 +4,7 @@
 -- statistics and import options, and pinned recursively.
 local runtime = require "ipk.runtime"
 local json = require "ipk.json"
+local detect = require "ipk.detect"
 local fs = require "ipk.fs"
 local cidmod = require "ipk.cid"
 local unixfs = require "ipk.unixfs"
@@ -96,9 +97,15 @@ end
 ------------------------------------------------------------------------------
 -- versions
 
+-- The per-column statistics of a table (columns, column_stats, dtypes,
+-- missing) can be large (a million columns: 165 MB of JSON): they are cut
+-- out of the recorded text in C and stay json.raw texts (spliced as is when
+-- printed); only the rest is decoded in Lua.
+local COLS = "name, version, cid, format, stats, import, source, created_at"
+
 local function decode(r)
   if not r then return nil end
-  r.stats = json.decode(r.stats) or {}
+  r.stats = detect.stats_from_json(r.stats) or {}
   r.import = r.import and json.decode(r.import) or nil
   return r
 end
@@ -107,14 +114,10 @@ end
 -- @param filter {name=, format=} optional
 function M.list(filter)
   filter = filter or {}
-  local rows = db():query("SELECT name, version, cid, format, stats, source, created_at FROM datasets"
-    .. " ORDER BY created_at DESC, rowid DESC")
+  local rows = db():query("SELECT " .. COLS .. " FROM datasets WHERE (?1 IS NULL OR name = ?1)"
+    .. " AND (?2 IS NULL OR format = ?2) ORDER BY created_at DESC, rowid DESC", filter.name, filter.format)
   local out = {}
-  for _, r in ipairs(rows) do
-    if (not filter.name or r.name == filter.name) and (not filter.format or r.format == filter.format) then
-      out[#out + 1] = decode(r)
-    end
-  end
+  for _, r in ipairs(rows) do out[#out + 1] = decode(r) end
   return out
 end
 
@@ -127,16 +130,19 @@ end
 
 --- A version by name and version (nil = the most recently added), or by
 -- "name@version" in one string.
--- @return version row {name, version, cid, format, stats, import, source, created_at} or nil, msg
+-- @return version row {name, version, cid, format, stats, import, source, created_at} or nil, msg;
+--   a table's stats.columns, column_stats, dtypes and missing are ipk.json.raw
+--   texts (json.decode(json.raw_text(x)) gives the value)
 function M.get(name, version)
   if version == nil and type(name) == "string" and name:find("@", 1, true) then name, version = M.parse_ref(name) end
   local d = db()
   local r
   if version and version ~= "latest" then
-    r = d:query("SELECT * FROM datasets WHERE name = ? AND version = ?", name, version)[1]
+    r = d:query("SELECT " .. COLS .. " FROM datasets WHERE name = ? AND version = ?", name, version)[1]
     if not r then return nil, "dataset " .. tostring(name) .. "@" .. version .. " not found", "ENOENT" end
   else
-    r = d:query("SELECT * FROM datasets WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1", name)[1]
+    r = d:query("SELECT " .. COLS .. " FROM datasets WHERE name = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+      name)[1]
     if not r then return nil, "dataset " .. tostring(name) .. ": no versions", "ENOENT" end
   end
   return decode(r)

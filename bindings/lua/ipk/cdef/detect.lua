@@ -57,6 +57,9 @@ typedef struct {
 int ipk_table_stats_json(const ipk_table_stats_t *s, ipk_table_json_t *out, ipk_errbuf_t *eb);
 void ipk_table_json_free(ipk_table_json_t *j);
 void ipk_table_fmt_num(double v, char buf[32]);
+int ipk_table_json_split(const char *text, size_t len, const char *const *keys, size_t nkeys, size_t *seg,
+                         char **rest, size_t *rest_len, ipk_errbuf_t *eb);
+void ipk_table_free(void *p);
 typedef struct {
   char delim;
   uint64_t header_start, header_end;
