@@ -210,6 +210,48 @@ describe("ipkrun car", function()
     assert.is_true(cjson.decode(out).pinned)
   end)
 
+  -- Regressions (adversarial review): the completeness check before a CAR
+  -- import recursed once per link, so a chain of 20000 dag-cbor blocks failed
+  -- with "car: stack overflow"; and it never looked inside an identity root,
+  -- so a dag-cbor root inlined in its CID that links to a missing block
+  -- imported, then failed to pin ("imported 0 blocks but pinning ... failed").
+  local cidm = require "ipk.cid"
+  local function section(c, data)
+    local cb = cidm.to_bytes(c)
+    return cidm.varint.encode(#cb + #data) .. cb .. data
+  end
+  local function cbor_link(c)   -- [c]: a one-item array holding tag 42
+    local cb = "\0" .. cidm.to_bytes(c)
+    return "\x81\xd8\x2a\x58" .. string.char(#cb) .. cb
+  end
+
+  it("imports and pins a chain of 20000 linked dag-cbor blocks", function()
+    local leaf = assert(cidm.of(1, "raw", "leaf"))
+    local parts, prev = { section(leaf, "leaf") }, leaf
+    for _ = 1, 20000 do
+      local d = cbor_link(prev)
+      prev = assert(cidm.of(1, "dag-cbor", d))
+      parts[#parts + 1] = section(prev, d)
+    end
+    support.write(tmp .. "/chain.car", car.header({ prev }) .. table.concat(parts))
+    local code, out, err = support.ipkrun({ "car", "import", "--json", tmp .. "/chain.car" }, env)
+    assert.are.equal(0, code, err)
+    assert.are.equal(20001, cjson.decode(out).blocks)
+    assert.are.equal(20001, count_blocks(tmp .. "/home"))
+  end)
+
+  it("refuses, before storing anything, an identity root whose inline dag-cbor links to a missing block", function()
+    local gone = assert(cidm.of(1, "raw", "not in the file"))
+    local here = assert(cidm.of(1, "raw", "in the file"))
+    local root = assert(cidm.of(1, "dag-cbor", cbor_link(gone), "identity"))
+    support.write(tmp .. "/inline.car", car.header({ root }) .. section(here, "in the file"))
+    local code, _, err = support.ipkrun({ "car", "import", tmp .. "/inline.car" }, env)
+    assert.are.equal(1, code)
+    assert.matches("the DAG is incomplete: block " .. cidm.format(gone) .. " %(linked from "
+      .. cidm.format(root) .. "%) is neither in the file nor in the store; nothing imported", err)
+    assert.are.equal(0, count_blocks(tmp .. "/home"))
+  end)
+
   it("export refuses an existing output file", function()
     local code = support.ipkrun({ "car", "import", fx .. "/car/go-car/simple-unixfs.car" }, env)
     assert.are.equal(0, code)

@@ -4,10 +4,11 @@
 local backend = require "ipk.backend.util"
 local car = require "ipk.car"
 local cid = require "ipk.cid"
+local ffi = require("ipk.core").ffi
 local unixfs = require "ipk.unixfs"
 local store_mod = require "ipk.store"
 
-local type, tostring, ipairs, setmetatable, error, pairs = type, tostring, ipairs, setmetatable, error, pairs
+local type, tostring, ipairs, setmetatable, error, pairs, tonumber = type, tostring, ipairs, setmetatable, error, pairs, tonumber
 
 local M = {}
 
@@ -92,29 +93,37 @@ local function check_complete(self, path, zero_len_eof)
     if cc.codec ~= backend.RAW then nodes[s] = data end
   end
   r:close()
-  local seen = {}
-  local function walk(s, from)
-    if seen[s] then return true end
-    seen[s] = true
-    if backend.is_inline(s) then return true end
-    if not have[s] then
-      if self.store:has(s) then return true end
-      return nil, ("%s: the DAG is incomplete: block %s%s is neither in the file nor in the store; nothing imported")
-        :format(path, s, from and (" (linked from " .. from .. ")") or ""), "ENOBLOCK"
-    end
-    local data = nodes[s]
-    if not data then return true end
-    local links, lmsg, lname = backend.links(s, data)
-    if not links then return nil, path .. ": " .. lmsg, lname end
-    for _, l in ipairs(links) do
-      local ok, err, ename = walk(l, s)
-      if not ok then return nil, err, ename end
-    end
-    return true
+  -- An explicit stack, not recursion: a chain of 20000 linked dag-cbor
+  -- blocks overflowed the Lua stack ("car: stack overflow").
+  local seen, stack = {}, {}
+  for i = #(info.roots or {}), 1, -1 do
+    local root = info.roots[i]
+    stack[#stack + 1] = { type(root) == "string" and root or cid.format(root), nil }
   end
-  for _, root in ipairs(info.roots or {}) do
-    local ok, err, ename = walk(type(root) == "string" and root or cid.format(root), nil)
-    if not ok then return nil, err, ename end
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local s, from = top[1], top[2]
+    if not seen[s] then
+      seen[s] = true
+      local data
+      if backend.is_inline(s) then
+        -- An identity CID carries its block: a dag-cbor one still links on.
+        local cc = cid.parse(s)
+        if tonumber(cc.codec) ~= backend.RAW then data = ffi.string(cc.mh.digest, cc.mh.len) end
+      elseif not have[s] then
+        if not self.store:has(s) then
+          return nil, ("%s: the DAG is incomplete: block %s%s is neither in the file nor in the store; nothing imported")
+            :format(path, s, from and (" (linked from " .. from .. ")") or ""), "ENOBLOCK"
+        end
+      else
+        data = nodes[s]
+      end
+      if data then
+        local links, lmsg, lname = backend.links(s, data)
+        if not links then return nil, path .. ": " .. lmsg, lname end
+        for i = #links, 1, -1 do stack[#stack + 1] = { links[i], s } end
+      end
+    end
   end
   return true
 end
