@@ -179,6 +179,14 @@ describe("ipk.run", function()
     assert.equal("a", rec.steps.b.inputs.from.step)
     assert.equal(sum.steps.a.output_cid, dagjson.is_link(rec.steps.b.inputs.from.output))
     assert.is_truthy(dagjson.is_link(rec.steps.b.key))
+    -- every block the record links to is stored (a complete DAG: a node can
+    -- pin it recursively); the key document is the step's key value
+    for name in pairs(rec.steps) do
+      local kcid = dagjson.is_link(rec.steps[name].key)
+      local kdoc = assert(runner.read_record(kcid))
+      assert.equal(rec.steps[name].kind, kdoc.kind)
+      assert.is_true(runtime.backend():has(dagjson.is_link(rec.steps[name].output)))
+    end
     assert.is_true(runtime.store():pin_has(run.record_cid))
     -- content-addressed: no wall-clock time (id, start, durations live in
     -- the runs/run_steps rows), so a run that does the same work again

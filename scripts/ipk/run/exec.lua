@@ -306,6 +306,12 @@ function M.execute(r, opts)
       for field, d in pairs(st.inputs or {}) do
         ins[field] = { step = d.step, output = d.cid and dagjson.link(d.cid) or nil }
       end
+      -- The key document is stored too, so the record is a complete DAG:
+      -- a node pinning it recursively (push) or a pull finds every block.
+      if st.key and st.comp then
+        local kcid = records.put_record(st.comp)
+        assert(kcid == nil or kcid == st.key, "step key document does not hash to the step key")
+      end
       steps[name] = { kind = st.kind, version = r.steps[name].kind.version, status = st.status,
         key = st.key and dagjson.link(st.key) or nil, output = st.output_cid and dagjson.link(st.output_cid) or nil,
         inputs = ins, attempts = st.attempts, error = st.error }
