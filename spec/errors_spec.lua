@@ -198,6 +198,18 @@ describe("error messages through the CLI", function()
       { { "car", "export", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", "-o", tmp .. "/x.car" },
         "^ipkrun: car export: car: block not found" },
       { { "dataset", "split", "nosuch", "--test", "nan" }, "^ipkrun: dataset split: " },
+      -- regressions (breaklua): "pin rm: pin rm CID: not pinned", the path
+      -- twice ("model import: F: F: No such file"), a directory as a recipe
+      -- (an internal error: "attempt to get length of local 'src'")
+      { { "pin", "rm", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am" },
+        "^ipkrun: pin rm: bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am: not pinned$" },
+      { { "model", "import", tmp .. "/missing.json" },
+        "^ipkrun: model import: " .. tmp:gsub("%p", "%%%0") .. "/missing%.json: No such file or directory$" },
+      { { "model", "export", tmp .. "/no/dir.json" },
+        "^ipkrun: model export: " .. tmp:gsub("%p", "%%%0") .. "/no/dir%.json: No such file or directory$" },
+      { { "model", "import", tmp }, "^ipkrun: model import: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
+      { { "graph", tmp }, "^ipkrun: graph: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
+      { { "run", tmp }, "^ipkrun: run: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
     }
     for _, c in ipairs(cases) do
       local code, _, err = u.ipkrun(c[1], env)

@@ -130,9 +130,12 @@ function M.run(argv)
     if not s then return util.fail(cmd, jerr) end
     if pos[1] then
       local f, err = io.open(pos[1], "wb")
-      if not f then return util.fail(cmd, pos[1] .. ": " .. tostring(err)) end
-      f:write(s, "\n")
-      f:close()
+      -- io.open's message already names the path
+      if not f then return util.fail(cmd, tostring(err)) end
+      local ok, werr = f:write(s, "\n")
+      local cok, cerr = f:close()   -- a full disk shows at the flush
+      if not ok or not cok then werr = werr or cerr end
+      if werr then return util.fail(cmd, pos[1] .. ": " .. tostring(werr):gsub("^[^:]*: ", "")) end
       if opts.json then util.emit_json({ path = pos[1], index_cid = reg.index_cid() }) end
     else
       io.stdout:write(s, "\n")
@@ -141,9 +144,11 @@ function M.run(argv)
   elseif sub == "import" then
     if #pos ~= 1 then return util.usage_error(cmd, "expected FILE") end
     local f, err = io.open(pos[1], "rb")
-    if not f then return util.fail(cmd, pos[1] .. ": " .. tostring(err)) end
-    local s = f:read("*a")
+    if not f then return util.fail(cmd, tostring(err)) end
+    local s, rerr = f:read("*a")
     f:close()
+    -- a directory opens, then reads as nil ("Is a directory")
+    if not s then return util.fail(cmd, pos[1] .. ": " .. tostring(rerr)) end
     local r; r, err = reg.import_registry(s)
     if not r then return util.fail(cmd, err) end
     if opts.json then util.emit_json(r)

@@ -21,8 +21,24 @@ local function one_line(msg)
 end
 M.one_line = one_line
 
+-- The message without the command's own prefix: store and core messages
+-- begin with what they did ("pin rm CID: not pinned", "gc: cannot walk
+-- ..."), which the line already says ("ipkrun: pin rm: ..."); and a prefix
+-- repeated by two layers ("x: x: why") is said once.
+local function strip_prefix(cmd, msg)
+  if cmd then
+    if msg:sub(1, #cmd + 2) == cmd .. ": " then msg = msg:sub(#cmd + 3)
+    elseif msg:sub(1, #cmd + 1) == cmd .. " " then msg = msg:sub(#cmd + 2) end
+  end
+  local out = {}
+  for seg in (msg .. ": "):gmatch("(.-): ") do
+    if not (seg == out[#out] and seg:match("^[%a][%w_. -]*$")) then out[#out + 1] = seg end
+  end
+  return table.concat(out, ": ")
+end
+
 local function report(cmd, msg, code)
-  msg = one_line(msg)
+  msg = strip_prefix(cmd, one_line(msg))
   io.stderr:write("ipkrun: ", cmd and (cmd .. ": ") or "", msg, "\n")
   if M.json_mode then M.emit_json({ error = msg, command = cmd, exit_code = code }) end
   return code

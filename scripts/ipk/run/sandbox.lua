@@ -237,8 +237,10 @@ end
 function M.load_script(path)
   local f, oerr = io.open(path, "rb")
   if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", ""), "ENOENT" end
-  local bytes = f:read("*a")
+  local bytes, rerr = f:read("*a")
   f:close()
+  -- a directory opens, then reads as nil ("Is a directory")
+  if not bytes then return nil, path .. ": " .. tostring(rerr), "EINVAL" end
   local v, err, name = M.load_sandboxed(bytes, path)
   if v == nil then return nil, err, name end
   return v, bytes
@@ -257,8 +259,10 @@ end
 function M.load(path)
   local f, oerr = io.open(path, "rb")
   if not f then return nil, path .. ": " .. (oerr or "cannot open"):gsub("^[^:]*: ", ""), "ENOENT" end
-  local bytes = f:read("*a")
+  local bytes, rerr = f:read("*a")
   f:close()
+  -- a directory opens, then reads as nil ("Is a directory")
+  if not bytes then return nil, path .. ": " .. tostring(rerr), "EINVAL" end
   return M.load_bytes(bytes, path)
 end
 
