@@ -79,6 +79,7 @@ int ipk_memcap_parse(const char *s, uint64_t *bytes) {
 int ipk_memcap_set(uint64_t bytes) {
   cap = bytes;
   headroom = bytes / 4 > 256 * MIB ? bytes / 4 : 256 * MIB;
+  if (!IPK_MEMCAP_RLIMIT) return 0;
   struct rlimit rl;
   if (getrlimit(RLIMIT_DATA, &rl) != 0) return IPK_EIO;
   rlim_t want = bytes ? (rlim_t)(bytes + headroom) : rl.rlim_max;

@@ -29,6 +29,16 @@
  */
 #ifndef IPK_HOST_MEMCAP_H
 #define IPK_HOST_MEMCAP_H
+
+/* AddressSanitizer maps its allocator regions on demand as private
+ * writable memory, so under any RLIMIT_DATA its own mmap fails ("ERROR:
+ * Failed to mmap") in the first allocation after the limit is set. A
+ * sanitized build (-DIPK_SANITIZE=ON) therefore caps the Lua heap only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IPK_MEMCAP_RLIMIT 0
+#else
+#define IPK_MEMCAP_RLIMIT 1
+#endif
 #include <stddef.h>
 #include <stdint.h>
 #include "ipk/err.h"

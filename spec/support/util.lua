@@ -14,6 +14,9 @@ if preload and preload ~= "" then
   ffi.C.unsetenv("LD_PRELOAD")
   M.luajit = "LD_PRELOAD='" .. preload:gsub("'", "'\\''") .. "' luajit"
 end
+-- The sanitized pass (ipkrun built with ASan: more memory per allocation,
+-- a quarantine of freed blocks, no RLIMIT_DATA part of the memory cap).
+M.sanitized = (preload or ""):match("asan") ~= nil
 
 local root = os.getenv("IPK_SOURCE_DIR")
 if not root or root == "" then
