@@ -129,6 +129,12 @@ function M.shard(ref, opts)
     local ext = v.format == "tsv" and "tsv" or "csv"
     local x; x, err, name = detect.table_index(data)
     if not x then stage.rm_rf(tmp); return nil, "shard: " .. tostring(err), name end
+    -- more shards than rows would be empty shards (count = 1e9 wrote
+    -- files until the disk or the user gave up)
+    if count > x.rows then
+      stage.rm_rf(tmp)
+      return nil, ("shard: %s has %d rows, cannot make %d non-empty shards"):format(tostring(ref), x.rows, count), "ERANGE"
+    end
     for k = 0, count - 1 do
       -- balanced: shard sizes differ by at most one row
       local a, b = math.floor(k * x.rows / count), math.floor((k + 1) * x.rows / count)
@@ -142,6 +148,10 @@ function M.shard(ref, opts)
   else
     local files, werr, wname = detect.walk(data)
     if not files then stage.rm_rf(tmp); return nil, "shard: " .. tostring(werr), wname end
+    if count > #files then
+      stage.rm_rf(tmp)
+      return nil, ("shard: %s has %d files, cannot make %d non-empty shards"):format(tostring(ref), #files, count), "ERANGE"
+    end
     local groups = {}
     for k = 1, count do groups[k] = {} end
     for i, f in ipairs(files) do table.insert(groups[(i - 1) % count + 1], f) end
