@@ -223,6 +223,28 @@ describe("error messages through the CLI", function()
     end
   end)
 
+  -- regression (breaklua): tonumber("nan") passed `x < 0` / `x <= 0`
+  -- checks: cat --offset=nan printed the whole file, runs --limit nan was an
+  -- internal SQLite error with a file:line
+  it("numeric flags refuse nan, inf and fractions with a usage error", function()
+    local cases = {
+      { { "cat", "--offset=nan", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am" },
+        "ipkrun: cat: --offset and --length take byte counts >= 0" },
+      { { "cat", "--length=1.5", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am" },
+        "ipkrun: cat: --offset and --length take byte counts >= 0" },
+      { { "runs", "--limit", "nan" }, "ipkrun: runs: --limit expects a positive integer" },
+      { { "pull", "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am", "--from", "http://127.0.0.1:1",
+          "--link-timeout=inf" }, "ipkrun: pull: --link-timeout takes seconds > 0" },
+      { { "serve", "--for", "nan" }, "ipkrun: serve: --for expects seconds > 0" },
+    }
+    for _, c in ipairs(cases) do
+      local code, out, err = u.ipkrun(c[1], env)
+      assert.equal(2, code, table.concat(c[1], " "))
+      assert.equal("", out)
+      assert.equal(c[2] .. "\n", err)
+    end
+  end)
+
   it("from a library call carry the module prefix once (safetensors through ipk.fl.model)", function()
     local train = require "ipk.fl.model"
     local v, msg = train.from_safetensors(string.char(16, 0, 0, 0, 0, 0, 0, 0) .. '{"a":1}         ')

@@ -11,7 +11,7 @@ function M.run(argv)
   local opts, pos = util.parse(argv, { offset = { kind = "value" }, length = { kind = "value" } })
   if not opts then return util.usage_error("cat", pos) end
   if #pos ~= 1 then return util.usage_error("cat", "expected one CID") end
-  local offset, length = tonumber(opts.offset), tonumber(opts.length)
+  local offset, length = util.number(opts.offset, { integer = true }), util.number(opts.length, { integer = true })
   if (opts.offset and (not offset or offset < 0)) or (opts.length and (not length or length < 0)) then
     return util.usage_error("cat", "--offset and --length take byte counts >= 0")
   end

@@ -56,7 +56,7 @@ function M.run(argv)
     if not c then return util.usage_error("pull", perr) end
     roots[i] = cidmod.format(c)
   end
-  local lt = tonumber(opts["link-timeout"] or "2")
+  local lt = util.number(opts["link-timeout"] or "2")
   if not lt or lt <= 0 then return util.usage_error("pull", "--link-timeout takes seconds > 0") end
   local src, serr = backend.remote(opts.from, runtime.api_auth or os.getenv("IPK_API_AUTH"))
   if not src then return util.usage_error("pull", "--from: " .. tostring(serr)) end

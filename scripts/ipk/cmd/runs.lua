@@ -13,8 +13,8 @@ function M.run(argv)
     limit = { kind = "value", short = "n" } })
   if not opts then return util.usage_error("runs", pos) end
   if #pos > 0 then return util.usage_error("runs", "unexpected argument '" .. pos[1] .. "'") end
-  local limit = opts.limit and tonumber(opts.limit)
-  if opts.limit and (not limit or limit < 1) then return util.usage_error("runs", "--limit expects a positive number") end
+  local limit = opts.limit and util.number(opts.limit, { integer = true })
+  if opts.limit and (not limit or limit < 1) then return util.usage_error("runs", "--limit expects a positive integer") end
   local rows = runner.list_runs { recipe = opts.recipe, limit = limit }
   if opts.json then
     local out = {}

@@ -13,7 +13,7 @@ M.summary = "run recipes that declare `schedule` when due (default folder: recip
 function M.run(argv)
   local opts, pos = util.parse(argv, { ["for"] = { kind = "value", key = "duration" }, json = { kind = "bool" } })
   if not opts then return util.usage_error("serve", pos) end
-  local duration = opts.duration and tonumber(opts.duration)
+  local duration = opts.duration and util.number(opts.duration)
   if opts.duration and (not duration or duration <= 0) then return util.usage_error("serve", "--for expects seconds > 0") end
   if #pos == 0 then pos = { "recipes" } end
   local entries, problems = schedule.discover(pos)

@@ -49,6 +49,16 @@ function M.usage_error(cmd, msg)
   return report(cmd, msg, 2)
 end
 
+--- A flag's number: nil unless the text is a finite number (tonumber
+-- accepts "nan" and "inf", which pass `x < 0` and `x <= 0` checks), and an
+-- integer when o.integer.
+function M.number(s, o)
+  local x = tonumber(s)
+  if not x or x ~= x or x == math.huge or x == -math.huge then return nil end
+  if o and o.integer and x ~= math.floor(x) then return nil end
+  return x
+end
+
 --- Failure: one line "ipkrun: CMD: what: why" on stderr, exit code 1.
 function M.fail(cmd, msg)
   return report(cmd, msg, 1)
