@@ -47,6 +47,13 @@ describe("ipk.run.recipe", function()
     r = make({ a = k { x = "nope" } })
     _, err = recipe.order(r)
     assert.matches("recipe_spec.lua:%d+: step 'a': input 'x' names unknown step 'nope'", err)
+    -- regression (breaklua): a param as an input was "names unknown step 'table: 0x...'"
+    r = make({ a = k { x = recipe.param "n" } }, { n = { default = 1 } })
+    _, err = recipe.order(r)
+    assert.matches("recipe_spec.lua:%d+: step 'a': input 'x' is ipk.param 'n', not a step name %(inputs name other steps%)$", err)
+    r = make({ a = recipe.step { inputs = { y = {} }, run = function() return 0 end } })
+    _, err = recipe.order(r)
+    assert.matches("recipe_spec.lua:%d+: step 'a': input 'y' is a table, not a step name", err)
   end)
 
   it("reports a failing step by name", function()

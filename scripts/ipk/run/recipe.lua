@@ -209,6 +209,16 @@ end
 
 --- Topological order of step names (ties broken by name for determinism).
 -- Errors name the step and the recipe line that declared it.
+-- An input reference for a message: a step name is quoted; anything else
+-- (an ipk.param, a table) is said as what it is, not as 'table: 0x...'.
+local function ref_text(ref)
+  if type(ref) == "string" then return "names unknown step '" .. ref .. "'" end
+  if getmetatable(ref) == PARAM then
+    return "is ipk.param '" .. tostring(ref.name) .. "', not a step name (inputs name other steps)"
+  end
+  return "is a " .. type(ref) .. ", not a step name (inputs name other steps)"
+end
+
 function M.order(recipe)
   local deps = {}
   for name, s in pairs(recipe.steps) do
@@ -217,7 +227,7 @@ function M.order(recipe)
       local ref = s.args[field]
       if ref ~= nil then
         if type(ref) ~= "string" or not recipe.steps[ref] then
-          return nil, s.where .. ": step '" .. name .. "': input '" .. field .. "' names unknown step '" .. tostring(ref) .. "'", "EINVAL"
+          return nil, s.where .. ": step '" .. name .. "': input '" .. field .. "' " .. ref_text(ref), "EINVAL"
         end
         d[#d + 1] = ref
       end
@@ -225,15 +235,15 @@ function M.order(recipe)
     if s.kind.custom and type(s.args.inputs) == "table" then
       for field, ref in pairs(s.args.inputs) do
         if type(ref) ~= "string" or not recipe.steps[ref] then
-          return nil, s.where .. ": step '" .. name .. "': input '" .. tostring(field) .. "' names unknown step '"
-            .. tostring(ref) .. "'", "EINVAL"
+          return nil, s.where .. ": step '" .. name .. "': input '" .. tostring(field) .. "' "
+            .. ref_text(ref), "EINVAL"
         end
         d[#d + 1] = ref
       end
     end
     for _, ref in ipairs(s.args.after or {}) do
       if not recipe.steps[ref] then
-        return nil, s.where .. ": step '" .. name .. "': 'after' names unknown step '" .. tostring(ref) .. "'", "EINVAL"
+        return nil, s.where .. ": step '" .. name .. "': 'after' " .. ref_text(ref), "EINVAL"
       end
       d[#d + 1] = ref
     end
