@@ -300,4 +300,21 @@ return ipk.recipe { name = "nan", params = { lr = 0/0 },
       assert.matches(c[2], err2, 1, true)
     end
   end)
+
+  -- regression (breaklua): a step output nested 100000 deep made the run's
+  -- result a "json.lua: stack overflow"; check_numbers recursed as deep
+  it("sanitize and check_numbers stop at the nesting limit", function()
+    local t = {}
+    local c = t
+    for _ = 1, 100000 do c.x = {}; c = c.x end
+    local s = json.sanitize(t)
+    local d, v = 0, s
+    while type(v) == "table" do d = d + 1; v = v.x end
+    assert.equal(1000, d)
+    assert.equal("<nested deeper than 1000 levels>", v)
+    local ok, msg, name = json.check_numbers(t, "params")
+    assert.is_nil(ok)
+    assert.equal("ERANGE", name)
+    assert.matches("^params%.x%.x.*: nested deeper than 1000 levels$", msg)
+  end)
 end)

@@ -18,6 +18,10 @@ describe("ipk.sched", function()
     assert.equal(42, a)
     assert.equal("ok", b)
     assert.has_error(function() sched.run_task(function() error("boom", 0) end) end, "boom")
+    -- regression (breaklua): error(nil) in a task was taken for a success
+    -- (a recipe step then failed with an internal "attempt to index field 'result'")
+    assert.has_error(function() sched.run_task(function() error(nil) end) end, "error(nil) raised with no message")
+    assert.has_error(function() sched.run_task(function() error(false) end) end, "error(false) raised with no message")
   end)
 
   it("join collects results in order", function()

@@ -493,8 +493,10 @@ end
 -- userdata, threads, NaN/inf and cycles are dropped; strings longer than
 -- max_string (default 4096 bytes, e.g. model bytes) are replaced by
 -- "<N bytes>", strings that are not UTF-8 by "<N bytes, not UTF-8>".
--- Array marks are kept.
-function M.sanitize(v, max_string, seen)
+-- Array marks are kept. A table nested deeper than MAX_DEPTH is replaced
+-- by "<nested deeper than N levels>" (a 100000-deep step output was a
+-- "stack overflow" with json.lua's file:line).
+function M.sanitize(v, max_string, seen, depth)
   local t = type(v)
   if t == "string" then
     max_string = max_string or 4096
@@ -509,13 +511,15 @@ function M.sanitize(v, max_string, seen)
   if t == "boolean" or v == nil or v == NULL then return v end
   if t ~= "table" then return nil end
   if getmetatable(v) == RAW_MT then return v end
+  depth = (depth or 0) + 1
+  if depth > MAX_DEPTH then return "<nested deeper than " .. MAX_DEPTH .. " levels>" end
   seen = seen or {}
   if seen[v] then return nil end
   seen[v] = true
   local out = {}
   for k, x in pairs(v) do
     if type(k) == "string" or (type(k) == "number" and k == k and k ~= huge and k ~= -huge) then
-      out[k] = M.sanitize(x, max_string, seen)
+      out[k] = M.sanitize(x, max_string, seen, depth)
     end
   end
   seen[v] = nil
@@ -529,7 +533,7 @@ end
 -- (M.parse_number, M.decode), the only place precision can be lost.
 -- @param what name for messages ("metric", "params")
 -- @return true, or nil, "WHAT.PATH is nan: ...", "EINVAL"
-function M.check_numbers(v, what, path, seen)
+function M.check_numbers(v, what, path, seen, depth)
   path = path or ""
   local t = type(v)
   if t == "number" then
@@ -538,12 +542,16 @@ function M.check_numbers(v, what, path, seen)
         :format(what, path, tostring(v)), "EINVAL"
     end
   elseif t == "table" and v ~= NULL then
+    depth = (depth or 0) + 1
+    if depth > MAX_DEPTH then
+      return nil, ("%s%s: nested deeper than %d levels"):format(what, path:sub(1, 200), MAX_DEPTH), "ERANGE"
+    end
     seen = seen or {}
     if seen[v] then return true end
     seen[v] = true
     for k, x in pairs(v) do
       local p = path .. (type(k) == "number" and ("[" .. tostring(k) .. "]") or ("." .. tostring(k)))
-      local ok, msg, name = M.check_numbers(x, what, p, seen)
+      local ok, msg, name = M.check_numbers(x, what, p, seen, depth)
       if not ok then return nil, msg, name end
     end
   end

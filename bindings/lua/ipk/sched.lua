@@ -102,7 +102,9 @@ local function step(co, ...)
     ok, res = co_resume(co, ...)
   end
   if not ok then
-    t.done, t.err = true, res
+    -- error(nil) / error(false) is still a failure: t.err must be truthy,
+    -- or join and the step runner took the task for a success
+    t.done, t.err = true, res or ("error(" .. tostring(res) .. ") raised with no message")
     finish(t)
   elseif co_status(co) == "dead" then
     t.done, t.result = true, res
