@@ -208,6 +208,7 @@ describe("error messages through the CLI", function()
       { { "model", "export", tmp .. "/no/dir.json" },
         "^ipkrun: model export: " .. tmp:gsub("%p", "%%%0") .. "/no/dir%.json: No such file or directory$" },
       { { "model", "import", tmp }, "^ipkrun: model import: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
+      { { "dataset", "add", "", "--name", "e" }, "^ipkrun: dataset add: dataset e: : no such file or directory$" },
       { { "graph", tmp }, "^ipkrun: graph: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
       { { "run", tmp }, "^ipkrun: run: " .. tmp:gsub("%p", "%%%0") .. ": Is a directory$" },
     }

@@ -41,6 +41,18 @@ describe("ipk.fs", function()
     assert.is_true(fs.exists(dir .. "/f"))
     assert.is_false(fs.is_dir(dir .. "/f"))
     assert.is_true(fs.is_dir(dir))
+    -- regression (breaklua): an empty path is a user's input (`dataset add ''`
+    -- raised "fs.is_dir: path string expected, got string" with a file:line)
+    assert.is_false(fs.exists(""))
+    assert.is_false(fs.is_dir(""))
+    for _, f in ipairs { "walk", "stat", "mkdir_p", "mkdtemp", "rm_rf", "fingerprint", "create" } do
+      v, msg, name = fs[f]("")
+      assert.is_nil(v, f)
+      assert.equal("fs." .. f .. ": empty path", msg)
+      assert.equal("EINVAL", name)
+    end
+    v, msg, name = fs.copy_tree(dir .. "/f", "")
+    assert.same({ nil, "fs.copy_tree: empty path", "EINVAL" }, { v, msg, name })
   end)
 
   it("makes temp dirs, copies trees by hard links, removes them", function()

@@ -15,9 +15,14 @@ local M = {}
 local TYPES = { [lib.IPK_FS_FILE] = "file", [lib.IPK_FS_DIR] = "dir", [lib.IPK_FS_LINK] = "link",
                 [lib.IPK_FS_OTHER] = "other" }
 
+-- A non-string path is misuse (raises); an empty one is input (a user's
+-- `dataset add ''`): the caller gets nil, "empty path", "EINVAL" (or false
+-- from exists/is_dir), as from any path that cannot be used.
 local function want_path(p, what)
-  if type(p) ~= "string" or p == "" then error("fs." .. what .. ": path string expected, got " .. type(p), 3) end
+  if type(p) ~= "string" then error("fs." .. what .. ": path string expected, got " .. type(p), 3) end
+  return p ~= ""
 end
+local function empty(what) return nil, "fs." .. what .. ": empty path", "EINVAL" end
 
 local function follow(o) return (o and o.follow) and lib.IPK_FS_FOLLOW or 0 end
 
@@ -33,7 +38,7 @@ end
 -- @param o {depth = 1 (direct children) | nil (all), follow = bool}
 -- @return list of entries (see above) | nil, msg, name
 function M.walk(root, o)
-  want_path(root, "walk")
+  if not want_path(root, "walk") then return empty("walk") end
   local depth = o and o.depth or 0
   local list, eb = ffi.new("ipk_fs_list_t"), core.errbuf()
   local rc = lib.ipk_fs_walk(root, depth, follow(o), list, eb)
@@ -46,7 +51,7 @@ end
 
 --- lstat (stat with {follow = true}): an entry with path "" | nil, msg, name.
 function M.stat(path, o)
-  want_path(path, "stat")
+  if not want_path(path, "stat") then return empty("stat") end
   local e, eb = ffi.new("ipk_fs_entry_t"), core.errbuf()
   local rc = lib.ipk_fs_stat(path, follow(o), e, eb)
   if rc ~= 0 then return core.check(rc, eb) end
@@ -55,20 +60,20 @@ end
 
 --- Whether path exists (a symlink counts when its target exists, as test -e).
 function M.exists(path)
-  want_path(path, "exists")
+  if not want_path(path, "exists") then return false end
   return M.stat(path, { follow = true }) ~= nil
 end
 
 --- Whether path is a directory (or a symlink to one, as test -d).
 function M.is_dir(path)
-  want_path(path, "is_dir")
+  if not want_path(path, "is_dir") then return false end
   local e = M.stat(path, { follow = true })
   return e ~= nil and e.type == "dir"
 end
 
 --- mkdir -p (mode before umask, default 0755). @return true | nil, msg, name
 function M.mkdir_p(path, mode)
-  want_path(path, "mkdir_p")
+  if not want_path(path, "mkdir_p") then return empty("mkdir_p") end
   local eb = core.errbuf()
   return core.check(lib.ipk_fs_mkdir_p(path, mode or 493, eb), eb)
 end
@@ -76,7 +81,7 @@ end
 --- A new directory dir/PREFIXxxxxxx (mode 0700; dir created if missing).
 -- @return its path | nil, msg, name
 function M.mkdtemp(dir, prefix)
-  want_path(dir, "mkdtemp")
+  if not want_path(dir, "mkdtemp") then return empty("mkdtemp") end
   local buf, eb = ffi.new("char[4096]"), core.errbuf()
   local rc = lib.ipk_fs_mkdtemp(dir, prefix or "tmp.", buf, 4096, eb)
   if rc ~= 0 then return core.check(rc, eb) end
@@ -86,7 +91,7 @@ end
 --- rm -rf: never follows a symlink, never crosses into another file system
 -- (EUNSAFE). A missing path is success. @return true | nil, msg, name
 function M.rm_rf(path)
-  want_path(path, "rm_rf")
+  if not want_path(path, "rm_rf") then return empty("rm_rf") end
   local eb = core.errbuf()
   return core.check(lib.ipk_fs_rm_rf(path, eb), eb)
 end
@@ -96,8 +101,8 @@ end
 -- re-created. @param o {copy_only = bool}
 -- @return number of files linked | nil, msg, name (dst may hold a partial copy)
 function M.copy_tree(src, dst, o)
-  want_path(src, "copy_tree")
-  want_path(dst, "copy_tree")
+  if not want_path(src, "copy_tree") then return empty("copy_tree") end
+  if not want_path(dst, "copy_tree") then return empty("copy_tree") end
   local n, eb = ffi.new("size_t[1]"), core.errbuf()
   local rc = lib.ipk_fs_copy_tree(src, dst, (o and o.copy_only) and lib.IPK_FS_COPY_ONLY or 0, n, eb)
   if rc ~= 0 then return core.check(rc, eb) end
@@ -108,7 +113,7 @@ end
 -- inodes (contents are not read), as 64 hex digits.
 -- @return hex | nil, msg, name ("ENOENT" when path does not exist)
 function M.fingerprint(path, o)
-  want_path(path, "fingerprint")
+  if not want_path(path, "fingerprint") then return empty("fingerprint") end
   local out, eb = ffi.new("uint8_t[?]", lib.IPK_FS_FINGERPRINT_SIZE), core.errbuf()
   local rc = lib.ipk_fs_fingerprint(path, follow(o), out, eb)
   if rc ~= 0 then return core.check(rc, eb) end
@@ -119,7 +124,7 @@ end
 -- @param o {mode = 420 (0644), excl = bool (must not exist)}
 -- @return fd (close it with fs.close) | nil, msg, name
 function M.create(path, o)
-  want_path(path, "create")
+  if not want_path(path, "create") then return empty("create") end
   local fd, eb = ffi.new("int[1]"), core.errbuf()
   local rc = lib.ipk_fs_create(path, (o and o.excl) and lib.IPK_FS_EXCL or 0, o and o.mode or 420, fd, eb)
   if rc ~= 0 then return core.check(rc, eb) end
