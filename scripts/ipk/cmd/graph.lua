@@ -8,6 +8,13 @@ local M = {}
 M.usage = "graph RECIPE.lua [--format dot|mermaid]"
 M.summary = "print the recipe's step DAG (DOT by default, or Mermaid)"
 
+-- A DOT double-quoted string: only '"' and '\\' need escaping; a newline
+-- becomes DOT's \n.
+local function dot_esc(v)
+  return (tostring(v):gsub('[\\"]', '\\%0'):gsub("\n", "\\n"))
+end
+local function dot_str(v) return '"' .. dot_esc(v) .. '"' end
+
 local function ident(s) return (s:gsub("[^%w_]", "_")) end
 
 --- The DAG text of recipe r in format fmt ("dot" | "mermaid").
@@ -24,14 +31,16 @@ function M.render(r, fmt)
       for _, d in ipairs(deps[n]) do out[#out + 1] = ("  %s --> %s"):format(ident(d), ident(n)) end
     end
   else
-    out[1] = ("digraph %q {"):format(r.name)
+    out[1] = ("digraph %s {"):format(dot_str(r.name))
     out[#out + 1] = "  rankdir=LR;"
     out[#out + 1] = "  node [shape=box, style=rounded];"
     for _, n in ipairs(order) do
-      out[#out + 1] = ("  %q [label=%q];"):format(n, n .. "\\n" .. r.steps[n].kind.kind)
+      -- DOT's own escapes: \n is a line break in a label (Lua's %q would
+      -- double the backslash, and Graphviz would show it)
+      out[#out + 1] = ("  %s [label=\"%s\\n%s\"];"):format(dot_str(n), dot_esc(n), dot_esc(r.steps[n].kind.kind))
     end
     for _, n in ipairs(order) do
-      for _, d in ipairs(deps[n]) do out[#out + 1] = ("  %q -> %q;"):format(d, n) end
+      for _, d in ipairs(deps[n]) do out[#out + 1] = ("  %s -> %s;"):format(dot_str(d), dot_str(n)) end
     end
     out[#out + 1] = "}"
   end
