@@ -110,6 +110,16 @@ describe("ipkrun model", function()
     -- same bytes again: no-op; other bytes under the same version: error, nothing written
     local again = ok_json(env, "model", "add", dir .. "/models/weights.npz", "--name", "m", "--version", "2.0.0", "--json")
     assert.is_true(again.existing)
+    -- regression (breaklua): re-adding with --alias reported success and
+    -- dropped the alias; it is pointed (an invalid one is refused)
+    again = ok_json(env, "model", "add", dir .. "/models/weights.npz", "--name", "m", "--version", "2.0.0",
+      "--alias", "stable", "--json")
+    assert.is_true(again.existing)
+    assert.equal("2.0.0", ok_json(env, "model", "show", "m@stable", "--json").version)
+    local acode, _, aerr = run(env, "model", "add", dir .. "/models/weights.npz", "--name", "m", "--version", "2.0.0",
+      "--alias", "latest")
+    assert.equal(1, acode)
+    assert.matches("invalid alias 'latest'", aerr)
     local idx = ok_json(env, "model", "index", "--json").index_cid
     local code, _, err = run(env, "model", "add", dir .. "/models/weights.npy", "--name", "m", "--version", "2.0.0")
     assert.equal(1, code)

@@ -173,6 +173,21 @@ end
 --   params, tags = {..}, description, signature = {inputs, outputs}, lineage =
 --   {dataset_cid, parent_cid, run_cid, recipe_cid}, aliases = {..}}
 -- @return the entry (with existing=true when it was already registered) or nil, msg
+-- An existing version added again with --alias: the aliases are pointed at
+-- it (they are not part of the immutable entry); they were dropped while
+-- the add reported success.
+local function point_aliases(r, e)
+  if not (r and r.existing) then return r end
+  local cur = M.aliases(e.name)
+  for _, a in ipairs(e.aliases or {}) do
+    if cur[a] ~= e.version then
+      local ok, err, name = M.set_alias(e.name, a, e.version)
+      if not ok then return nil, err, name end
+    end
+  end
+  return r
+end
+
 function M.register(e)
   if type(e) ~= "table" then error("registry.register: table expected", 2) end
   local ok, err, ename = check_entry(e)
@@ -189,12 +204,13 @@ function M.register(e)
     end
     local r = rdb.decode_row(rows[1])
     r.existing = true
-    return r
+    return point_aliases(r, e)
   end
   if e.path ~= nil and type(e.path) ~= "string" then error("registry.register: path must be a string", 2) end
   local r, rerr, rname = staging.with("reg", assemble, e, store, d)
   if r == nil and rerr and not rerr:match("^registry: ") then rerr = "registry: " .. rerr end
-  return r, rerr, rname
+  if r == nil then return r, rerr, rname end
+  return point_aliases(r, e)
 end
 
 -- The adopt half that needs a staging directory: detect the entry's model
