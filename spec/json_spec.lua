@@ -177,6 +177,19 @@ describe("ipk.json", function()
     assert.equal(json.null, json.decode("null"))
   end)
 
+  it("decodes in linear time (regression: every string's UTF-8 check scanned to the end of the text)", function()
+    local t = {}
+    for i = 1, 20000 do t[i] = { name = "col" .. i, v = i * 0.25 } end
+    local text = assert(json.encode(json.array(t)))
+    assert.is_true(#text > 500000)
+    local t0 = os.clock()
+    local back = assert(json.decode(text))
+    local took = os.clock() - t0
+    assert.equal(20000, #back)
+    -- linear: ~0.05 s here; the quadratic version took minutes on this input
+    assert.is_true(took < 3, ("decoding %d bytes took %.2f s"):format(#text, took))
+  end)
+
   it("parses number text for metrics and params, refusing what cannot be stored exactly", function()
     assert.equal(0.5, json.parse_number("0.5"))
     assert.equal(2 ^ 53, json.parse_number("9007199254740992"))
