@@ -266,6 +266,11 @@ describe("ipk.run", function()
         { 'local p = require "ipk.proc"', "require 'ipk.proc' is not allowed in a recipe" },
         { 'local s = require "ipk.staging"', "require 'ipk.staging' is not allowed in a recipe" },
         { 'local s = require "ipk.store"', "require 'ipk.store' is not allowed in a recipe" },
+        -- regression (breaklua): replacing or shadowing the preemption poll
+        -- switched timeouts and Ctrl-C off for the recipe's loops
+        { '_G["__ipk_poll"] = os.time', "assignment to global '__ipk_poll'" },
+        { '__ipk_poll = os.time', ":1: the name __ipk_poll is reserved" },
+        { 'local x = 1\nlocal __ipk_poll = os.time', ":2: the name __ipk_poll is reserved (ipk's preemption poll)" },
       }
       for i, e in ipairs(escapes) do
         p = write(dir .. "/esc" .. i .. ".lua", e[1] .. '\nreturn 1\n')

@@ -125,7 +125,6 @@ function M.sandbox(name)
   end
   g.pcall = function(f, ...) return rethrow(pcall(f, ...)) end
   g.xpcall = function(f, h, ...) return rethrow(xpcall(f, h, ...)) end
-  g.__ipk_poll = sched.poll   -- called by instrumented code (M.instrument)
   g.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
   g.print = function(...)
     local parts = {}
@@ -154,6 +153,10 @@ function M.sandbox(name)
   end
   g._G = g
   return setmetatable(g, {
+    -- the poll called by instrumented code (M.instrument) is served by
+    -- __index, not a key of g: an assignment `__ipk_poll = os.time` then
+    -- raises like any global write instead of switching preemption off
+    __index = { __ipk_poll = sched.poll },
     __newindex = function(_, k)
       error((name or "recipe") .. ": assignment to global '" .. tostring(k)
         .. "' (recipes are sandboxed: use local)", 2)
@@ -173,7 +176,8 @@ end
 -- C call reading the host flag while nothing is asked (ipk.sched.poll).
 local POLL = " __ipk_poll();"
 
---- Instrumented copy of Lua source text (see above).
+--- Instrumented copy of Lua source text (see above), or nil, "line N: msg"
+-- when the source uses the reserved name __ipk_poll.
 function M.instrument(src)
   local out, n, i, from = {}, #src, 1, 1
   local in_params = false   -- after `function`: the next `)` ends the parameters
@@ -205,6 +209,9 @@ function M.instrument(src)
     elseif (c >= 65 and c <= 90) or (c >= 97 and c <= 122) or c == 95 then
       local s, e = src:find("^[%w_]+", i)
       local w = src:sub(s, e)
+      -- a local of that name would shadow the poll (no timeout, no Ctrl-C)
+      if w == "__ipk_poll" then return nil, "line " .. select(2, src:sub(1, s):gsub("\n", "")) + 1
+        .. ": the name __ipk_poll is reserved (ipk's preemption poll)" end
       if w == "do" or w == "repeat" then emit(e, POLL)
       elseif w == "goto" then emit(s - 1, POLL .. " ")
       elseif w == "function" then in_params = true end
@@ -224,7 +231,9 @@ function M.instrument(src)
 end
 
 function M.load_sandboxed(bytes, chunkname)
-  local chunk, err = loadstring(M.instrument(bytes), "@" .. chunkname)
+  local code, ierr = M.instrument(bytes)
+  if not code then return nil, chunkname .. ":" .. ierr:gsub("^line ", ""), "EINVAL" end
+  local chunk, err = loadstring(code, "@" .. chunkname)
   if not chunk then return nil, err, "EFORMAT" end
   setfenv(chunk, M.sandbox(chunkname))
   local ok, r = pcall(chunk)
