@@ -176,8 +176,8 @@ end
 -- C call reading the host flag while nothing is asked (ipk.sched.poll).
 local POLL = " __ipk_poll();"
 
---- Instrumented copy of Lua source text (see above), or nil, "line N: msg"
--- when the source uses the reserved name __ipk_poll.
+--- Instrumented copy of Lua source text (see above), or nil, "line N: msg",
+-- "EINVAL" when the source uses the reserved name __ipk_poll.
 function M.instrument(src)
   local out, n, i, from = {}, #src, 1, 1
   local in_params = false   -- after `function`: the next `)` ends the parameters
@@ -211,7 +211,7 @@ function M.instrument(src)
       local w = src:sub(s, e)
       -- a local of that name would shadow the poll (no timeout, no Ctrl-C)
       if w == "__ipk_poll" then return nil, "line " .. select(2, src:sub(1, s):gsub("\n", "")) + 1
-        .. ": the name __ipk_poll is reserved (ipk's preemption poll)" end
+        .. ": the name __ipk_poll is reserved (ipk's preemption poll)", "EINVAL" end
       if w == "do" or w == "repeat" then emit(e, POLL)
       elseif w == "goto" then emit(s - 1, POLL .. " ")
       elseif w == "function" then in_params = true end
