@@ -28,7 +28,9 @@ M.one_line = one_line
 local function strip_prefix(cmd, msg)
   if cmd then
     if msg:sub(1, #cmd + 2) == cmd .. ": " then msg = msg:sub(#cmd + 3)
-    elseif msg:sub(1, #cmd + 1) == cmd .. " " then msg = msg:sub(#cmd + 2) end
+    -- "pin rm CID: ..." (a two-word command only: "run 2026...: ..." from
+    -- `run` keeps its first word)
+    elseif cmd:find(" ", 1, true) and msg:sub(1, #cmd + 1) == cmd .. " " then msg = msg:sub(#cmd + 2) end
   end
   local out = {}
   for seg in (msg .. ": "):gmatch("(.-): ") do
