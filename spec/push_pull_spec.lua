@@ -114,6 +114,24 @@ describe("ipkrun push/pull and --api on a real node", function()
     assert.are.equal(0, (run(envB, "dataset", "verify", "tr@2")))
   end)
 
+  it("--api run of a recipe whose steps all come from the local cache still ships and pins its artifacts", function()
+    local csv = tmp .. "/t.csv"
+    u.write(csv, "a,b\n1,2\n3,4\n")
+    local rp = tmp .. "/tiny.lua"
+    u.write(rp, 'local ipk = require "ipk"\nreturn ipk.recipe { name = "tiny-api", steps = {\n'
+      .. '  data = ipk.dataset.add { path = ' .. ("%q"):format(csv) .. ', name = "tiny-api" } } }\n')
+    local r1 = ok_json(envA, "run", rp, "--json")                     -- local only: nothing on the node
+    local dcid = ok_json(envA, "dataset", "show", "tiny-api", "--json").cid
+    assert.is_nil(node_pins()[dcid])
+    local r2 = ok_json(envA, "--api", A.api, "run", rp, "--json")     -- every step cached
+    assert.are.equal("ok", r1.run.steps.data.status)
+    assert.are.equal("cached", r2.run.steps.data.status)
+    local pins = node_pins()
+    assert.are.equal("recursive", pins[dcid], "the cached dataset step's artifact is pinned on the node")
+    assert.is_truthy(pins[r2.run.record_cid], "the run record is pinned on the node")
+    assert.are.equal("a,b\n1,2\n3,4\n", node_cat(dcid))
+  end)
+
   it("pushes a run (record, outputs, artifacts) and a model it made; verify passes where they are pulled", function()
     if not u.exists("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz") then
       pending("dataset-fashion-mnist not installed")

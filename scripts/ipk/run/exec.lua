@@ -15,6 +15,7 @@ local sched = require "ipk.sched"
 local core = require "ipk.core"
 local host = require "ipk.host"
 local progress_mod = require "ipk.progress"
+local transfer = require "ipk.backend.transfer"
 
 local wallclock = rundb.wallclock
 
@@ -324,6 +325,17 @@ function M.execute(r, opts)
     if not ok then rcid = nil end
     if rcid then store:pin_add(rcid, { recursive = false, name = "run:" .. run_id }) end
     summary.record_cid = rcid
+    -- With --api, steps restored from the local cache shipped nothing: ship
+    -- the record's whole DAG (outputs, artifacts) and pin it on the node, as
+    -- `ipkrun push run:ID` does (what is pinned there already is skipped).
+    if rcid and store.remote and store.writable then
+      local res, terr = transfer.copy(store, store.remote, { rcid }, { name = "run:" .. run_id })
+      if not res then
+        summary.push_error = tostring(terr)
+        local line = "run: artifacts not shipped to " .. store.remote:describe() .. ": " .. tostring(terr)
+        if progress then progress:log(nil, line) else io.stderr:write(line, "\n") end
+      end
+    end
     db:tx(function()
       for _, l in ipairs(pending_logs) do
         db:query("INSERT INTO run_logs (run_id, step, seq, t, line) VALUES (?,?,?,?,?)", run_id, l[1], l[2], l[3], l[4])
