@@ -469,7 +469,7 @@ static int wr_get(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n) {
 static int wr_has(void *ud, const ipk_cid_t *cid) { (void)ud; (void)cid; return 0; }
 
 ipk_blocks_t ipk_car_writer_blocks(ipk_car_writer_t *w) {
-  ipk_blocks_t b = { w, wr_put, wr_get, wr_has, NULL };
+  ipk_blocks_t b = { w, wr_put, wr_get, wr_has, NULL, NULL };
   return b;
 }
 
@@ -535,7 +535,8 @@ int ipk_car_import_job(void *arg) {
     int prc = j->sink->put(j->sink->ud, &c, d, n);
     if (prc < 0) {
       char s[IPK_CID_STR_MAX];
-      rc = ipk_errf(eb, prc, "car: storing block %s failed: %s", cidstr(&c, s, sizeof s), ipk_strerror(prc));
+      const char *m = j->sink->errmsg ? j->sink->errmsg(j->sink->ud) : NULL;
+      rc = ipk_errf(eb, prc, "car: storing block %s failed: %s", cidstr(&c, s, sizeof s), m && *m ? m : ipk_strerror(prc));
       break;
     }
   }

@@ -537,18 +537,49 @@ static int writer_open(ipk_store_t *s) {
   return writer_open_new(s);
 }
 
-/* Start a new pack (under mu). */
+/* Start a new pack (under mu). Never reuses an existing file: the id is
+ * past every pack file on disk as well as every id the index handed out
+ * (a lost index must not restart at 1 over old packs), and the file is
+ * created with O_EXCL; if it exists anyway, that id is dropped and the
+ * next one tried. */
+static int pack_ids(ipk_store_t *s, int64_t **out, size_t *n);
 static int writer_open_new(ipk_store_t *s) {
   char path[PATH_MAX];
   int rc;
-  for (int attempt = 0; attempt < 16; attempt++) {
-    if ((rc = ipk_db_exec(s->idx, "INSERT INTO packs(size) VALUES (0)")) < 0)
-      return fail(s, rc, "block index: new pack: %s", ipk_db_errmsg(s->idx));
+  int64_t *ids = NULL, floor = 0;
+  size_t nids = 0;
+  if ((rc = pack_ids(s, &ids, &nids)) < 0) return rc;
+  if (nids) floor = ids[nids - 1];
+  free(ids);
+  ipk_stmt_t *st;
+  for (int attempt = 0; attempt < 64; attempt++) {
+    /* One statement: its write transaction covers the read of the max. */
+    rc = ipk_db_prepare(s->idx,
+                        "INSERT INTO packs(id, size) VALUES (max(?1, coalesce((SELECT max(id) FROM packs), 0),"
+                        " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'packs'), 0)) + 1, 0)", &st);
+    if (rc == 0) {
+      ipk_stmt_bind_int64(st, 1, floor);
+      rc = ipk_stmt_step(st);
+      if (rc == IPK_DB_DONE) rc = 0;
+      ipk_stmt_finalize(st);
+    }
+    if (rc < 0) return fail(s, rc, "block index: new pack: %s", ipk_db_errmsg(s->idx));
     int64_t id = ipk_db_last_insert_rowid(s->idx);
     if ((rc = pack_path(s, id, path, sizeof path)) < 0) return fail(s, rc, "pack path too long");
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno == ENOENT && mkdir(s->packs, 0755) == 0)
       fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+      /* Not ours: forget the row we just made (the file keeps its data;
+       * gc indexes what it holds) and take a later id. */
+      if (ipk_db_prepare(s->idx, "DELETE FROM packs WHERE id = ?1 AND size = 0", &st) == 0) {
+        ipk_stmt_bind_int64(st, 1, id);
+        ipk_stmt_step(st);
+        ipk_stmt_finalize(st);
+      }
+      if (id > floor) floor = id;
+      continue;
+    }
     if (fd < 0) return fail(s, IPK_EIO, "create pack %s: %s", path, strerror(errno));
     /* Another process may have claimed the empty new pack between our
      * create and this flock; then it is theirs and we take another. */
@@ -996,6 +1027,215 @@ static int ra_take(ra_t *ra, const loc_t *loc, const uint8_t *mh, size_t mhlen, 
 /* Block buffers (256 KiB - 1 MiB) pass between threads by the thousand;
  * with glibc's defaults each is a fresh mmap or a re-grown heap, and the
  * page faults cost as much as hashing the block. Keep them on the heap. */
+/* ---- index recovery ----------------------------------------------------------- */
+
+/* The pack file ids in blocks/packs, ascending (*out malloc'd). */
+static int pack_ids(ipk_store_t *s, int64_t **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  DIR *d = opendir(s->packs);
+  if (!d) return errno == ENOENT ? 0 : fail(s, IPK_EIO, "open %s: %s", s->packs, strerror(errno));
+  struct dirent *de;
+  size_t cap = 0;
+  while ((de = readdir(d))) {
+    char *end = NULL;
+    long long id = strtoll(de->d_name, &end, 10);
+    if (!end || end == de->d_name || strcmp(end, ".pack") != 0 || id <= 0) continue;
+    if (*n == cap) {
+      void *p = realloc(*out, (cap = cap ? cap * 2 : 16) * sizeof **out);
+      if (!p) { closedir(d); free(*out); *out = NULL; return fail(s, IPK_ENOMEM, "out of memory"); }
+      *out = p;
+    }
+    (*out)[(*n)++] = id;
+  }
+  closedir(d);
+  for (size_t i = 1; i < *n; i++)   /* insertion sort: few packs */
+    for (size_t j = i; j > 0 && (*out)[j - 1] > (*out)[j]; j--) {
+      int64_t t = (*out)[j]; (*out)[j] = (*out)[j - 1]; (*out)[j - 1] = t;
+    }
+  return 0;
+}
+
+typedef struct {
+  uint64_t end;       /* end of the last well-formed record */
+  uint64_t indexed;   /* records indexed (their multihash was not) */
+  uint64_t known;     /* verified records whose multihash the index has */
+  uint64_t bad;       /* well-formed records that do not verify (skipped) */
+  uint64_t torn;      /* bytes past end (a torn or unreadable tail) */
+} scan_t;
+
+/* Read every record of pack id, verify it (decompress, re-hash) and index
+ * the verified ones whose multihash the index lacks (under mu, inside the
+ * caller's transaction). Stops at the first record that is not well formed
+ * (a torn tail); a well-formed record that fails to verify is skipped. */
+static int scan_pack(ipk_store_t *s, int64_t id, scan_t *sc) {
+  char path[PATH_MAX];
+  memset(sc, 0, sizeof *sc);
+  if (pack_path(s, id, path, sizeof path) < 0) return fail(s, IPK_ERANGE, "pack path too long");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(s, IPK_EIO, "open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) { close(fd); return fail(s, IPK_EIO, "stat %s: %s", path, strerror(errno)); }
+  uint64_t fsize = (uint64_t)st.st_size, pos = 0;
+  ipk_stmt_t *ins = NULL;
+  int rc = ipk_db_prepare(s->idx, "INSERT INTO blocks(mh, pack, off, len, size, comp) VALUES (?1,?2,?3,?4,?5,?6)", &ins);
+  if (rc < 0) { close(fd); return fail(s, rc, "block index: %s", ipk_db_errmsg(s->idx)); }
+  uint8_t *raw = NULL, *plain = NULL;
+  while (rc == 0 && pos + REC_HDR <= fsize) {
+    uint8_t hdr[REC_HDR + MH_MAX];
+    if (pread_all(fd, hdr, REC_HDR, pos) != 1) break;
+    uint8_t comp = hdr[4], mhlen = hdr[5];
+    uint32_t size = 0, len = 0;
+    for (int i = 0; i < 4; i++) {
+      size |= (uint32_t)hdr[8 + i] << (8 * i);
+      len |= (uint32_t)hdr[12 + i] << (8 * i);
+    }
+    if (memcmp(hdr, "IPKB", 4) != 0 || comp > COMP_ZSTD || mhlen == 0 || mhlen > MH_MAX || hdr[6] || hdr[7] ||
+        len > REC_MAX_PAYLOAD || size > REC_MAX_PAYLOAD || pos + REC_HDR + mhlen + len > fsize ||
+        (comp == COMP_NONE && len != size))
+      break;
+    if (pread_all(fd, hdr + REC_HDR, mhlen, pos + REC_HDR) != 1) break;
+    free(raw);
+    raw = malloc(len ? len : 1);
+    if (!raw) { rc = fail(s, IPK_ENOMEM, "out of memory"); break; }
+    if (pread_all(fd, raw, len, pos + REC_HDR + mhlen) != 1) break;
+    loc_t loc = { .pack = id, .off = pos + REC_HDR + mhlen, .len = len, .size = size, .comp = comp };
+    pos += REC_HDR + mhlen + len;
+    sc->end = pos;
+    const uint8_t *data = raw;
+    size_t n = len;
+    if (comp == COMP_ZSTD) {
+      zctx_t *z = zctx();
+      free(plain);
+      plain = malloc(size ? size : 1);
+      if (!z || !plain) { rc = fail(s, IPK_ENOMEM, "out of memory"); break; }
+      size_t got = ZSTD_decompressDCtx(z->d, plain, size, raw, len);
+      if (ZSTD_isError(got) || got != size) { sc->bad++; continue; }
+      data = plain;
+      n = got;
+    }
+    ipk_multihash_t mh;
+    size_t used = 0;
+    if (ipk_multihash_decode(hdr + REC_HDR, mhlen, &mh, &used) < 0 || used != mhlen ||
+        !ipk_multihash_verify(&mh, data, n)) {
+      sc->bad++;
+      continue;
+    }
+    loc_t have;
+    int k = locate_locked(s, hdr + REC_HDR, mhlen, &have);
+    if (k < 0) { rc = fail(s, k, "block index: %s", ipk_db_errmsg(s->idx)); break; }
+    if (k == 1) { sc->known++; continue; }
+    ipk_stmt_bind_blob(ins, 1, hdr + REC_HDR, mhlen);
+    ipk_stmt_bind_int64(ins, 2, id);
+    ipk_stmt_bind_int64(ins, 3, (int64_t)loc.off);
+    ipk_stmt_bind_int64(ins, 4, loc.len);
+    ipk_stmt_bind_int64(ins, 5, loc.size);
+    ipk_stmt_bind_int64(ins, 6, loc.comp);
+    int r = ipk_stmt_step(ins);
+    ipk_stmt_reset(ins);
+    if (r != IPK_DB_DONE) { rc = fail(s, r < 0 ? r : IPK_EIO, "block index: %s", ipk_db_errmsg(s->idx)); break; }
+    sc->indexed++;
+  }
+  free(raw);
+  free(plain);
+  ipk_stmt_finalize(ins);
+  close(fd);
+  sc->torn = fsize - sc->end;
+  return rc;
+}
+
+/* Append one line to a malloc'd report (best effort). */
+static void report_add(char **rep, size_t *len, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+static void report_add(char **rep, size_t *len, const char *fmt, ...) {
+  char line[PATH_MAX + 256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof line) n = (int)sizeof line - 1;
+  char *p = realloc(*rep, *len + (size_t)n + 2);
+  if (!p) return;
+  memcpy(p + *len, line, (size_t)n);
+  *len += (size_t)n;
+  p[(*len)++] = '\n';
+  p[*len] = '\0';
+  *rep = p;
+}
+
+static void save_report(ipk_store_t *s, const char *key, const char *rep) {
+  ipk_stmt_t *st;
+  if (!rep || ipk_db_prepare(s->idx, "INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)", &st) < 0) return;
+  ipk_stmt_bind_text(st, 1, key, strlen(key));
+  ipk_stmt_bind_text(st, 2, rep, strlen(rep));
+  ipk_stmt_step(st);
+  ipk_stmt_finalize(st);
+}
+
+/* Index a pack file the index does not know (under mu, in a transaction):
+ * its verified records are indexed and the pack published up to its last
+ * well-formed record. */
+static int publish_pack(ipk_store_t *s, int64_t id, uint64_t end) {
+  ipk_stmt_t *st;
+  int rc = ipk_db_prepare(s->idx, "INSERT INTO packs(id, size) VALUES (?1, ?2)", &st);
+  if (rc < 0) return fail(s, rc, "block index: %s", ipk_db_errmsg(s->idx));
+  ipk_stmt_bind_int64(st, 1, id);
+  ipk_stmt_bind_int64(st, 2, (int64_t)end);
+  rc = ipk_stmt_step(st);
+  ipk_stmt_finalize(st);
+  if (rc != IPK_DB_DONE) return fail(s, rc < 0 ? rc : IPK_EIO, "block index: %s", ipk_db_errmsg(s->idx));
+  return 0;
+}
+static int adopt_pack(ipk_store_t *s, int64_t id, scan_t *sc) {
+  int rc = scan_pack(s, id, sc);
+  return rc < 0 ? rc : publish_pack(s, id, sc->end);
+}
+
+/* blocks/index.db was lost (deleted, or recreated empty) while pack files
+ * remain: rebuild it from the packs' records in one transaction before the
+ * handle is used. Without this the index would start pack ids at 1 again
+ * and know none of the blocks pins refer to. */
+static int index_rebuild(ipk_store_t *s, ipk_errbuf_t *eb) {
+  int64_t *ids = NULL;
+  size_t nids = 0;
+  char *rep = NULL;
+  size_t replen = 0;
+  pthread_mutex_lock(&s->mu);
+  int rc = ipk_db_exec(s->idx, "BEGIN IMMEDIATE");
+  if (rc < 0) { rc = fail(s, rc, "block index: %s", ipk_db_errmsg(s->idx)); goto out; }
+  ipk_stmt_t *st;
+  int64_t known = 0;
+  if ((rc = ipk_db_prepare(s->idx, "SELECT count(*) FROM packs", &st)) == 0) {
+    if (ipk_stmt_step(st) == IPK_DB_ROW) known = ipk_stmt_column_int64(st, 0);
+    ipk_stmt_finalize(st);
+  }
+  if (rc == 0 && known == 0) rc = pack_ids(s, &ids, &nids);
+  uint64_t total = 0;
+  for (size_t i = 0; rc == 0 && i < nids; i++) {
+    scan_t sc;
+    if ((rc = adopt_pack(s, ids[i], &sc)) < 0) break;
+    total += sc.indexed;
+    char path[PATH_MAX];
+    pack_path(s, ids[i], path, sizeof path);
+    if (sc.bad) report_add(&rep, &replen, "%s: %llu records do not verify (skipped)", path, (unsigned long long)sc.bad);
+    if (sc.torn) report_add(&rep, &replen, "%s: torn or corrupt tail of %llu bytes at offset %llu (ignored)", path,
+                            (unsigned long long)sc.torn, (unsigned long long)sc.end);
+  }
+  if (rc == 0 && nids) {
+    report_add(&rep, &replen, "index rebuilt from %zu pack files: %llu blocks", nids, (unsigned long long)total);
+    save_report(s, "rebuild_report", rep);
+  }
+  if (rc == 0 && (rc = ipk_db_exec(s->idx, "COMMIT")) < 0) rc = fail(s, rc, "block index: %s", ipk_db_errmsg(s->idx));
+  if (rc < 0) ipk_db_exec(s->idx, "ROLLBACK");
+out:
+  pthread_mutex_unlock(&s->mu);
+  if (rc < 0) ipk_errf(eb, rc, "store open %s: rebuilding blocks/index.db from the packs: %s", s->home, ipk_store_errmsg(s));
+  free(ids);
+  free(rep);
+  return rc;
+}
+
 static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
 static void malloc_tune(void) {
   mallopt(M_MMAP_THRESHOLD, 8 << 20);
@@ -1050,6 +1290,7 @@ int ipk_store_open(const char *home, ipk_store_t **out, ipk_errbuf_t *eb) {
   int rc = ipk_db_open(dbpath, &s->db, eb);
   if (rc == 0) rc = migrate(s, eb);
   if (rc == 0) rc = index_open(s, eb);
+  if (rc == 0) rc = index_rebuild(s, eb);
   if (rc == 0 && (rc = load_settings(s)) < 0)
     ipk_errf(eb, rc, "store open %s: settings: %s", s->home, ipk_db_errmsg(s->idx));
   if (rc < 0) { ipk_store_close(s); return rc; }
@@ -1322,10 +1563,11 @@ static int blocks_get(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n)
   return ipk_store_get(ud, cid, data, n);
 }
 static int blocks_has(void *ud, const ipk_cid_t *cid) { return ipk_store_has(ud, cid); }
+static const char *blocks_errmsg(void *ud) { return ipk_store_errmsg(ud); }
 
 ipk_blocks_t ipk_store_blocks(ipk_store_t *s) {
   ipk_blocks_t b = { .ud = s, .put = blocks_put, .get = blocks_get, .has = blocks_has,
-                     .put_hashed = blocks_put_hashed };
+                     .put_hashed = blocks_put_hashed, .errmsg = blocks_errmsg };
   return b;
 }
 
@@ -1852,29 +2094,52 @@ out:
   return rc;
 }
 
-/* Pack files the index does not know are debris of a crash between
- * creating a pack and its row, or between dropping a row and the unlink;
- * with the store lock exclusive nobody is writing them. */
-static void sweep_orphan_packs(ipk_store_t *s) {
-  DIR *d = opendir(s->packs);
-  if (!d) return;
-  struct dirent *de;
+/* Pack files the index does not know: debris of a crash between dropping
+ * a rewritten pack's row and its unlink, or of a lost or replaced index.
+ * Losing data is worse than keeping garbage, so such a file is deleted
+ * only when every verified record in it is indexed elsewhere already (or
+ * it holds none); otherwise it is adopted: its verified records the index
+ * lacks are indexed and the pack published, and the next gc keeps or
+ * removes them by reachability like any other block. With the store lock
+ * exclusive nobody is writing these files. */
+static int sweep_orphan_packs(ipk_store_t *s) {
+  int64_t *ids = NULL;
+  size_t nids = 0;
+  char *rep = NULL;
+  size_t replen = 0;
+  pthread_mutex_lock(&s->mu);
+  int rc = pack_ids(s, &ids, &nids);
   ipk_stmt_t *st = NULL;
-  if (ipk_db_prepare(s->idx, "SELECT 1 FROM packs WHERE id = ?1", &st) < 0) { closedir(d); return; }
-  while ((de = readdir(d))) {
-    char *end = NULL;
-    long long id = strtoll(de->d_name, &end, 10);
-    if (!end || strcmp(end, ".pack") != 0 || id <= 0 || id == s->wpack) continue;
-    ipk_stmt_bind_int64(st, 1, id);
-    int rc = ipk_stmt_step(st);
+  if (rc == 0 && (rc = ipk_db_prepare(s->idx, "SELECT 1 FROM packs WHERE id = ?1", &st)) < 0)
+    rc = fail(s, rc, "gc: block index: %s", ipk_db_errmsg(s->idx));
+  for (size_t i = 0; rc == 0 && i < nids; i++) {
+    if (ids[i] == s->wpack) continue;
+    ipk_stmt_bind_int64(st, 1, ids[i]);
+    int r = ipk_stmt_step(st);
     ipk_stmt_reset(st);
-    if (rc == IPK_DB_DONE) {
-      char path[PATH_MAX];
-      if (pack_path(s, id, path, sizeof path) == 0) unlink(path);
+    if (r != IPK_DB_DONE) continue;
+    char path[PATH_MAX];
+    if (pack_path(s, ids[i], path, sizeof path) < 0) continue;
+    if ((rc = ipk_db_exec(s->idx, "BEGIN IMMEDIATE")) < 0) { rc = fail(s, rc, "gc: block index: %s", ipk_db_errmsg(s->idx)); break; }
+    scan_t sc;
+    rc = scan_pack(s, ids[i], &sc);
+    if (rc == 0 && sc.indexed == 0) {
+      ipk_db_exec(s->idx, "ROLLBACK");
+      unlink(path);
+      continue;
     }
+    if (rc == 0 && (rc = publish_pack(s, ids[i], sc.end)) == 0) {
+      report_add(&rep, &replen, "gc: %s was not in the index; adopted %llu blocks", path, (unsigned long long)sc.indexed);
+      save_report(s, "adopt_report", rep);
+      rc = ipk_db_exec(s->idx, "COMMIT");
+    }
+    if (rc < 0) ipk_db_exec(s->idx, "ROLLBACK");
   }
-  ipk_stmt_finalize(st);
-  closedir(d);
+  if (st) ipk_stmt_finalize(st);
+  pthread_mutex_unlock(&s->mu);
+  free(ids);
+  free(rep);
+  return rc;
 }
 
 /* Take the store lock exclusively for gc: wait up to ~10 s for other
@@ -1920,7 +2185,7 @@ static int gc_locked(ipk_store_t *s, uint64_t *removed_blocks, uint64_t *removed
       char *slash = strrchr(moved.paths[i], '/');
       if (slash) { *slash = '\0'; rmdir(moved.paths[i]); }   /* empty shards go */
     }
-    sweep_orphan_packs(s);
+    rc = sweep_orphan_packs(s);
   }
   pthread_mutex_lock(&s->mu);
   if (s->wend == 0) {

@@ -145,12 +145,25 @@ typedef struct {
   size_t ndirs, capdirs;
 } ctx_t;
 
+/* The sink's own message for the last put_block that failed on this thread
+ * (the store's "create pack ...: File exists" says more than "i/o error"). */
+static _Thread_local char put_msg[512];
+
 static int put_block(const ipk_blocks_t *sink, const ipk_cid_t *cid, const uint8_t *d, size_t n) {
+  put_msg[0] = '\0';
   if (!sink || !sink->put) return 0;
   /* The importer hashed d itself to get cid: the sink need not hash again. */
-  if (sink->put_hashed) return sink->put_hashed(sink->ud, cid, d, n);
-  return sink->put(sink->ud, cid, d, n);
+  int rc = sink->put_hashed ? sink->put_hashed(sink->ud, cid, d, n) : sink->put(sink->ud, cid, d, n);
+  if (rc < 0) {
+    const char *m = sink->errmsg ? sink->errmsg(sink->ud) : NULL;
+    snprintf(put_msg, sizeof put_msg, "%s", m && *m ? m : ipk_strerror(rc));
+  }
+  return rc;
 }
+
+/* Why a step that ended in put_block failed: the sink's message if that
+ * put failed, else the code's text. */
+static const char *put_why(int rc) { return put_msg[0] ? put_msg : ipk_strerror(rc); }
 
 /* Header room in front of a dag-pb leaf's data, so the chunk is read
  * straight into place. */
@@ -162,6 +175,7 @@ static int make_leaf(const ipk_unixfs_opts_t *o, const ipk_blocks_t *sink, uint8
                      size_t len, ref_t *out) {
   uint8_t *data = buf + LEAF_HDR;
   int rc;
+  put_msg[0] = '\0';
   if (o->raw_leaves) {
     /* Raw leaves are CIDv1 even under CIDv0 parents (Kubo does this). */
     rc = ipk_cid_of_hash(1, IPK_CODEC_RAW, o->hash, data, len, &out->cid);
@@ -270,7 +284,7 @@ static void run_batch(batch_t *b, const ipk_unixfs_opts_t *o, const ipk_blocks_t
       if (atomic_compare_exchange_strong(&b->err, &expect, rc)) {
         if (eb.msg[0]) b->eb = eb;
         else snprintf(b->eb.msg, sizeof b->eb.msg, "leaf at offset %llu: %s",
-                      (unsigned long long)off, ipk_strerror(rc));
+                      (unsigned long long)off, put_why(rc));
       }
       if (mu) pthread_mutex_unlock(mu);
       return;
@@ -422,7 +436,7 @@ static int make_internal(ctx_t *c, const ref_t *ch, int n, ref_t *out) {
   rc = ipk_cid_of_hash((uint8_t)o->cid_version, IPK_CODEC_DAG_PB, o->hash, blk, blen, &out->cid);
   if (rc == 0) rc = put_block(c->sink, &out->cid, blk, blen);
   free(blk);
-  if (rc < 0) return ipk_errf(c->eb, rc, "storing an internal node failed: %s", ipk_strerror(rc));
+  if (rc < 0) return ipk_errf(c->eb, rc, "storing an internal node failed: %s", put_why(rc));
   out->fsize = fsize;
   out->tsize = blen + tsum;
   return 0;
@@ -591,7 +605,7 @@ static int make_dir(ctx_t *c, const char *path, dirent_t *ents, size_t n, ref_t 
   rc = ipk_cid_of_hash((uint8_t)o->cid_version, IPK_CODEC_DAG_PB, o->hash, blk, blen, &out->cid);
   if (rc == 0) rc = put_block(c->sink, &out->cid, blk, blen);
   free(blk);
-  if (rc < 0) return ipk_errf(c->eb, rc, "storing directory %s failed: %s", path, ipk_strerror(rc));
+  if (rc < 0) return ipk_errf(c->eb, rc, "storing directory %s failed: %s", path, put_why(rc));
   out->fsize = 0;
   out->tsize = blen + tsum;
   return 0;
@@ -620,7 +634,7 @@ static int make_symlink(ctx_t *c, const char *path, const char *target, ref_t *o
   rc = ipk_cid_of_hash((uint8_t)o->cid_version, IPK_CODEC_DAG_PB, o->hash, blk, blen, &out->cid);
   if (rc == 0) rc = put_block(c->sink, &out->cid, blk, blen);
   free(blk);
-  if (rc < 0) return ipk_errf(c->eb, rc, "storing symlink %s failed: %s", path, ipk_strerror(rc));
+  if (rc < 0) return ipk_errf(c->eb, rc, "storing symlink %s failed: %s", path, put_why(rc));
   out->fsize = 0;
   out->tsize = blen;
   return 0;

@@ -25,6 +25,11 @@ typedef struct ipk_blocks_s {
    * pass bytes whose CID came from elsewhere (a CAR, the network): those go
    * through put, which verifies. Same returns as put. */
   int (*put_hashed)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
+  /* Optional (NULL: none). The detail message of the last failure of a
+   * call above on the calling thread ("" if none), valid until this
+   * thread's next call; importers put it in their error instead of the
+   * bare code. */
+  const char *(*errmsg)(void *ud);
 } ipk_blocks_t;
 
 #endif

@@ -65,6 +65,7 @@ typedef struct ipk_blocks_s {
   int (*get)(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n);
   int (*has)(void *ud, const ipk_cid_t *cid);
   int (*put_hashed)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
+  const char *(*errmsg)(void *ud);
 } ipk_blocks_t;
 
 typedef struct {
