@@ -1994,6 +1994,7 @@ static int sweep_packs(ipk_store_t *s, mark_t *m, uint64_t *removed, uint64_t *b
   if (rc < 0) goto out;
   rc = ipk_db_prepare(s->idx, "SELECT id, size FROM packs ORDER BY id", &st);
   while (rc == 0 && (rc = ipk_stmt_step(st)) == IPK_DB_ROW) {
+    rc = 0;   /* IPK_DB_ROW is 1: without this only the first pack was ever seen */
     void *p = realloc(packs, (npacks + 1) * sizeof *packs);
     if (!p) { rc = IPK_ENOMEM; break; }
     packs = p;

@@ -23,6 +23,7 @@
 #include "ipk/multibase.h"
 #include "ipk/multihash.h"
 #include "ipk/store.h"
+#include "ipk/unixfs.h"
 
 static char home[64];
 
@@ -949,6 +950,195 @@ static void test_verify(void **state) {
   ipk_store_close(s);
 }
 
+
+static void pack_file(int64_t id, char *out, size_t cap) {
+  snprintf(out, cap, "%s/blocks/packs/%010lld.pack", home, (long long)id);
+}
+
+static void copy_file(const char *from, const char *to) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+  assert_int_equal(system(cmd), 0);
+}
+
+static void expect_bytes(ipk_store_t *s, const char *data) {
+  ipk_cid_t c = raw_cid(data);
+  uint8_t *d = NULL;
+  size_t n = 0;
+  int rc = ipk_store_get(s, &c, &d, &n);
+  if (rc) fail_msg("get %s: %s", data, ipk_store_errmsg(s));
+  assert_int_equal(n, strlen(data));
+  assert_memory_equal(d, data, n);
+  free(d);
+}
+
+/* blocks/index.db deleted: the next open rebuilds it from the pack records
+ * (verifying each, ignoring a torn tail and a corrupt record), pins stay
+ * good, new writes go on, and gc removes nothing pinned. Before, the new
+ * index restarted pack ids at 1, every put failed on the existing file,
+ * verify saw 0 blocks and every pin bad. */
+static void test_index_lost(void **state) {
+  ipk_store_t *s = open_store();
+  ipk_cid_t a, b, loose, bad;
+  put_str(s, "pinned block a", &a);
+  assert_int_equal(ipk_store_set_compression(s, "zstd"), 0);
+  char big[4096];
+  memset(big, 'z', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  put_str(s, big, &b);   /* kept compressed: the rebuild decompresses to verify */
+  put_str(s, "loose block", &loose);
+  put_str(s, "a block to corrupt", &bad);
+  assert_int_equal(ipk_store_pin_add(s, &a, 0, "a"), 0);
+  assert_int_equal(ipk_store_pin_add(s, &b, 0, "b"), 0);
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s, &bad, path, sizeof path, &off, &len), 1);
+  ipk_store_close(s);
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  fseek(f, (long)off, SEEK_SET);
+  fputc('X', f);   /* same length, wrong bytes: the record is skipped */
+  fseek(f, 0, SEEK_END);
+  fwrite("IPKB\0\x22\0\0", 1, 8, f);   /* a torn tail */
+  fclose(f);
+  char idx[256];
+  const char *sfx[] = { "", "-wal", "-shm" };
+  for (int i = 0; i < 3; i++) {
+    snprintf(idx, sizeof idx, "%s/blocks/index.db%s", home, sfx[i]);
+    unlink(idx);
+  }
+
+  s = open_store();
+  expect_bytes(s, "pinned block a");
+  expect_bytes(s, big);
+  expect_bytes(s, "loose block");
+  assert_int_equal(ipk_store_has(s, &bad), 0);
+  ipk_store_stat_t st = stat_of(s);
+  assert_int_equal(st.blocks, 3);
+  assert_int_equal(st.packs, 1);
+  ipk_store_verify_t v = { 0 };
+  assert_int_equal(ipk_store_verify(s, &v), 0);
+  assert_int_equal(v.blocks, 3);
+  assert_int_equal(v.bad_blocks, 0);
+  assert_int_equal(v.pins, 2);
+  assert_int_equal(v.bad_pins, 0);
+  ipk_store_verify_clear(&v);
+  /* new writes work (the error used to be "create pack ...: File exists") */
+  ipk_cid_t c;
+  put_str(s, "written after the rebuild", &c);
+  assert_int_equal(ipk_store_pin_add(s, &c, 0, NULL), 0);
+  put_str(s, "a block to corrupt", &bad);   /* a re-put repairs it */
+  uint64_t rb = 0, rbytes = 0;
+  assert_int_equal(ipk_store_gc(s, &rb, &rbytes), 0);
+  assert_int_equal(rb, 2);   /* "loose block" and the repaired one: unpinned */
+  expect_bytes(s, "pinned block a");
+  expect_bytes(s, big);
+  expect_bytes(s, "written after the rebuild");
+  assert_int_equal(stat_of(s).blocks, 3);
+  assert_int_equal(ipk_store_verify(s, &v), 0);
+  assert_int_equal(v.blocks, 3);
+  assert_int_equal(v.bad_blocks + v.bad_pins, 0);
+  assert_int_equal(v.pins, 3);
+  ipk_store_verify_clear(&v);
+  ipk_store_close(s);
+}
+
+/* A pack file the index does not know is not deleted by gc while it holds
+ * blocks the index lacks (they are adopted, then collected by reachability
+ * like any other block); one whose records are all indexed elsewhere is.
+ * A new pack takes an id past every file on disk. */
+static void test_unknown_pack(void **state) {
+  ipk_store_t *s = open_store();
+  ipk_cid_t k, o;
+  put_str(s, "known block", &k);
+  assert_int_equal(ipk_store_pin_add(s, &k, 0, NULL), 0);
+  ipk_store_close(s);
+  char p1[512], p5[512], p7[512];
+  FILE *f;
+  pack_file(1, p1, sizeof p1);
+  pack_file(5, p5, sizeof p5);
+  pack_file(7, p7, sizeof p7);
+  copy_file(p1, p7);   /* only records indexed elsewhere */
+  /* pack 5: a record of another home's store, unknown here */
+  char other[64];
+  snprintf(other, sizeof other, "%s", home);
+  char sub[128];
+  snprintf(sub, sizeof sub, "%s/other", other);
+  mkdir(sub, 0755);
+  ipk_store_t *s2 = NULL;
+  ipk_errbuf_t eb = { { 0 } };
+  assert_int_equal(ipk_store_open(sub, &s2, &eb), 0);
+  put_str(s2, "orphan block", &o);
+  put_str(s2, "known block", &k);
+  ipk_store_close(s2);
+  char o1[600];
+  snprintf(o1, sizeof o1, "%s/blocks/packs/0000000001.pack", sub);
+  copy_file(o1, p5);
+
+  s = open_store();
+  assert_int_equal(ipk_store_has(s, &o), 0);
+  uint64_t rb = 9, rbytes = 9;
+  assert_int_equal(ipk_store_gc(s, &rb, &rbytes), 0);
+  struct stat fst;
+  assert_int_equal(stat(p5, &fst), 0);       /* kept: it holds data */
+  assert_int_not_equal(stat(p7, &fst), 0);   /* dropped: nothing new in it */
+  expect_bytes(s, "orphan block");           /* adopted */
+  expect_bytes(s, "known block");
+  /* gc's own new pack never took an existing id (it would be 2 = 1+1) */
+  /* the orphan is unpinned: the next gc collects it and its pack */
+  assert_int_equal(ipk_store_gc(s, &rb, &rbytes), 0);
+  assert_int_equal(rb, 1);
+  assert_int_equal(ipk_store_has(s, &o), 0);
+  expect_bytes(s, "known block");
+  assert_int_not_equal(stat(p5, &fst), 0);
+  /* A new pack goes past the highest file id on disk and leaves that
+   * file alone: pack 1 is held by s, so s2 must start a new pack. */
+  char p3[512];
+  pack_file(3, p3, sizeof p3);
+  f = fopen(p3, "wb");
+  assert_non_null(f);
+  fputs("not ours", f);
+  fclose(f);
+  ipk_cid_t c;
+  put_str(s, "held by s", &c);
+  s2 = NULL;
+  assert_int_equal(ipk_store_open(home, &s2, &eb), 0);
+  put_str(s2, "written by s2", &c);
+  assert_int_equal(ipk_store_sync(s2), 0);
+  char path[512];
+  uint64_t off, len;
+  assert_int_equal(ipk_store_locate(s2, &c, path, sizeof path, &off, &len), 1);
+  long long id = atoll(strrchr(path, '/') + 1);
+  if (id <= 3) fail_msg("new pack %s reused an id at or below an existing file", path);
+  assert_int_equal(stat(p3, &fst), 0);
+  assert_int_equal(fst.st_size, 8);
+  ipk_store_close(s2);
+  ipk_store_close(s);
+}
+
+/* An import whose store put fails reports the store's message, not the
+ * bare code ("leaf at offset 0: i/o error"). */
+static void test_put_error_message(void **state) {
+  ipk_store_t *s = open_store();
+  char packs[128];
+  snprintf(packs, sizeof packs, "%s/blocks/packs", home);
+  assert_int_equal(rmdir(packs), 0);
+  FILE *f = fopen(packs, "w");   /* a file where the directory should be */
+  assert_non_null(f);
+  fclose(f);
+  ipk_unixfs_opts_t o;
+  assert_int_equal(ipk_unixfs_opts_init(&o, "unixfs-v1-2025"), 0);
+  ipk_blocks_t b = ipk_store_blocks(s);
+  ipk_cid_t root;
+  uint64_t size = 0;
+  ipk_errbuf_t eb = { { 0 } };
+  const char *data = "some file bytes";
+  int rc = ipk_unixfs_add_bytes(&o, (const uint8_t *)data, strlen(data), &b, &root, &size, &eb);
+  assert_true(rc < 0);
+  if (!strstr(eb.msg, packs) || !strstr(eb.msg, "Not a directory")) fail_msg("message: %s", eb.msg);
+  ipk_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_default_home),
@@ -968,6 +1158,9 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_compression, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc_compaction, setup, teardown),
     cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_index_lost, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unknown_pack, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_put_error_message, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,13 +20,26 @@
  * transaction, so every pinned block is on disk and indexed before anything
  * refers to it; other processes see a block once it is published. A kill -9
  * loses only unpublished (so unpinned) blocks: the pack's tail beyond its
- * published size is truncated by the next writer that claims the pack, and
- * gc deletes pack files the index does not know. Writeback of a pack starts
+ * published size is truncated by the next writer that claims the pack.
+ * A new pack never reuses or truncates an existing file: its id is past
+ * every pack file on disk and every id the index handed out, and the file
+ * is created O_EXCL (an existing one is skipped). Writeback of a pack starts
  * every 8 MiB while importing, so the sync before a pin waits for little.
  * ipk_store_put hashes the bytes to check them against the CID;
  * ipk_store_put_hashed (the importer's path, ipk_blocks_t.put_hashed) trusts
  * the caller, which has just computed the CID from these very bytes: every
  * imported block is hashed once.
+ *
+ * Lost index: when ipk_store_open finds no pack rows in index.db (it was
+ * deleted, lost or recreated empty) but pack files exist, it rebuilds the
+ * index from the pack records in one transaction before returning: every
+ * record is decompressed and re-hashed against its multihash; one that does
+ * not verify is skipped, and a pack is published up to its last
+ * well-formed record (a torn tail is ignored, and truncated by the next
+ * writer). What it did is kept in index.db's settings as "rebuild_report"
+ * (one line per pack with skipped records or a torn tail, then
+ * "index rebuilt from N pack files: M blocks"). Pins live in ipk.db and
+ * stay valid. A failed rebuild fails the open (nothing is changed).
  *
  * Read path: every read re-hashes the block (after decompressing) and fails
  * with IPK_EVERIFY on mismatch; a re-put of the right bytes repairs a damaged
@@ -174,7 +187,14 @@ typedef int (*ipk_store_pin_cb)(void *ud, const char *cid, const char *type, con
 int ipk_store_pin_ls(ipk_store_t *s, ipk_store_pin_cb cb, void *ud);
 
 /* Remove every block not reachable from a pin (compacting packs as the
- * header describes), pack files and temp files left by crashed writers. A
+ * header describes) and temp files left by crashed writers. A pack file
+ * the index does not know is deleted only when it holds no verified record
+ * the index lacks (every block in it is indexed elsewhere, or it holds
+ * none): such files are crash debris. Otherwise gc cannot prove its
+ * records are garbage (the index may have been replaced), so it adopts the
+ * pack (indexes its verified records, noted in index.db's settings as
+ * "adopt_report") and the next gc removes them only if no pin reaches
+ * them: losing data is worse than keeping garbage for one more gc. A
  * pinned DAG that cannot be walked (missing or corrupt block) aborts before
  * anything is removed. Counts (blocks, block bytes) are optional. Waits for
  * the exclusive store lock (other handles closed), else IPK_EBUSY. */
