@@ -436,6 +436,43 @@ describe("ipk.store", function()
       assert.are.equal(tail, out:sub(-#tail))
     end)
 
+    it("a deleted blocks/index.db is rebuilt from the packs: cat, verify, add and gc work", function()
+      s:close()
+      s = nil
+      local data = string.rep("index lost ", 30000)   -- 330000 bytes: several leaves
+      support.write(home .. "/f.txt", data)
+      local code, out = ipk({ "add", "-Q", home .. "/f.txt" })
+      assert.are.equal(0, code)
+      local cid = out:match("^(%S+)\n$")
+      assert.truthy(cid)
+      code, out = ipk({ "repo", "stat", "--json" })
+      assert.are.equal(0, code)
+      local blocks = require("cjson").decode(out).blocks
+      assert.is_true(blocks > 1)
+      for _, sfx in ipairs({ "", "-wal", "-shm" }) do os.remove(home .. "/blocks/index.db" .. sfx) end
+      code, out = ipk({ "cat", cid })
+      assert.are.equal(0, code)
+      assert.is_true(out == data)
+      code, out = ipk({ "repo", "verify", "--json" })
+      assert.are.equal(0, code)
+      assert.are.same({ ok = true, blocks = blocks, bad_blocks = 0, pins = 1, bad_pins = 0,
+                        bad_block_list = {}, bad_pin_list = {} }, require("cjson").decode(out))
+      -- a new add works (it failed with "leaf at offset 0: i/o error")
+      support.write(home .. "/g.txt", "after the rebuild")
+      local err
+      code, _, err = ipk({ "add", "-Q", home .. "/g.txt" })
+      assert.are.equal(0, code, err)
+      code, out = ipk({ "gc" })
+      assert.are.equal(0, code)
+      assert.are.equal("removed 0 blocks (0 bytes)\n", out)
+      code, out = ipk({ "cat", cid })
+      assert.are.equal(0, code)
+      assert.is_true(out == data)
+      code, out = ipk({ "repo", "verify" })
+      assert.are.equal(0, code)
+      assert.are.equal(("verified %d blocks (0 bad) and 2 pins (0 bad)\nrepo is ok\n"):format(blocks + 1), out)
+    end)
+
     it("a kill -9 in the middle of an import leaves a store that verifies, imports and gcs", function()
       s:close()
       s = nil
