@@ -288,9 +288,12 @@ describe("kubo backend on real nodes", function()
     for _, c in ipairs { r.model_cid, r.dataset_cid, r.recipe_cid } do
       assert.are.equal("recursive", pins[c], c .. " not pinned on the node")
     end
-    for _, c in ipairs { r.shards[1], r.shards[2], r.run.record_cid } do
-      assert.are.equal("direct", pins[c], c .. " not pinned on the node")
+    -- shard index blocks are raw leaves: the run pins them directly, the
+    -- run's shipping of its record DAG recursively (the same one block)
+    for _, c in ipairs { r.shards[1], r.shards[2] } do
+      assert.is_truthy(pins[c] == "direct" or pins[c] == "recursive", c .. " not pinned on the node")
     end
+    assert.are.equal("direct", pins[r.run.record_cid], "run record not pinned on the node")
     -- the node serves the model's bytes
     local parts = {}
     run(function() return assert(a:cat(r.model_cid, { write = function(x) parts[#parts + 1] = x end })) end)
