@@ -713,7 +713,7 @@ static int flush_locked(ipk_store_t *s) {
     if (s->nfresh >= FRESH_MAX || map_put(&s->fresh, &s->nfresh, &s->fcap, p->mh, p->mhlen, &p->loc) < 0)
       fresh_clear(s);   /* only an optimization: start over */
   }
-  memset(s->pend, 0, s->pcap * sizeof *s->pend);
+  if (s->pend) memset(s->pend, 0, s->pcap * sizeof *s->pend);   /* NULL before the first put (UBSan) */
   s->npend = 0;
   return 0;
 }
