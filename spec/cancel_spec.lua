@@ -47,6 +47,13 @@ local function finish(h, limit)
     sleep(0.05)
   end
   os.execute("kill -9 " .. h.pid .. " 2>/dev/null")
+  -- The wrapper still writes the killed process's status (137) to rc: wait
+  -- for it, or the next test in this dir (start() removes rc first) could
+  -- read it as its own process's status.
+  for _ = 1, 100 do
+    if tonumber(u.read(h.dir .. "/rc") or "") then break end
+    sleep(0.05)
+  end
   return nil, u.read(h.dir .. "/out"), u.read(h.dir .. "/err")
 end
 
@@ -147,6 +154,24 @@ describe("cancellation (ipkrun processes)", function()
     local run = json.decode(out).runs[1]
     assert.equal("spin_more", run.recipe)
     assert.equal("failed", run.status)
+  end)
+
+  -- Regression (CI): independent steps are spawned together, so all but
+  -- the first start at (or a moment before) their deadline; one of them
+  -- once lost the watchdog's raise and spun forever (spec/sched_spec.lua).
+  it("six independent spinning steps with one timeout all stop", function()
+    local body = {}
+    for i = 1, 6 do
+      body[#body + 1] = ("  s%d = ipk.step { timeout = 0.5, run = function() local n = 0 while true do n = n + %d end end },"):format(i, i)
+    end
+    local file = recipe("spin_six", table.concat(body, "\n"))
+    local t0 = now()
+    local rc, _, err = finish(start(dir, { "run", file }, env), 20)
+    local dt = now() - t0
+    assert.equal(1, rc)
+    assert.is_true(dt < 8, "took " .. dt .. " s")
+    local _, n = err:gsub("cancelled: timeout after 0.5s", "")
+    assert.is_true(n >= 6, err)
   end)
 
   it("Ctrl-C stops a spinning step (even inside pcall): exit 130, run 'cancelled', nothing recorded", function()

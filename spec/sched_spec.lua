@@ -234,3 +234,58 @@ print(os.getpid(), s.getsockname()[1], flush=True); time.sleep(120)' &]])
     end)
   end)
 end)
+
+describe("ipk.sched preemption poll", function()
+  local host = require "ipk.host"
+  local flag = host.preempt_flag()
+
+  -- Regression (CI, sanitized build): a step that started a moment before
+  -- its deadline spun forever. The poll saw the flag still raised by the
+  -- previous step, asked preempt() ("not yet"), the watchdog raised the
+  -- flag for this step's deadline meanwhile, and the poll then lowered it:
+  -- the raise was lost. Here preempt() plays the watchdog firing while it
+  -- decides: it raises the flag and answers "not yet" the first time.
+  it("keeps a raise that arrives while preempt() decides; the next poll raises", function()
+    local asked = 0
+    local t = sched.spawn(function()
+      for _ = 1, 1000 do sched.poll() end
+      return "spun to the end"
+    end)
+    t.preempt = function()
+      asked = asked + 1
+      if asked == 1 then flag[0] = 1; return nil end
+      return "timeout after 1s"
+    end
+    flag[0] = 1 -- the previous step's raise, never lowered
+    sched.run()
+    assert.equal(2, asked)
+    assert.equal("cancelled: timeout after 1s", t.err)
+    flag[0] = 0
+  end)
+
+  it("stays raised once it raised: a pcall in recipe code cannot swallow it", function()
+    local swallowed = 0
+    local t = sched.spawn(function()
+      for _ = 1, 100 do
+        if not pcall(function() for _ = 1, 100 do sched.poll() end end) then swallowed = swallowed + 1 end
+        sched.poll()
+      end
+    end)
+    t.preempt = function() return "interrupted (Ctrl-C)" end
+    flag[0] = 1
+    sched.run()
+    assert.equal(1, swallowed)
+    assert.equal("cancelled: interrupted (Ctrl-C)", t.err)
+    flag[0] = 0
+  end)
+
+  it("a raise with no reason is lowered and the task goes on", function()
+    local t = sched.spawn(function() for _ = 1, 10 do sched.poll() end return "done" end)
+    t.preempt = function() return nil end
+    flag[0] = 1
+    sched.run()
+    assert.is_nil(t.err)
+    assert.equal("done", t.result)
+    assert.equal(0, flag[0])
+  end)
+end)

@@ -84,13 +84,18 @@ local pflag = M.available and C.ipk_preempt_flag() or ffi.new("int32_t[1]")
 function M.preempt_flag() return pflag end
 
 --- The flag's value: a C call, which a compiled loop cannot hoist (a load
--- through the pointer it would). 0 without a host.
-M.preempt_pending = M.available and C.ipk_preempt_pending or function() return 0 end
+-- through the pointer it would). Without a host, the value of the plain
+-- int32_t flag above (only Lua raises it there: specs of the poll).
+M.preempt_pending = M.available and C.ipk_preempt_pending or function() return pflag[0] end
 
 --- Raise the flag when core.now() reaches `at` seconds (nil: no deadline).
+-- Rounded up and 1 us late, so that when the watchdog fires, core.now() of
+-- the poll (a double of the same clock) is already >= at and the poll
+-- finds the reason; rounded down, it could fire a few ns early and the poll
+-- would find none.
 function M.preempt_deadline(at)
   if not M.available then return end
-  C.ipk_preempt_deadline(at and math.max(1, math.floor(at * 1e9)) or 0)
+  C.ipk_preempt_deadline(at and math.max(1, math.ceil(at * 1e9) + 1000) or 0)
 end
 
 --- "2.0 GiB" for a byte count.

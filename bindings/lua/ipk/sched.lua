@@ -61,13 +61,24 @@ local running_preempt -- the preemptible task being resumed now
 -- and function entry (ipk.run.sandbox): one FFI call reading the host's
 -- flag while nothing is asked (a few ns); when the host raised the flag (a
 -- deadline, Ctrl-C), the running task's preempt(t) says why and the poll
--- raises "cancelled: REASON" here, in the recipe's code. A flag with no reason (a deadline of a task that
--- has since yielded) is lowered.
+-- raises "cancelled: REASON" here, in the recipe's code. A flag with no
+-- reason (a deadline of a task that has since yielded) is lowered.
+--
+-- The flag is lowered BEFORE asking why, never after: the watchdog may
+-- raise it (this task's deadline) while preempt(t) is still deciding "not
+-- yet"; lowering it afterwards would drop that raise, and with the
+-- watchdog's deadline spent the task would spin forever (seen when a step
+-- starts a moment before its deadline). Lowered first, such a raise stays
+-- for the next poll. When there is a reason the flag is raised again, so
+-- every later poll of this task raises too and a pcall in recipe code
+-- cannot swallow the cancellation.
 function M.poll()
   if pending() == 0 then return end
+  pflag[0] = 0
   local t = running_preempt
   local why = t and co_running() == t.co and (t.cancel or t.preempt(t))
-  if not why then pflag[0] = 0 return end
+  if not why then return end
+  pflag[0] = 1
   t.cancel = t.cancel or why
   error("cancelled: " .. tostring(why), 0)
 end
