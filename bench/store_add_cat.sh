@@ -8,6 +8,7 @@
 #   the same add and cat with `repo compression zstd` (level 3 at rest;
 #   ZSTD=zstd:1 picks another level)
 #   `dd conv=fdatasync` of the same size            (what the disk can sync)
+#   `openssl dgst -sha256 F`                        (the verify floor, one core)
 # Each row is the best of RUNS runs (default 3; the machine is shared) and
 # every cat output is compared with the file. Prints seconds, MiB/s and the
 # ratios the store is held to: add/add -n (goal >= 0.5) and ipk cat/plain
@@ -82,16 +83,20 @@ zstat=$(IPK_HOME="$work/zhome" "$IPK" repo stat --json)
 zbytes=$(echo "$zstat" | sed -n 's/.*"bytes":\([0-9]*\).*/\1/p')
 zstored=$(echo "$zstat" | sed -n 's/.*"stored_bytes":\([0-9]*\).*/\1/p')
 IPK_HOME="$work/zhome" "$IPK" repo verify > /dev/null
+# The verify floor: SHA-256 of the file on one core (OpenSSL, the library
+# the store hashes with). Reading with every block re-hashed cannot take
+# less CPU than this; on N cores its wall time is at least this / N.
+timeit sha sh -c "openssl dgst -sha256 -r '$file' > /dev/null"
 SETUP="rm -f '$work/dd.out'" timeit dd dd if="$file" of="$work/dd.out" bs=1M conv=fdatasync status=none
 rm -f "$work/dd.out"
 
 cpus=""
-for k in plain_pipe plain_null add_n add cat_pipe cat_null zadd zcat_pipe dd; do cpus="$cpus ${cpu[$k]}"; done
+for k in plain_pipe plain_null add_n add cat_pipe cat_null zadd zcat_pipe dd sha; do cpus="$cpus ${cpu[$k]}"; done
 awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zstored" -v cpus="$cpus" \
     -v load="$(cut -d' ' -f1 /proc/loadavg)" -v zs_spec="$ZSTD" \
     -v pp="${best[plain_pipe]}" -v pn="${best[plain_null]}" -v an="${best[add_n]}" -v a="${best[add]}" \
     -v cp="${best[cat_pipe]}" -v cn="${best[cat_null]}" -v za="${best[zadd]}" -v zc="${best[zcat_pipe]}" \
-    -v dd="${best[dd]}" 'BEGIN {
+    -v dd="${best[dd]}" -v sha="${best[sha]}" -v ncpu="$(nproc)" 'BEGIN {
   split(cpus, C, " ")
   m = B / 1048576
   printf "file: %s (%.1f MiB), page-cached; best of %d runs; %d cores, load average %s\n", label, m, runs, '"$(nproc)"', load
@@ -105,8 +110,11 @@ awk -v B="$bytes" -v label="$label" -v runs="$RUNS" -v zb="$zbytes" -v zs="$zsto
   row("ipkrun add F                (store, " zs_spec ")", za, C[7])
   row("ipkrun cat CID | cat        (" zs_spec " store)", zc, C[8])
   row("dd conv=fdatasync           (disk sync bound)", dd, C[9])
+  row("openssl dgst -sha256 F      (verify floor, 1 core)", sha, C[10])
   printf "ratio add/add -n (throughput): %.2f   (goal >= 0.5; the disk allows at most %.2f)\n", an / a, an / dd
   printf "ratio ipk cat/plain cat (pipe): %.2f   (/dev/null: %.2f; goal >= 0.9)\n", pp / cp, pn / cn
+  printf "verify bound: hashing alone needs >= %.2f s on %d cores, so ipk cat/plain cat (pipe) <= %.2f here; ipk cat is %.2fx that bound\n",
+         sha / ncpu, ncpu, (pp * ncpu / sha > 1 ? 1 : pp * ncpu / sha), (sha / ncpu) / cp
   printf "%s: stored/block bytes %.3f (%d of %d); add %.2fx, cat %.2fx the plain store'"'"'s throughput\n",
          zs_spec, zs / zb, zs, zb, a / za, cp / zc
 }

@@ -469,7 +469,7 @@ static int wr_get(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *n) {
 static int wr_has(void *ud, const ipk_cid_t *cid) { (void)ud; (void)cid; return 0; }
 
 ipk_blocks_t ipk_car_writer_blocks(ipk_car_writer_t *w) {
-  ipk_blocks_t b = { w, wr_put, wr_get, wr_has, NULL, NULL };
+  ipk_blocks_t b = { w, wr_put, wr_get, wr_has, NULL, NULL, NULL };
   return b;
 }
 

@@ -88,6 +88,7 @@ typedef struct {
 typedef struct {
   uint8_t mh[MH_MAX];
   uint8_t mhlen;     /* 0 = free slot */
+  uint8_t leaf;      /* a dag-pb block seen at put to hold no links (known_leaf) */
   loc_t loc;
 } pend_t;
 
@@ -398,7 +399,8 @@ static pend_t *map_slot(pend_t *v, size_t cap, const uint8_t *mh, size_t n) {
   }
 }
 
-static int map_put(pend_t **v, size_t *count, size_t *cap, const uint8_t *mh, size_t n, const loc_t *loc) {
+static int map_put(pend_t **v, size_t *count, size_t *cap, const uint8_t *mh, size_t n, const loc_t *loc,
+                   int leaf) {
   if ((*count + 1) * 2 > *cap) {
     size_t ncap = *cap ? *cap * 2 : 1024;
     pend_t *old = *v;
@@ -415,6 +417,7 @@ static int map_put(pend_t **v, size_t *count, size_t *cap, const uint8_t *mh, si
   if (!p->mhlen) (*count)++;
   memcpy(p->mh, mh, n);
   p->mhlen = (uint8_t)n;
+  p->leaf = (uint8_t)(leaf != 0);
   p->loc = *loc;
   return 0;
 }
@@ -423,8 +426,8 @@ static pend_t *pend_slot(ipk_store_t *s, const uint8_t *mh, size_t n) {
   return map_slot(s->pend, s->pcap, mh, n);
 }
 
-static int pend_put(ipk_store_t *s, const uint8_t *mh, size_t n, const loc_t *loc) {
-  return map_put(&s->pend, &s->npend, &s->pcap, mh, n, loc);
+static int pend_put(ipk_store_t *s, const uint8_t *mh, size_t n, const loc_t *loc, int leaf) {
+  return map_put(&s->pend, &s->npend, &s->pcap, mh, n, loc, leaf);
 }
 
 /* Most fresh entries remembered (about 12 MB; 16 GiB of 256 KiB blocks). */
@@ -710,7 +713,7 @@ static int flush_locked(ipk_store_t *s) {
   for (size_t i = 0; i < s->pcap; i++) {
     pend_t *p = &s->pend[i];
     if (!p->mhlen) continue;
-    if (s->nfresh >= FRESH_MAX || map_put(&s->fresh, &s->nfresh, &s->fcap, p->mh, p->mhlen, &p->loc) < 0)
+    if (s->nfresh >= FRESH_MAX || map_put(&s->fresh, &s->nfresh, &s->fcap, p->mh, p->mhlen, &p->loc, p->leaf) < 0)
       fresh_clear(s);   /* only an optimization: start over */
   }
   if (s->pend) memset(s->pend, 0, s->pcap * sizeof *s->pend);   /* NULL before the first put (UBSan) */
@@ -1375,6 +1378,32 @@ int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid) {
   return fail(s, IPK_EIO, "has %s: stat %s: %s", cs, path, strerror(errno));
 }
 
+/* 1 when a dag-pb block certainly holds no links: its top-level fields
+ * are one Data field (1, length-delimited) and nothing else, as in every
+ * UnixFS leaf Kubo's importer writes. Anything else (a Links field, an
+ * unknown field, a malformed varint) is 0: the walk reads and decodes it. */
+static int dagpb_no_links(const uint8_t *p, size_t n) {
+  size_t i = 0;
+  int data = 0;
+  while (i < n) {
+    if (p[i] != 0x0a || data) return 0;   /* key: field 1, wire type 2 */
+    data = 1;
+    i++;
+    uint64_t len = 0;
+    int shift = 0;
+    for (;;) {
+      if (i >= n || shift > 63) return 0;
+      uint8_t b = p[i++];
+      len |= (uint64_t)(b & 0x7f) << shift;
+      if (!(b & 0x80)) break;
+      shift += 7;
+    }
+    if (len > n - i) return 0;
+    i += (size_t)len;
+  }
+  return 1;
+}
+
 static int put_impl(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n, int verify) {
   char cs[IPK_CID_STR_MAX];
   if (verify && !ipk_cid_verify(cid, data, n)) {
@@ -1389,6 +1418,7 @@ static int put_impl(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, s
   uint8_t mh[MH_MAX];
   int mhlen = ipk_multihash_encode(&cid->mh, mh, sizeof mh);
   if (mhlen < 0) { cid_str(cid, cs); return fail(s, mhlen, "put %s: cannot encode its multihash", cs); }
+  int leaf = cid->codec == IPK_CODEC_DAG_PB && dagpb_no_links(data, n);
   loc_t loc;
   int rc = locate(s, mh, (size_t)mhlen, &loc);
   if (rc < 0) return rc;
@@ -1404,7 +1434,7 @@ static int put_impl(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, s
       /* Compared with bytes the caller hashed (or we verified): as fresh
        * as a block just written, for the walk of the pin that follows. */
       pthread_mutex_lock(&s->mu);
-      if (s->nfresh < FRESH_MAX) map_put(&s->fresh, &s->nfresh, &s->fcap, mh, (size_t)mhlen, &loc);
+      if (s->nfresh < FRESH_MAX) map_put(&s->fresh, &s->nfresh, &s->fcap, mh, (size_t)mhlen, &loc, leaf);
       pthread_mutex_unlock(&s->mu);
       return 0;
     }
@@ -1427,7 +1457,7 @@ static int put_impl(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, s
   }
   pthread_mutex_lock(&s->mu);
   rc = append_locked(s, mh, (size_t)mhlen, comp, (uint32_t)size, payload, (uint32_t)n, &loc);
-  if (rc == 0 && (rc = pend_put(s, mh, (size_t)mhlen, &loc)) < 0) rc = fail(s, rc, "put: out of memory");
+  if (rc == 0 && (rc = pend_put(s, mh, (size_t)mhlen, &loc, leaf)) < 0) rc = fail(s, rc, "put: out of memory");
   if (rc == 0 && s->npend >= PEND_FLUSH) rc = flush_locked(s);
   pthread_mutex_unlock(&s->mu);
   free(z);
@@ -1553,6 +1583,20 @@ static int pin_walk_get(void *ud, const ipk_cid_t *cid, uint8_t **data, size_t *
   return ipk_store_get(s, cid, data, n);
 }
 
+/* known_leaf for the walk of pin_add: a block this handle put and published
+ * whose bytes it saw hold no links. */
+static int pin_walk_known_leaf(void *ud, const ipk_cid_t *cid) {
+  ipk_store_t *s = ud;
+  uint8_t mh[MH_MAX];
+  int mhlen = cid->mh.code == IPK_MH_IDENTITY ? -1 : ipk_multihash_encode(&cid->mh, mh, sizeof mh);
+  if (mhlen <= 0) return 0;
+  pthread_mutex_lock(&s->mu);
+  pend_t *p = map_slot(s->fresh, s->fcap, mh, (size_t)mhlen);
+  int leaf = p && p->mhlen && p->leaf;
+  pthread_mutex_unlock(&s->mu);
+  return leaf;
+}
+
 static int blocks_put(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n) {
   return ipk_store_put(ud, cid, data, n);
 }
@@ -1634,6 +1678,7 @@ int ipk_store_pin_add(ipk_store_t *s, const ipk_cid_t *cid, int recursive, const
     pin_walk_t w = { .s = s };
     ipk_blocks_t src = ipk_store_blocks(s);
     src.get = pin_walk_get;
+    src.known_leaf = pin_walk_known_leaf;
     ipk_errbuf_t eb = { { 0 } };
     rc = ipk_dag_walk(&src, cid, 0, pin_visit, &w, &eb);
     if (rc < 0) {
@@ -1901,7 +1946,7 @@ static int sweep_legacy(ipk_store_t *s, mark_t *m, uint64_t *removed, uint64_t *
         int have = locate_locked(s, mhb, mhn, &loc);
         if (have == 0 && ipk_multihash_verify(&mh, buf, n) && n <= REC_MAX_PAYLOAD) {
           rc = append_locked(s, mhb, mhn, COMP_NONE, (uint32_t)n, buf, (uint32_t)n, &loc);
-          if (rc == 0 && pend_put(s, mhb, mhn, &loc) < 0) rc = fail(s, IPK_ENOMEM, "gc: out of memory");
+          if (rc == 0 && pend_put(s, mhb, mhn, &loc, 0) < 0) rc = fail(s, IPK_ENOMEM, "gc: out of memory");
           have = rc == 0;
         }
         pthread_mutex_unlock(&s->mu);
@@ -2069,7 +2114,7 @@ static int sweep_packs(ipk_store_t *s, mark_t *m, uint64_t *removed, uint64_t *b
     }
     loc_t loc;
     rc = append_locked(s, rows[i].mh, rows[i].mhlen, rows[i].loc.comp, rows[i].loc.size, buf, rows[i].loc.len, &loc);
-    if (rc == 0 && pend_put(s, rows[i].mh, rows[i].mhlen, &loc) < 0) rc = fail(s, IPK_ENOMEM, "gc: out of memory");
+    if (rc == 0 && pend_put(s, rows[i].mh, rows[i].mhlen, &loc, 0) < 0) rc = fail(s, IPK_ENOMEM, "gc: out of memory");
     free(buf);
   }
   if (rc == 0) rc = flush_locked(s);

@@ -101,7 +101,7 @@ static void test_import_job_all_or_nothing(void **state) {
   (void)state;
   uint8_t buf[1024];
   char path[32];
-  ipk_blocks_t sink = { NULL, count_put, NULL, NULL, NULL, NULL };
+  ipk_blocks_t sink = { NULL, count_put, NULL, NULL, NULL, NULL, NULL };
   for (int corrupt = 0; corrupt <= 1; corrupt++) {
     size_t n = make_car(buf, sizeof buf, corrupt);
     strcpy(path, "/tmp/ipk-test-car.XXXXXX");

@@ -242,7 +242,7 @@ static int stop_second(void *ud, const ipk_cid_t *cid, const uint8_t *data, size
 static void test_walk_mixed(void **state) {
   (void)state;
   mem_t m = { .drop = -1 };
-  ipk_blocks_t b = { &m, mput, mget, mhas, NULL, NULL };
+  ipk_blocks_t b = { &m, mput, mget, mhas, NULL, NULL, NULL };
   ipk_cid_t leaf = put(&b, IPK_CODEC_RAW, "leaf bytes", 10);
   ipk_dagpb_link_t pl = { .cid = leaf };
   ipk_dagpb_node_t node = { &pl, 1, NULL, 0, 0 };

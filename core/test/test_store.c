@@ -457,6 +457,48 @@ static int file_exists(const char *name) {
   return access(path, F_OK) == 0;
 }
 
+/* The pin of blocks put in this session skips reading dag-pb leaves it saw
+ * hold no links (known_leaf); a dag-pb block that has a Links field, even
+ * after its Data field (not Kubo's order), is still read and its links
+ * followed: a missing child fails the pin. */
+static void test_pin_known_leaves(void **state) {
+  (void)state;
+  ipk_store_t *s = open_store();
+  /* two dag-pb leaves: Data only (UnixFS File "abc") */
+  static const uint8_t l1[] = { 0x0a, 0x07, 0x08, 0x02, 0x12, 0x03, 'a', 'b', 'c' };
+  static const uint8_t l2[] = { 0x0a, 0x07, 0x08, 0x02, 0x12, 0x03, 'x', 'y', 'z' };
+  ipk_cid_t k[2];
+  assert_int_equal(ipk_cid_of(1, IPK_CODEC_DAG_PB, l1, sizeof l1, &k[0]), 0);
+  assert_int_equal(ipk_cid_of(1, IPK_CODEC_DAG_PB, l2, sizeof l2, &k[1]), 0);
+  assert_int_equal(ipk_store_put(s, &k[0], l1, sizeof l1), 0);
+  assert_int_equal(ipk_store_put(s, &k[1], l2, sizeof l2), 0);
+  uint8_t *rb;
+  size_t rn;
+  ipk_cid_t root;
+  make_node(k, 2, &rb, &rn, &root);
+  assert_int_equal(ipk_store_put(s, &root, rb, rn), 0);
+  assert_int_equal(ipk_store_pin_add(s, &root, 1, NULL), 0);
+  /* Data, then a Links field naming a block that was never stored */
+  ipk_cid_t absent = raw_cid("never stored either");
+  uint8_t lb[128];
+  size_t n = 0;
+  lb[n++] = 0x0a; lb[n++] = 0x02; lb[n++] = 0x08; lb[n++] = 0x02;
+  uint8_t cb[64];
+  int cl = ipk_cid_to_bytes(&absent, cb, sizeof cb);
+  assert_true(cl > 0);
+  lb[n++] = 0x12; lb[n++] = (uint8_t)(cl + 2);
+  lb[n++] = 0x0a; lb[n++] = (uint8_t)cl;
+  memcpy(lb + n, cb, (size_t)cl);
+  n += (size_t)cl;
+  ipk_cid_t odd;
+  assert_int_equal(ipk_cid_of(1, IPK_CODEC_DAG_PB, lb, n, &odd), 0);
+  assert_int_equal(ipk_store_put(s, &odd, lb, n), 0);
+  assert_int_not_equal(ipk_store_pin_add(s, &odd, 1, NULL), 0);
+  assert_int_equal(ipk_store_pin_has(s, &odd), 0);
+  free(rb);
+  ipk_store_close(s);
+}
+
 static void test_gc(void **state) {
   ipk_store_t *s = open_store();
   dag_t g;
@@ -678,6 +720,13 @@ static void test_crash_torn_tail(void **state) {
 static void test_two_processes(void **state) {
   enum { PER = 300 };
   pid_t kids[2];
+  /* A barrier: each child holds a pack (its first put) before either goes
+   * on, so the two really write at once. Without it one child could end
+   * before the other starts and the second would reuse the first's pack
+   * (as it should), and "each process its own pack" failed now and then. */
+  int up[2], down[2];
+  assert_int_equal(pipe(up), 0);
+  assert_int_equal(pipe(down), 0);
   for (int p = 0; p < 2; p++) {
     kids[p] = fork();
     assert_true(kids[p] >= 0);
@@ -686,6 +735,10 @@ static void test_two_processes(void **state) {
       ipk_errbuf_t eb;
       if (ipk_store_open(home, &cs, &eb) != 0) _exit(2);
       for (int i = 0; i < PER; i++) {
+        if (i == 1) {
+          char b = 'r';
+          if (write(up[1], &b, 1) != 1 || read(down[0], &b, 1) != 1) _exit(5);
+        }
         char buf[64];
         int len = snprintf(buf, sizeof buf, "process %d block %d", p, i);
         ipk_cid_t c;
@@ -697,6 +750,14 @@ static void test_two_processes(void **state) {
       _exit(0);
     }
   }
+  char b[2];
+  for (int got = 0; got < 2;) {
+    ssize_t r = read(up[0], b, (size_t)(2 - got));
+    assert_true(r > 0);
+    got += (int)r;
+  }
+  assert_int_equal(write(down[1], "gg", 2), 2);
+  close(up[0]); close(up[1]); close(down[0]); close(down[1]);
   for (int p = 0; p < 2; p++) {
     int status = 0;
     waitpid(kids[p], &status, 0);
@@ -1160,6 +1221,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
     cmocka_unit_test_setup_teardown(test_index_lost, setup, teardown),
     cmocka_unit_test_setup_teardown(test_unknown_pack, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_pin_known_leaves, setup, teardown),
     cmocka_unit_test_setup_teardown(test_put_error_message, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,7 +86,7 @@ static int mem_has(void *ud, const ipk_cid_t *cid) {
 static ipk_blocks_t mem_new(mem_t *m) {
   memset(m, 0, sizeof *m);
   pthread_mutex_init(&m->mu, NULL);
-  ipk_blocks_t b = { m, mem_put, mem_get, mem_has, NULL, NULL };
+  ipk_blocks_t b = { m, mem_put, mem_get, mem_has, NULL, NULL, NULL };
   return b;
 }
 

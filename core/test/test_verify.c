@@ -64,7 +64,7 @@ static int verify_once_cancelled(void *arg) {
 static void test_verify_walks_every_block(void **state) {
   (void)state;
   mem_t m = { .n = 0, .drop = -1, .corrupt = -1 };
-  ipk_blocks_t b = { &m, mput, mget, mhas, NULL, NULL };
+  ipk_blocks_t b = { &m, mput, mget, mhas, NULL, NULL, NULL };
   ipk_unixfs_opts_t o;
   assert_int_equal(ipk_unixfs_opts_init(&o, "unixfs-v1-2025"), 0);
   o.chunk_size = 1000;   /* 10 leaves + 1 root */

@@ -30,6 +30,13 @@ typedef struct ipk_blocks_s {
    * thread's next call; importers put it in their error instead of the
    * bare code. */
   const char *(*errmsg)(void *ud);
+  /* Optional (NULL: none). 1 when the source knows, without reading it,
+   * that cid's block is present and holds no links (a dag-pb leaf it stored
+   * itself this session); 0 when it does not know. A walk that needs only
+   * the links (ipk_dag_walk without IPK_DAG_FETCH_ALL: the walk of a pin)
+   * then skips reading the block: the pin of a just-added 1 GiB file does
+   * not read the 1 GiB back. */
+  int (*known_leaf)(void *ud, const ipk_cid_t *cid);
 } ipk_blocks_t;
 
 #endif

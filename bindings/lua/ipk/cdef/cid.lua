@@ -66,6 +66,7 @@ typedef struct ipk_blocks_s {
   int (*has)(void *ud, const ipk_cid_t *cid);
   int (*put_hashed)(void *ud, const ipk_cid_t *cid, const uint8_t *data, size_t n);
   const char *(*errmsg)(void *ud);
+  int (*known_leaf)(void *ud, const ipk_cid_t *cid);
 } ipk_blocks_t;
 
 typedef struct {
