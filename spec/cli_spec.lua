@@ -213,6 +213,22 @@ describe("ipkrun", function()
       assert.equal("interrupted", json.decode(out).runs[1].status)
     end)
 
+    -- Regression: `get -o ''` reached the C layer and said "NULL argument".
+    -- Every value flag, in both forms, refuses an empty value up front.
+    it("refuses an empty flag value in --long, --long= and -s forms, naming the flag", function()
+      local cid = "bafkqaaa" -- the empty identity CID: nothing to fetch
+      for _, argv in ipairs {
+        { "get", cid, "-o", "" }, { "get", cid, "--output", "" }, { "get", cid, "--output=" },
+        { "add", "--hash", "", "x" }, { "dataset", "list", "--name=" },
+      } do
+        local code, _, err = u.ipkrun(argv, env)
+        assert.equal(2, code, table.concat(argv, " "))
+        assert.matches("needs a non%-empty value", err)
+        assert.not_matches("NULL", err)
+      end
+      assert.is_false(u.exists(tmp .. "/bafkqaaa"))
+    end)
+
     it("escapes control characters of bad input in the one-line error", function()
       local code, out, err = u.ipkrun({ "cat", "Qm\nab\27c", "--json" }, env)
       assert.equal(1, code)

@@ -47,7 +47,7 @@ end
 local SPEC = {
   name = { kind = "value" }, version = { kind = "value" }, tag = { kind = "value", multi = true },
   metric = { kind = "value", multi = true }, param = { kind = "value", multi = true },
-  description = { kind = "value" }, dataset = { kind = "value" }, parent = { kind = "value" },
+  description = { kind = "value", empty = true }, dataset = { kind = "value" }, parent = { kind = "value" },
   run = { kind = "value" }, recipe = { kind = "value" }, alias = { kind = "value", multi = true },
   output = { kind = "value", short = "o" }, framework = { kind = "value" }, format = { kind = "value" },
   where = { kind = "value", multi = true }, json = { kind = "bool" }, rm = { kind = "bool" },

@@ -82,6 +82,25 @@ end
 
 -- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
 -- Accepts --name=value, --name value (value flags), -x; "--" ends flags.
+-- Store one flag's value; the same rules for --long and -s forms (a
+-- repeatable flag collects a list either way). A value flag refuses an
+-- empty string unless its spec says `empty = true`: `get -o ''` used to
+-- reach the C layer as a NULL path.
+local function set_value(opts, s, name, shown, val)
+  local key = s.key or name
+  if s.kind == "value" and val == "" and not s.empty then
+    return nil, "flag " .. shown .. " needs a non-empty value"
+  end
+  if s.kind == "bool" then val = (val ~= "false") end
+  if s.multi then
+    opts[key] = opts[key] or {}
+    table.insert(opts[key], val)
+  else
+    opts[key] = val
+  end
+  return true
+end
+
 function M.parse(argv, spec)
   local opts, pos = {}, {}
   local i = 1
@@ -105,12 +124,8 @@ function M.parse(argv, spec)
       if s.kind == "bool" and val ~= nil and val ~= "true" and val ~= "false" then
         return nil, "flag --" .. name .. " takes true or false, got '" .. val .. "'"
       end
-      if s.multi then
-        opts[s.key or name] = opts[s.key or name] or {}
-        table.insert(opts[s.key or name], val)
-      else
-        if s.kind == "bool" then opts[s.key or name] = (val ~= "false") else opts[s.key or name] = val end
-      end
+      local ok, err = set_value(opts, s, name, "--" .. name, val)
+      if not ok then return nil, err end
     elseif a:sub(1, 1) == "-" and #a > 1 then
       for ch in a:sub(2):gmatch(".") do
         local found
@@ -119,13 +134,14 @@ function M.parse(argv, spec)
         end
         if not found then return nil, "unknown flag '-" .. ch .. "'" end
         local s = spec[found]
+        local val
         if s.kind == "value" then
           i = i + 1
-          if argv[i] == nil then return nil, "flag -" .. ch .. " needs a value" end
-          opts[s.key or found] = argv[i]
-        else
-          opts[s.key or found] = true
+          val = argv[i]
+          if val == nil then return nil, "flag -" .. ch .. " needs a value" end
         end
+        local ok, err = set_value(opts, s, found, "-" .. ch, val)
+        if not ok then return nil, err end
       end
     else
       pos[#pos + 1] = a
