@@ -7,10 +7,12 @@
 --
 -- One module per job, gathered here (callers use `require "ipk.fl"`):
 --   ipk.fl.model     trainers and model parameters (softmax regression), in C
+--   ipk.fl.tensors   named typed tensor sets (safetensors in memory)
 --   ipk.fl.strategy  aggregation strategies (fedavg, user scripts)
 --   ipk.fl.rounds    the round loop with in-process clients
 --   ipk.fl.steps     the step constructor (train) recipes use
 local model = require "ipk.fl.model"
+local tensors = require "ipk.fl.tensors"
 local strategy = require "ipk.fl.strategy"
 local rounds = require "ipk.fl.rounds"
 local steps = require "ipk.fl.steps"
@@ -19,6 +21,7 @@ local M = {}
 
 -- Library calls (return a value now).
 M.model = model
+M.tensors = tensors
 M.fedavg, M.strategy = strategy.fedavg, strategy.strategy
 M.run = rounds.run
 
