@@ -139,8 +139,14 @@ describe("ipk.json", function()
       assert.equal(c[2], msg)
       assert.equal("EINVAL", name)
     end
-    -- sanitize drops what cannot be encoded, so its result always encodes
-    assert.equal('{"a":1,"l":[1]}', json.encode(json.sanitize({ a = 1, b = 0 / 0, f = print, l = { 1 } })))
+    -- sanitize's result always encodes: functions are dropped, and
+    -- non-finite numbers and cycles are shown, never dropped (regression: a
+    -- step returning {loss = NaN} was printed as {} by `run --json`)
+    assert.equal('{"a":1,"l":[1]}', json.encode(json.sanitize({ a = 1, f = print, l = { 1 } })))
+    local cyc = { n = 1 }
+    cyc.self = cyc
+    assert.equal('{"b":"NaN","c":["Infinity","-Infinity",2],"cyc":{"n":1,"self":"<cycle>"}}',
+      json.encode(json.sanitize({ b = 0 / 0, c = { 1 / 0, -1 / 0, 2 }, cyc = cyc })))
   end)
 
   it("decodes strictly, with nil, msg, name", function()

@@ -464,8 +464,12 @@ end
 
 ------------------------------------------------------------------------------
 
---- A copy of v with only JSON-representable values: cdata, functions,
--- userdata, threads, NaN/inf and cycles are dropped; strings longer than
+--- A copy of v with only JSON-representable values, for display (run
+-- results, stored statistics): NaN and infinities become the strings
+-- "NaN", "Infinity" and "-Infinity" (Python's and JavaScript's spelling)
+-- and a table met again inside itself "<cycle>", so a value that is there
+-- never silently vanishes (a step returning {loss = NaN} showed as {});
+-- cdata, functions, userdata and threads are dropped; strings longer than
 -- max_string (default 4096 bytes, e.g. model bytes) are replaced by
 -- "<N bytes>", strings that are not UTF-8 by "<N bytes, not UTF-8>".
 -- Array marks are kept. A table nested deeper than MAX_DEPTH is replaced
@@ -480,7 +484,9 @@ function M.sanitize(v, max_string, seen, depth)
     return v
   end
   if t == "number" then
-    if v ~= v or v == huge or v == -huge then return nil end
+    if v ~= v then return "NaN" end
+    if v == huge then return "Infinity" end
+    if v == -huge then return "-Infinity" end
     return v
   end
   if t == "boolean" or v == nil or v == NULL then return v end
@@ -489,7 +495,7 @@ function M.sanitize(v, max_string, seen, depth)
   depth = (depth or 0) + 1
   if depth > MAX_DEPTH then return "<nested deeper than " .. MAX_DEPTH .. " levels>" end
   seen = seen or {}
-  if seen[v] then return nil end
+  if seen[v] then return "<cycle>" end
   seen[v] = true
   local out = {}
   for k, x in pairs(v) do

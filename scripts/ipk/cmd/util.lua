@@ -80,8 +80,6 @@ function M.emit_json(obj)
   io.stdout:write(M.to_json(obj), "\n")
 end
 
--- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
--- Accepts --name=value, --name value (value flags), -x; "--" ends flags.
 -- Store one flag's value; the same rules for --long and -s forms (a
 -- repeatable flag collects a list either way). A value flag refuses an
 -- empty string unless its spec says `empty = true`: `get -o ''` used to
@@ -101,6 +99,8 @@ local function set_value(opts, s, name, shown, val)
   return true
 end
 
+-- Parse flags for a command. spec: name -> {kind="bool"|"value", short=, aliases}.
+-- Accepts --name=value, --name value (value flags), -x; "--" ends flags.
 function M.parse(argv, spec)
   local opts, pos = {}, {}
   local i = 1
