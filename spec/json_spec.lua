@@ -143,10 +143,10 @@ describe("ipk.json", function()
     -- non-finite numbers and cycles are shown, never dropped (regression: a
     -- step returning {loss = NaN} was printed as {} by `run --json`)
     assert.equal('{"a":1,"l":[1]}', json.encode(json.sanitize({ a = 1, f = print, l = { 1 } })))
-    local cyc = { n = 1 }
-    cyc.self = cyc
+    local cy = { n = 1 }
+    cy.self = cy
     assert.equal('{"b":"NaN","c":["Infinity","-Infinity",2],"cyc":{"n":1,"self":"<cycle>"}}',
-      json.encode(json.sanitize({ b = 0 / 0, c = { 1 / 0, -1 / 0, 2 }, cyc = cyc })))
+      json.encode(json.sanitize({ b = 0 / 0, c = { 1 / 0, -1 / 0, 2 }, cyc = cy })))
   end)
 
   it("decodes strictly, with nil, msg, name", function()
