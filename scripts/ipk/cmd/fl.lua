@@ -21,6 +21,11 @@ local function names()
   return out
 end
 
+local function names_text()
+  local n = names()
+  return #n > 0 and table.concat(n, ", ") or "none installed"
+end
+
 local function sub_module(sub)
   if type(sub) ~= "string" or not sub:match("^[%a][%w_-]*$")
       or not package.searchpath("ipk.cmd.fl." .. sub, package.path) then
@@ -38,7 +43,7 @@ local function usage_lines()
   return lines
 end
 
-M.usage = "fl SUBCOMMAND ... (" .. table.concat(names(), ", ") .. "; ipkrun fl SUBCOMMAND --help)"
+M.usage = "fl SUBCOMMAND ... (" .. names_text() .. "; ipkrun fl SUBCOMMAND --help)"
 M.summary = "federated learning: offline aggregation, strategies, round records"
 
 -- `ipkrun fl SUB --help` prints the subcommand's usage; `ipkrun fl --help`
@@ -64,11 +69,11 @@ end
 function M.run(argv)
   local sub = argv[1]
   if sub == nil or sub:sub(1, 1) == "-" then
-    return util.usage_error("fl", "expected a subcommand: " .. table.concat(names(), ", "))
+    return util.usage_error("fl", "expected a subcommand: " .. names_text())
   end
   local mod = sub_module(sub)
   if not mod then
-    return util.usage_error("fl", "unknown subcommand '" .. sub .. "' (expected " .. table.concat(names(), ", ") .. ")")
+    return util.usage_error("fl", "unknown subcommand '" .. sub .. "' (expected " .. names_text() .. ")")
   end
   return mod.run({ unpack(argv, 2) })
 end
