@@ -1,6 +1,7 @@
 -- FFI declarations for the ML kernels: ipk/rng.h, partition.h, idx.h,
--- safetensors.h, agg.h, train.h (kept in sync by hand; the headers are the
--- contract). ipk_errbuf_t comes from cdef/base.lua.
+-- safetensors.h, agg.h, train.h (the trainers and the exec trainer's
+-- process); kept in sync by hand (the headers are the contract).
+-- ipk_errbuf_t and ipk_loop_t come from cdef/base.lua.
 return [[
 typedef struct {
   uint8_t key[32];
@@ -77,6 +78,57 @@ int ipk_agg_weighted_mean(const double *values, const double *weights, size_t n,
 int ipk_agg_check_shape(const uint64_t *ref, int ref_ndim, const uint64_t *shape, int ndim,
                         size_t client, ipk_errbuf_t *eb);
 
+enum { IPK_TRAIN_MAX_HIDDEN = 8, IPK_HEAD_SOFTMAX = 0, IPK_HEAD_LOGISTIC = 1, IPK_HEAD_LINEAR = 2 };
+typedef struct {
+  int head;
+  int features;
+  int outputs;
+  int nhidden;
+  int hidden[8];
+} ipk_train_net_t;
+typedef struct {
+  int epochs;
+  int batch;
+  float lr;
+  float l2;
+  float proximal_mu;
+  uint64_t seed;
+} ipk_train_opts_t;
+typedef struct {
+  const float *X;
+  const uint8_t *labels;
+  const float *targets;
+  const uint32_t *idx;
+  size_t n;
+} ipk_train_data_t;
+int ipk_train_check_net(const ipk_train_net_t *net, ipk_errbuf_t *eb);
+int ipk_train_init_params(const ipk_train_net_t *net, float *const *params, uint64_t seed,
+                          ipk_errbuf_t *eb);
+int ipk_train_fit(const ipk_train_net_t *net, const ipk_train_opts_t *o, float *const *params,
+                  const float *const *global, const ipk_train_data_t *d, double *mean_loss,
+                  ipk_errbuf_t *eb);
+int ipk_train_eval(const ipk_train_net_t *net, const float *const *params,
+                   const ipk_train_data_t *d, double *loss, double *accuracy, ipk_errbuf_t *eb);
+typedef struct {
+  ipk_train_net_t net;
+  ipk_train_opts_t opts;
+  float *const *params;
+  const float *const *global;
+  ipk_train_data_t data;
+  double loss;
+  ipk_errbuf_t eb;
+} ipk_train_fit_job_t;
+int ipk_train_fit_job(void *arg);
+typedef struct {
+  ipk_train_net_t net;
+  const float *const *params;
+  ipk_train_data_t data;
+  double loss;
+  double accuracy;
+  ipk_errbuf_t eb;
+} ipk_train_eval_job_t;
+int ipk_train_eval_job(void *arg);
+
 typedef struct {
   int features, classes;
   int epochs;
@@ -92,6 +144,20 @@ int ipk_softmax_eval(int features, int classes, const float *W, const float *b,
                      const float *X, const uint8_t *y, size_t n,
                      double *loss, double *accuracy, ipk_errbuf_t *eb);
 void ipk_train_init(void);
+typedef struct ipk_train_proc_s ipk_train_proc_t;
+typedef struct {
+  const char *const *argv;
+  const char *cwd;
+  const char *const *env_add;
+  const char *stdout_path;
+  const char *stderr_path;
+  uint64_t timeout_ms;
+} ipk_train_spawn_opts_t;
+int ipk_train_spawn(ipk_loop_t *loop, const ipk_train_spawn_opts_t *o, ipk_train_proc_t **out,
+                    uint64_t *id, ipk_errbuf_t *eb);
+int64_t ipk_train_proc_pid(const ipk_train_proc_t *p);
+int ipk_train_proc_status(const ipk_train_proc_t *p, int64_t *exit_status, int *term_signal);
+void ipk_train_proc_free(ipk_train_proc_t *p);
 typedef struct {
   ipk_softmax_cfg_t cfg;
   float *W;
