@@ -4,35 +4,51 @@
 local recipe = require "ipk.run.recipe"
 local json = require "ipk.json"
 local runtime = require "ipk.runtime"
-local unixfs = require "ipk.unixfs"
 local model = require "ipk.fl.model"
 local strategies = require "ipk.fl.strategy"
 local rounds_mod = require "ipk.fl.rounds"
+local records = require "ipk.fl.records"
 
 local M = {}
 
---- Step: federated training. Output: {model_cid, bytes, history, metrics, params, lineage, clients}.
+--- Step: federated training. Output: {model_cid, bytes, history, metrics,
+-- params, lineage, clients, record_cid (the last round record, ipk.fl.records)}.
 -- The model's bytes are a UnixFS file in the store; a restored (cached)
 -- output reads them back lazily on first use of `bytes`.
-M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true }, paths = { strategy = true },
+-- Args: shards (a split step), model (spec), rounds, seed, strategy,
+-- fraction_fit, min_fit_clients, min_available_clients, eval_fraction
+-- (ipk.fl.rounds.run documents them).
+-- Resume: every round is checkpointed (a round record, and a row of
+-- fl_rounds under this run, step and step key). An attempt first looks for
+-- the newest record of the same step and key in this run (an earlier
+-- attempt: retries) and, under `ipkrun run --resume`, in the runs it
+-- resumed; it continues after that round, so the final model and output
+-- record are those of an uninterrupted run.
+M.train = recipe.kind { kind = "fl.train", version = 3, inputs = { shards = true }, paths = { strategy = true },
   run = function(ctx, args)
     local sp = args.shards
     local spec = args.model or model.softmax { classes = sp.classes }
     local strategy, serr = strategies.strategy(args.strategy)
     if not strategy then error(serr, 0) end
     local rounds = args.rounds or 10
+    local resume = records.latest(ctx.run_id, ctx.step, ctx.key, { lineage = ctx.resumed_from ~= nil })
+    if resume then
+      ctx.log("resuming after round %d (round record %s, run %s)", resume.record.round, resume.cid, resume.run_id)
+    end
     local res, err = rounds_mod.run(sp, { model = spec, rounds = rounds, strategy = strategy,
-      seed = args.seed, on_round = function(h)
-        ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f  (%d clients, %.2fs)",
-          h.round, rounds, h.test_accuracy or 0, h.test_loss or 0, h.train_loss, h.clients, h.seconds)
+      seed = args.seed, fraction_fit = args.fraction_fit, min_fit_clients = args.min_fit_clients,
+      min_available_clients = args.min_available_clients, eval_fraction = args.eval_fraction,
+      resume = resume, checkpoint = { run_id = ctx.run_id, step = ctx.step, key = ctx.key },
+      on_round = function(h, rcid, _, seconds)
+        ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f%s  (%d clients, %.2fs)  %s",
+          h.round, rounds, h.test_accuracy or 0, h.test_loss or 0, h.train_loss,
+          h.fed_accuracy and ("  fed_accuracy=%.4f"):format(h.fed_accuracy) or "", h.clients, seconds, rcid)
         if ctx.progress then ctx.progress(h.round, rounds) end
       end })
     if not res then error(err, 0) end
     local bytes = assert(model.to_safetensors(res.params))
-    local model_cid, aerr = unixfs.add_bytes(bytes, {
-      cid_version = 1, raw_leaves = true, chunker = "size-262144",
-      blocks = runtime.backend():blocks() })
-    if not model_cid then error("model: " .. tostring(aerr), 0) end
+    -- The last round stored the model (UnixFS, pinned): its record links it.
+    local model_cid = res.model_cid
     local shard_cids, clients = {}, {}
     local rounds_in = {}
     for _, h in ipairs(res.history) do
@@ -42,14 +58,16 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
       shard_cids[#shard_cids + 1] = c.cid
       clients[#clients + 1] = { id = c.id, samples = c.n, rounds = rounds_in[c.id] or 0, shard_cid = c.cid }
     end
-    for _, h in ipairs(res.history) do h.seconds = nil end
     return {
       model_cid = model_cid, bytes = bytes, size = #bytes,
       framework = "ipk", format = "safetensors",
-      history = res.history,
-      metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss },
+      history = res.history, record_cid = res.record_cid,
+      metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss,
+                  fed_accuracy = res.final.fed_accuracy },
       params = { model = spec, rounds = rounds, seed = args.seed, clients = #sp.clients,
-                 alpha = sp.alpha, strategy = strategy.name or "custom" },
+                 alpha = sp.alpha, strategy = strategy.name or "custom",
+                 fraction_fit = args.fraction_fit, min_fit_clients = args.min_fit_clients,
+                 eval_fraction = args.eval_fraction },
       lineage = { dataset_cid = sp.dataset_cid, shard_cids = json.array(shard_cids) },
       clients = clients,
     }
@@ -62,7 +80,8 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
     for i, c in ipairs(out.clients) do
       clients[i] = { id = c.id, samples = c.samples, rounds = c.rounds, shard = recipe.link(c.shard_cid) }
     end
-    return { model = recipe.link(out.model_cid), size = out.size, framework = out.framework, format = out.format,
+    return { model = recipe.link(out.model_cid), rounds = recipe.link(out.record_cid), size = out.size,
+      framework = out.framework, format = out.format,
       history = out.history, metrics = out.metrics, params = out.params, clients = clients,
       lineage = { dataset = recipe.link(out.lineage.dataset_cid), shards = shard_links } }
   end,
@@ -74,7 +93,12 @@ M.train = recipe.kind { kind = "fl.train", version = 2, inputs = { shards = true
     end
     local model_cid = recipe.link_cid(r.model)
     if not runtime.backend():has(model_cid) then return nil, "model " .. model_cid .. " is not in the store", "ENOBLOCK" end
-    local out = { model_cid = model_cid, size = r.size, framework = r.framework, format = r.format,
+    local record_cid = recipe.link_cid(r.rounds)
+    if not record_cid or not runtime.backend():has(record_cid) then
+      return nil, "round record " .. tostring(record_cid) .. " is not in the store", "ENOBLOCK"
+    end
+    local out = { model_cid = model_cid, record_cid = record_cid, size = r.size,
+      framework = r.framework, format = r.format,
       history = r.history, metrics = r.metrics, params = r.params, clients = clients,
       lineage = { dataset_cid = recipe.link_cid(r.lineage.dataset), shard_cids = json.array(shard_cids) } }
     return setmetatable(out, { __index = function(t, k)

@@ -159,6 +159,11 @@ function M.execute(r, opts)
       if not key then st.why = "not memoized: " .. comp; comp = nil end
     end
     st.key, st.comp = key, comp
+    -- What a long step (fl.train) needs to continue its previous attempt's
+    -- work after `run --resume` (ipk.fl.records): its key (the same
+    -- computation) and the run it resumes; --force and --no-cache start over.
+    ctx.key = key
+    if not opts.no_cache and not force[name] then ctx.resumed_from = opts.resumed_from end
     -- Cache lookup.
     if key and not opts.no_cache and not force[name] then
       local out_cid = rundb.cache_get(key)
