@@ -4,28 +4,53 @@
 --
 --   ipkrun run recipes/fashion_mnist_fedavg.lua --param strategy=examples/custom_aggregation.lua
 --
+-- or aggregate client updates offline with it:
+--
+--   ipkrun fl aggregate --strategy examples/custom_aggregation.lua u1.safetensors:10 u2.safetensors:20 ... -o out.safetensors
+--
 -- The script runs in the recipe sandbox (no globals, no io; ffi only for
--- buffers) and returns a strategy: {name, aggregate(updates, global)}, where
--- updates are {params = {data = float*, len}, n = rows, cid, client} sorted
--- by CID and `global` is the current model; it returns the new params.
--- Numbers stay in cdata (no Lua tables). The script's bytes are part of the
--- training step's key: edit it and `ipkrun plan` shows the step will re-run.
+-- numeric buffers) and returns a strategy:
+--   {name, params = {{name, default, doc}} (optional),
+--    aggregate = function(updates, global, ctx) -> tensor set,
+--    configure_fit = function(round, clients, ctx) (optional)}.
+-- updates are {client, num_examples, metrics, tensors} in the caller's order
+-- (the round loop sorts them by update CID); `tensors` and `global` (nil
+-- when aggregating offline without --global) are sets of named typed
+-- tensors (ipk.fl.tensors): set.names in order, set.tensors[name] =
+-- {dtype, shape, count, ptr}. They arrive validated: same names, shapes and
+-- dtypes in every update, finite values. tensors.to_f64 reads any dtype
+-- as doubles; tensors.from_f64 stores back with ipk's rounding (floats
+-- correctly rounded, F16/BF16 included; integer buffers such as
+-- num_batches_tracked round half to even), so names, shapes and dtypes are
+-- kept. The script's bytes are part of the training step's key: edit it and
+-- `ipkrun plan` shows the step will re-run.
 local ipk = require "ipk"
 local ffi = require "ffi"
+local tensors = ipk.fl.tensors
 
-return { name = "median", aggregate = function(updates, global)
+return { name = "median", aggregate = function(updates, global, ctx) -- luacheck: no unused args
   local k = #updates
-  local out = ipk.fl.model.copy(global)
-  local col = ffi.new("float[?]", k)
-  for i = 0, global.len - 1 do
-    for j = 1, k do col[j - 1] = updates[j].params.data[i] end
-    -- insertion sort: k is small (the number of clients)
-    for a = 1, k - 1 do
-      local v, b = col[a], a - 1
-      while b >= 0 and col[b] > v do col[b + 1] = col[b]; b = b - 1 end
-      col[b + 1] = v
+  local first = updates[1].tensors
+  local out = tensors.new()
+  local col = ffi.new("double[?]", k)
+  for _, name in ipairs(first.names) do
+    local ref = first.tensors[name]
+    local xs = {}
+    for j = 1, k do xs[j] = tensors.to_f64(updates[j].tensors.tensors[name]) end
+    local res = ffi.new("double[?]", ref.count)
+    for i = 0, ref.count - 1 do
+      for j = 1, k do col[j - 1] = xs[j][i] end
+      -- insertion sort: k is small (the number of clients)
+      for a = 1, k - 1 do
+        local v, b = col[a], a - 1
+        while b >= 0 and col[b] > v do col[b + 1] = col[b]; b = b - 1 end
+        col[b + 1] = v
+      end
+      res[i] = (k % 2 == 1) and col[(k - 1) / 2] or 0.5 * (col[k / 2 - 1] + col[k / 2])
     end
-    out.data[i] = (k % 2 == 1) and col[(k - 1) / 2] or 0.5 * (col[k / 2 - 1] + col[k / 2])
+    local t, err = tensors.from_f64(name, ref.dtype, ref.shape, res)
+    if not t then return nil, err end
+    out:add(t)
   end
   return out
 end }

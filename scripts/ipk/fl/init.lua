@@ -8,7 +8,7 @@
 -- One module per job, gathered here (callers use `require "ipk.fl"`):
 --   ipk.fl.model     trainers and model parameters (softmax regression), in C
 --   ipk.fl.tensors   named typed tensor sets (safetensors in memory)
---   ipk.fl.strategy  aggregation strategies (fedavg, user scripts)
+--   ipk.fl.strategy  aggregation strategies (fedavg ... bulyan, user scripts)
 --   ipk.fl.rounds    the round loop with in-process clients
 --   ipk.fl.steps     the step constructor (train) recipes use
 local model = require "ipk.fl.model"
@@ -22,7 +22,11 @@ local M = {}
 -- Library calls (return a value now).
 M.model = model
 M.tensors = tensors
-M.fedavg, M.strategy = strategy.fedavg, strategy.strategy
+-- Strategies: ipk.fl.fedadam { eta = 0.1 } etc. (every built-in name),
+-- ipk.fl.strategy(name | script | object), ipk.fl.aggregate{...} (one
+-- offline round), ipk.fl.strategies() (the list with params).
+for _, n in ipairs(strategy.ORDER) do M[n] = strategy[n] end
+M.strategy, M.aggregate, M.strategies = strategy.strategy, strategy.aggregate, strategy.list
 M.run = rounds.run
 
 -- Step constructors (ipk.fl.train{...} in a recipe's steps).
