@@ -166,7 +166,7 @@ end
 
 local function check_num_examples(n)
   if type(n) ~= "number" or n ~= n or n < 0 or n == math.huge or n ~= floor(n) then
-    return nil, "num_examples must be a non-negative integer, got " .. tostring(n)
+    return nil, "num_examples must be a non-negative integer, got " .. tostring(n), "EINVAL"
   end
   return true
 end

@@ -44,7 +44,7 @@ M.fedprox = {
     { name = "proximal_mu", default = 0.0, doc = "proximal term weight, sent to every client in its fit config" },
   },
   check = function(p)
-    if p.proximal_mu < 0 then return nil, "proximal_mu must be >= 0, got " .. p.proximal_mu end
+    if p.proximal_mu < 0 then return nil, "proximal_mu must be >= 0, got " .. p.proximal_mu, "EINVAL" end
     return true
   end,
   fit_hints = function(p) return { proximal_mu = p.proximal_mu } end,
@@ -61,7 +61,7 @@ M.fedavgm = {
     { name = "server_momentum", default = 0.0, doc = "momentum mu (0: none, no state kept)" },
   },
   check = function(p)
-    if p.server_momentum < 0 then return nil, "server_momentum must be >= 0, got " .. p.server_momentum end
+    if p.server_momentum < 0 then return nil, "server_momentum must be >= 0, got " .. p.server_momentum, "EINVAL" end
     return true
   end,
   -- g = x - fedavg; mu > 0: v = g on the first round (no momentum in the

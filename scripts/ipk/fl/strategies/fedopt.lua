@@ -23,15 +23,15 @@ local M = {}
 local sqrt = math.sqrt
 
 local function check(p)
-  if p.eta <= 0 then return nil, "eta must be > 0, got " .. p.eta end
-  if p.eta_l ~= nil and p.eta_l <= 0 then return nil, "eta_l must be > 0, got " .. p.eta_l end
+  if p.eta <= 0 then return nil, "eta must be > 0, got " .. p.eta, "EINVAL" end
+  if p.eta_l ~= nil and p.eta_l <= 0 then return nil, "eta_l must be > 0, got " .. p.eta_l, "EINVAL" end
   if p.beta_1 ~= nil and not (p.beta_1 >= 0 and p.beta_1 < 1) then
-    return nil, "beta_1 must be in [0, 1), got " .. p.beta_1
+    return nil, "beta_1 must be in [0, 1), got " .. p.beta_1, "EINVAL"
   end
   if p.beta_2 ~= nil and not (p.beta_2 >= 0 and p.beta_2 < 1) then
-    return nil, "beta_2 must be in [0, 1), got " .. p.beta_2
+    return nil, "beta_2 must be in [0, 1), got " .. p.beta_2, "EINVAL"
   end
-  if p.tau <= 0 then return nil, "tau must be > 0, got " .. p.tau end
+  if p.tau <= 0 then return nil, "tau must be > 0, got " .. p.tau, "EINVAL" end
   return true
 end
 

@@ -27,7 +27,7 @@ M.fedtrimmedavg = {
   flower = "flwr.server.strategy.FedTrimmedAvg",
   params = { { name = "beta", default = 0.2, doc = "fraction cut at each end, in [0, 0.5)" } },
   check = function(p)
-    if not (p.beta >= 0 and p.beta < 0.5) then return nil, "beta must be in [0, 0.5), got " .. p.beta end
+    if not (p.beta >= 0 and p.beta < 0.5) then return nil, "beta must be in [0, 0.5), got " .. p.beta, "EINVAL" end
     return true
   end,
   aggregate = function(ctx)
@@ -100,10 +100,10 @@ end
 
 local function krum_check(p)
   if p.num_malicious_clients < 0 or p.num_malicious_clients ~= floor(p.num_malicious_clients) then
-    return nil, "num_malicious_clients must be a non-negative integer, got " .. p.num_malicious_clients
+    return nil, "num_malicious_clients must be a non-negative integer, got " .. p.num_malicious_clients, "EINVAL"
   end
   if p.num_clients_to_keep and (p.num_clients_to_keep < 0 or p.num_clients_to_keep ~= floor(p.num_clients_to_keep)) then
-    return nil, "num_clients_to_keep must be a non-negative integer, got " .. p.num_clients_to_keep
+    return nil, "num_clients_to_keep must be a non-negative integer, got " .. p.num_clients_to_keep, "EINVAL"
   end
   return true
 end
@@ -165,8 +165,8 @@ M.multikrum = {
   },
   check = function(p)
     local ok, err = krum_check(p)
-    if not ok then return nil, err end
-    if p.num_clients_to_keep < 1 then return nil, "num_clients_to_keep must be >= 1 for multikrum" end
+    if not ok then return nil, err, "EINVAL" end
+    if p.num_clients_to_keep < 1 then return nil, "num_clients_to_keep must be >= 1 for multikrum", "EINVAL" end
     return true
   end,
   aggregate = function(ctx) return krum_aggregate(ctx, true) end,
@@ -183,9 +183,9 @@ M.bulyan = {
   },
   check = function(p)
     local ok, err = krum_check(p)
-    if not ok then return nil, err end
+    if not ok then return nil, err, "EINVAL" end
     if p.first_aggregation_rule ~= "krum" then
-      return nil, "first_aggregation_rule must be krum, got '" .. tostring(p.first_aggregation_rule) .. "'"
+      return nil, "first_aggregation_rule must be krum, got '" .. tostring(p.first_aggregation_rule) .. "'", "EINVAL"
     end
     return true
   end,

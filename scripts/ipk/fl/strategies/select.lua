@@ -13,8 +13,8 @@ M.best_model = {
     { name = "mode", default = "max", doc = "max or min" },
   },
   check = function(p)
-    if p.mode ~= "max" and p.mode ~= "min" then return nil, "mode must be max or min, got '" .. tostring(p.mode) .. "'" end
-    if type(p.metric) ~= "string" or p.metric == "" then return nil, "metric must be a metric name" end
+    if p.mode ~= "max" and p.mode ~= "min" then return nil, "mode must be max or min, got '" .. tostring(p.mode) .. "'", "EINVAL" end
+    if type(p.metric) ~= "string" or p.metric == "" then return nil, "metric must be a metric name", "EINVAL" end
     return true
   end,
   aggregate = function(ctx)
