@@ -38,7 +38,8 @@
 --     configure_fit(round, clients, prev_model_cid, o) -> {{client, config}}
 --       or nil, msg, name (see below).
 --     get_state() -> {scalars = {k = v}, tensors = F64 safetensors bytes|nil} | nil
---     set_state({scalars, tensors = bytes | set}) (resume)
+--     set_state({scalars, tensors = bytes | set | DAG-JSON link}) -> true | nil, msg, name
+--       (resume; a link is read from the backend)
 --     final, needs_global, def (the definition, ipk.fl.strategies.common).
 --
 -- Client sampling (configure_fit, Flower's FedAvg.configure_fit):
@@ -376,6 +377,18 @@ function M.new(def, params)
   function m.set_state(s)
     if s == nil then st = { scalars = {} } return true end
     local tensors = s.tensors
+    if type(tensors) == "table" and not T.is_set(tensors) and type(tensors["/"]) == "string" then
+      -- a DAG-JSON link (a round record's state): the F64 safetensors file it names
+      local runtime = require "ipk.runtime"
+      local parts = {}
+      local ok, e, en = runtime.backend():cat(tensors["/"], function(c) parts[#parts + 1] = c end)
+      if not ok then return nil, "strategy state tensors " .. tensors["/"] .. ": " .. tostring(e), en end
+      tensors = table.concat(parts)
+    end
+    if tensors ~= nil and type(tensors) ~= "string" and not T.is_set(tensors) then
+      return nil, "strategy state: tensors must be F64 safetensors bytes, a tensor set or a link, got " .. type(tensors),
+        "EINVAL"
+    end
     if type(tensors) == "string" then
       local e, en
       tensors, e, en = T.from_safetensors(tensors, "strategy state")
