@@ -134,6 +134,108 @@ describe("agg: fixtures/fedavg aggregate cases", function()
   end
 end)
 
+-- The typed kernel (ipk_agg_wmean) on every SIMD variant this CPU runs and
+-- several thread counts: bit-exact against the exact rational mean, in f64
+-- and rounded to the input dtype.
+local variants = {}
+for _, v in ipairs({ { "scalar", lib.IPK_AGG_SIMD_SCALAR }, { "avx2", lib.IPK_AGG_SIMD_AVX2 },
+  { "avx512", lib.IPK_AGG_SIMD_AVX512 } }) do
+  if lib.ipk_agg_simd_supported(v[2]) == 1 then variants[#variants + 1] = v end
+end
+
+local dtypes = {
+  float64 = { dt = lib.IPK_DT_F64, ctype = "double[?]" },
+  float32 = { dt = lib.IPK_DT_F32, ctype = "float[?]" },
+  float16 = { dt = lib.IPK_DT_F16, ctype = "uint16_t[?]" },
+  int64 = { dt = lib.IPK_DT_I64, ctype = "int64_t[?]" },
+}
+
+local function buffer(dtype, layer)
+  local d = dtypes[dtype]
+  local vals = flatten(layer.values)
+  if dtype == "float16" then
+    local b = {}
+    for i, h in ipairs(layer.f16_bits) do b[i] = tonumber(h:sub(3), 16) end
+    return ffi.new(d.ctype, #b, b), #b
+  end
+  return ffi.new(d.ctype, #vals, vals), #vals
+end
+
+local function flatten_raw(t, out)
+  out = out or {}
+  if type(t) == "table" then
+    for _, v in ipairs(t) do flatten_raw(v, out) end
+  else
+    out[#out + 1] = t
+  end
+  return out
+end
+
+local function hexbits(x)
+  bits.d = x
+  return ("0x%016x"):format(bits.i):gsub("LL$", "")
+end
+
+describe("agg: ipk_agg_wmean on fixtures/fedavg, every variant", function()
+  if not cases then
+    pending("fixtures/fedavg absent (set IPK_FIXTURES); skipped")
+    return
+  end
+  it("runs on at least the scalar variant", function()
+    assert.is_true(#variants >= 1)
+    assert.is_truthy(ffi.string(lib.ipk_agg_simd_name(nil, nil)))
+  end)
+  for _, case in ipairs(cases.cases) do
+    local exp = case.expected
+    if exp.f64_exact_rounded_bits then
+      for _, v in ipairs(variants) do
+        for _, threads in ipairs({ 1, 2, 3 }) do
+          it(("%s: %s, %d threads"):format(case.id, v[1], threads), function()
+            local k = #case.clients
+            local w = ffi.new("double[?]", k, case.num_examples)
+            local opts = ffi.new("ipk_agg_opts_t", { threads, v[2] })
+            local eb = core.errbuf()
+            local in_dt = dtypes[case.input_dtype].dt
+            for L = 1, #case.clients[1] do
+              local keep, ptrs, len = {}, ffi.new("const void *[?]", k), nil
+              for c = 1, k do
+                keep[c], len = buffer(case.input_dtype, case.clients[c][L])
+                ptrs[c - 1] = keep[c]
+              end
+              local out = ffi.new("double[?]", len)
+              assert.are.equal(0, lib.ipk_agg_wmean(ptrs, in_dt, w, k, len, out, lib.IPK_DT_F64, opts, eb))
+              for i, want in ipairs(flatten_raw(exp.f64_exact_rounded_bits[L])) do
+                local wv = num(flatten(exp.f64_exact_rounded[L])[i])
+                if wv ~= wv then
+                  assert.is_true(out[i - 1] ~= out[i - 1], "NaN expected at " .. i)
+                else
+                  assert.are.equal(want, hexbits(out[i - 1]), ("layer %d element %d"):format(L, i))
+                end
+              end
+              if exp.exact_rounded_to_input_dtype then
+                local o2 = ffi.new(dtypes[case.input_dtype].ctype, len)
+                assert.are.equal(0, lib.ipk_agg_wmean(ptrs, in_dt, w, k, len, o2, in_dt, opts, eb))
+                local want = flatten(exp.exact_rounded_to_input_dtype[L])
+                for i = 1, len do
+                  local got = o2[i - 1]
+                  if case.input_dtype == "float16" then
+                    local hb = ffi.new("uint16_t[1]", got)
+                    local f = ffi.new("double[1]")
+                    local one = ffi.new("const void *[1]", { hb })
+                    assert.are.equal(0, lib.ipk_agg_wmean(one, lib.IPK_DT_F16, nil, 1, 1, f, lib.IPK_DT_F64, opts, eb))
+                    got = f[0]
+                  end
+                  assert.are.equal(want[i], tonumber(got), ("layer %d element %d in %s"):format(L, i, case.input_dtype))
+                end
+              end
+            end
+          end)
+        end
+      end
+    end
+  end
+end)
+
 describe("agg: fixtures/fedavg weighted_loss_avg cases", function()
   if not cases then
     pending("fixtures/fedavg absent (set IPK_FIXTURES); skipped")

@@ -69,6 +69,31 @@ const ipk_st_tensor_t *ipk_safetensors_find(const ipk_st_file_t *f, const char *
 const char *ipk_safetensors_meta(const ipk_st_file_t *f, const char *key);
 void ipk_safetensors_free(ipk_st_file_t *f);
 
+enum {
+  IPK_AGG_SIMD_AUTO = 0, IPK_AGG_SIMD_SCALAR = 1, IPK_AGG_SIMD_AVX2 = 2, IPK_AGG_SIMD_AVX512 = 3
+};
+typedef struct {
+  int threads;
+  int simd;
+} ipk_agg_opts_t;
+int ipk_agg_simd_supported(int simd);
+const char *ipk_agg_simd_name(const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_wmean(const void *const *clients, ipk_dtype_t in_dt, const double *weights,
+                  size_t nclients, size_t len, void *out, ipk_dtype_t out_dt,
+                  const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_trimmed_mean(const void *const *clients, ipk_dtype_t in_dt, size_t nclients,
+                         size_t cut, size_t len, void *out, ipk_dtype_t out_dt,
+                         const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_median(const void *const *clients, ipk_dtype_t in_dt, size_t nclients, size_t len,
+                   void *out, ipk_dtype_t out_dt, const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_sqdist(const void *const *clients, ipk_dtype_t in_dt, size_t nclients, size_t len,
+                   double *dist, const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_sqnorm(const void *x, ipk_dtype_t dt, size_t len, double *out,
+                   const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_scale(void *x, ipk_dtype_t dt, size_t len, double factor,
+                  const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
+int ipk_agg_first_nonfinite(const void *x, ipk_dtype_t dt, size_t len, size_t *first,
+                            const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
 int ipk_agg_fedavg_f32(const float *const *clients, const double *weights, size_t nclients,
                        size_t len, float *out, ipk_errbuf_t *eb);
 int ipk_agg_fedavg_f64(const double *const *clients, const double *weights, size_t nclients,

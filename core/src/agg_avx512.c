@@ -1,0 +1,84 @@
+/* agg_avx512.c - the aggregation kernels on AVX-512 (F, DQ, BW, VL) + FMA
+ * + F16C, 8 f64 lanes (agg_kern.h is the body; agg.c picks this only when
+ * the CPU has them). */
+#include "agg_internal.h"
+
+#ifdef AGG_X86
+#include <immintrin.h>
+
+#define W 8
+#define SFX avx512
+#define AGG_NAME "avx512"
+#define KFN __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c")))
+typedef __m512d VD;
+typedef __mmask8 VM;
+
+#define VSET1(x) _mm512_set1_pd(x)
+#define VZERO() _mm512_setzero_pd()
+#define VLD(p) _mm512_loadu_pd(p)
+#define VST(p, v) _mm512_storeu_pd(p, v)
+#define VADD(a, b) _mm512_add_pd(a, b)
+#define VSUB(a, b) _mm512_sub_pd(a, b)
+#define VMUL(a, b) _mm512_mul_pd(a, b)
+#define VFMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define VNEG(a) _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(a), _mm512_set1_epi64(INT64_MIN)))
+#define VABS(a) _mm512_abs_pd(a)
+#define VEQ(a, b) _mm512_cmp_pd_mask(a, b, _CMP_EQ_OQ)
+#define VLT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ)
+#define VGT(a, b) _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ)
+#define VNE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ)
+#define VISFIN(a) _mm512_cmp_pd_mask(VABS(a), _mm512_set1_pd(INFINITY), _CMP_LT_OQ)
+#define VISNAN(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
+#define VSIGN(a) _mm512_movepi64_mask(_mm512_castpd_si512(a))
+#define MAND(a, b) ((VM)((a) & (b)))
+#define MOR(a, b) ((VM)((a) | (b)))
+#define MNOT(a) _knot_mask8(a)
+#define MANY(m) ((m) != 0)
+#define MFALSE ((VM)0)
+#define VBLEND(m, a, b) _mm512_mask_blend_pd(m, b, a)
+
+#define LD_F64(p) _mm512_loadu_pd(p)
+#define LD_F32(p) _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#define LD_F16(p) _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))))
+#define LD_BF16(p)                                                                         \
+  _mm512_cvtps_pd(_mm256_castsi256_ps(                                                     \
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16)))
+
+KFN static inline VD agg_vro64(VD y, VD e) {
+  VD z = VZERO();
+  VM inexact = MAND(VNE(e, z), VISFIN(y));
+  VM tz = MAND(inexact, MOR(MAND(VGT(y, z), VLT(e, z)), MAND(VLT(y, z), VGT(e, z))));
+  __m512i one = _mm512_set1_epi64(1), b = _mm512_castpd_si512(y);
+  b = _mm512_mask_sub_epi64(b, tz, b, one);
+  b = _mm512_mask_or_epi64(b, inexact, b, one);
+  return _mm512_castsi512_pd(b);
+}
+#define VRO64(y, e) agg_vro64(y, e)
+
+KFN static inline __m256 agg_vro32(VD y) {
+  __m256 f = _mm512_cvtpd_ps(y);
+  VD back = _mm512_cvtps_pd(f);
+  VM inexact = MAND(MAND(VNE(back, y), VEQ(y, y)), VISFIN(back));
+  VM tz = MAND(inexact, VLT(VABS(y), VABS(back)));
+  __m256i one = _mm256_set1_epi32(1), b = _mm256_castps_si256(f);
+  b = _mm256_mask_sub_epi32(b, tz, b, one);
+  b = _mm256_mask_or_epi32(b, inexact, b, one);
+  return _mm256_castsi256_ps(b);
+}
+
+KFN static inline __m128i agg_vbf16(__m256i x) {
+  __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+  x = _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), odd);
+  return _mm256_cvtepi32_epi16(_mm256_srli_epi32(x, 16));
+}
+
+#define ST_F64(p, y) _mm512_storeu_pd(p, y)
+#define ST_F32(p, y) _mm256_storeu_ps(p, _mm512_cvtpd_ps(y))
+#define ST_F16(p, y)                                                                       \
+  _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(agg_vro32(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#define ST_BF16(p, y) _mm_storeu_si128((__m128i *)(p), agg_vbf16(_mm256_castps_si256(agg_vro32(y))))
+
+#include "agg_kern.h"
+#else
+typedef int agg_avx512_unused_t; /* not x86: the scalar variant only */
+#endif

@@ -1,0 +1,324 @@
+/* agg_kern.h - the aggregation kernels' one body, included once per ISA
+ * (zstd's scheme: the per-ISA files define the vector width W, the vector
+ * type VD with its mask VM, the operations below and KFN, the function
+ * attribute; this file is written once). Lanes are elements: element i's
+ * arithmetic is the same sequence of IEEE operations in every variant, so
+ * every variant gives the same bits. Tails shorter than W go to the scalar
+ * variant, which is this body with W = 1.
+ *
+ * Operations the includer defines:
+ *   VSET1(x) VZERO() VLD(p) VST(p,v)                    f64 lanes
+ *   VADD VSUB VMUL VFMA(a,b,c)=a*b+c (fused) VNEG VABS
+ *   VEQ VLT VGT (ordered) VNE (true on NaN) VISFIN VISNAN VSIGN -> VM
+ *   MAND MOR MNOT MANY(m) MFALSE VBLEND(m, a_if_set, b_otherwise)
+ *   LD_F64 LD_F32 LD_F16 LD_BF16 (typed pointer)         exact to f64
+ *   ST_F64(p,y) ST_F32 ST_F16 ST_BF16(p, y_odd)         RNE from y
+ *   VRO64(y, e)                                         agg_ro64 per lane
+ */
+#ifndef W
+#error "agg_kern.h needs W and the vector operations"
+#endif
+
+#define AGG_CAT2(a, b) a##_##b
+#define AGG_CAT(a, b) AGG_CAT2(a, b)
+#define F(name) AGG_CAT(name, SFX)
+#define AI __attribute__((always_inline))
+
+/* ---- typed loads and stores ---- */
+
+KFN static inline AI VD F(ld)(int dt, const void *p, size_t i) {
+  switch (dt) {
+  case IPK_DT_F64: return LD_F64((const double *)p + i);
+  case IPK_DT_F32: return LD_F32((const float *)p + i);
+  case IPK_DT_F16: return LD_F16((const uint16_t *)p + i);
+  case IPK_DT_BF16: return LD_BF16((const uint16_t *)p + i);
+#if W == 1
+  case IPK_DT_I64: {
+    int64_t v;
+    memcpy(&v, (const int64_t *)p + i, 8);
+    return (double)v;
+  }
+#endif
+  default: return VZERO();
+  }
+}
+
+/* y: the nearest double of the result, NaN canonical; e: the exact
+ * value's side of y (0 when exact), for the narrow formats. Returns 1 when
+ * an I64 result is out of range (then nothing is stored). */
+KFN static inline AI int F(st)(int dt, void *p, size_t i, VD y, VD e) {
+  switch (dt) {
+  case IPK_DT_F64: ST_F64((double *)p + i, y); return 0;
+  case IPK_DT_F32: ST_F32((float *)p + i, VRO64(y, e)); return 0;
+  case IPK_DT_F16: ST_F16((uint16_t *)p + i, VRO64(y, e)); return 0;
+  case IPK_DT_BF16: ST_BF16((uint16_t *)p + i, VRO64(y, e)); return 0;
+#if W == 1
+  case IPK_DT_I64: {
+    double r = nearbyint(VRO64(y, e)); /* half to even in the default mode */
+    if (!(r >= -0x1p63 && r < 0x1p63)) return 1;
+    int64_t v = (int64_t)r;
+    memcpy((int64_t *)p + i, &v, 8);
+    return 0;
+  }
+#endif
+  default: return 0;
+  }
+}
+
+/* ---- compensated sums ---- */
+
+/* s + p with its exact rounding error into c (Knuth's TwoSum: branch-free,
+ * the same error as Neumaier's branchy form). */
+#define AGG_TWOSUM(s, c, p)                                                    \
+  do {                                                                         \
+    VD t_ = VADD(s, p), bp_ = VSUB(t_, s), ap_ = VSUB(t_, bp_);                \
+    VD err_ = VADD(VSUB(s, ap_), VSUB(p, bp_));                                \
+    s = t_;                                                                    \
+    c = VADD(c, err_);                                                         \
+  } while (0)
+
+/* (s + c) / t as the nearest double y with the side e of the exact value;
+ * one correction step from the fma remainder. Non-finite sums give s/t
+ * as IEEE says; NaN becomes the canonical NaN. */
+KFN static inline AI VD F(finish)(VD s, VD c, VD t, VD it, VD *e) {
+  VD zero = VZERO();
+  VD u = VBLEND(VEQ(c, zero), s, VADD(s, c)); /* keeps -0 when c is +0 */
+  VD q = VMUL(u, it);
+  VD r = VADD(VFMA(VNEG(q), t, s), c);
+  VD y = VBLEND(VEQ(r, zero), q, VADD(q, VMUL(r, it)));
+  VD ey = VADD(VFMA(VNEG(y), t, s), c);
+  VM ok = MAND(VISFIN(s), VISFIN(q));
+  y = VBLEND(ok, y, VBLEND(VISFIN(s), q, VMUL(s, it)));
+  *e = VBLEND(ok, ey, zero);
+  return VBLEND(VISNAN(y), VSET1(agg_f64(AGG_QNAN64)), y);
+}
+
+/* ---- weighted mean ---- */
+
+#define AGG_TILE 512
+
+KFN static inline AI size_t F(wm_body)(const agg_wm_t *a, size_t i0, size_t i1, const int in_dt,
+                                       const int out_dt) {
+  double s[AGG_TILE] __attribute__((aligned(64))), c[AGG_TILE] __attribute__((aligned(64)));
+  VD t = VSET1(a->t), it = VSET1(a->inv_t);
+  size_t bad = AGG_NONE;
+  for (size_t b = i0; b < i1; b += AGG_TILE) {
+    size_t n = i1 - b < AGG_TILE ? i1 - b : AGG_TILE;
+    VD w = VSET1(a->w[0]);
+    for (size_t i = 0; i < n; i += W) {
+      VD v = F(ld)(in_dt, a->x[0], b + i);
+      VD p = VMUL(w, v);
+      VST(s + i, p);
+      VST(c + i, VFMA(w, v, VNEG(p)));
+    }
+    for (size_t k = 1; k < a->k; k++) {
+      w = VSET1(a->w[k]);
+      const void *xk = a->x[k];
+      for (size_t i = 0; i < n; i += W) {
+        VD v = F(ld)(in_dt, xk, b + i);
+        VD p = VMUL(w, v);
+        VD pe = VFMA(w, v, VNEG(p));
+        VD sv = VLD(s + i), cv = VLD(c + i);
+        AGG_TWOSUM(sv, cv, p);
+        VST(s + i, sv);
+        VST(c + i, VADD(cv, pe));
+      }
+    }
+    for (size_t i = 0; i < n; i += W) {
+      VD e, y = F(finish)(VLD(s + i), VLD(c + i), t, it, &e);
+      if (F(st)(out_dt, a->out, b + i, y, e) && bad == AGG_NONE) bad = b + i;
+    }
+  }
+  return bad;
+}
+
+#if W > 1
+/* Elements past the last full vector go to the scalar variant (same bits). */
+#define AGG_TAIL_SPLIT(i0, i1) size_t iv_ = (i0) + ((i1) - (i0)) / W * W
+#endif
+#define AGG_FIRST(a, b) ((a) != AGG_NONE ? (a) : (b))
+
+KFN static size_t F(wm_range)(const agg_wm_t *a, size_t i0, size_t i1) {
+#define AGG_WM_OUT(IN)                                                         \
+  switch (a->out_dt) {                                                         \
+  case IPK_DT_F64: return F(wm_body)(a, i0, i1, IN, IPK_DT_F64);               \
+  case IPK_DT_F32: return F(wm_body)(a, i0, i1, IN, IPK_DT_F32);               \
+  case IPK_DT_F16: return F(wm_body)(a, i0, i1, IN, IPK_DT_F16);               \
+  case IPK_DT_BF16: return F(wm_body)(a, i0, i1, IN, IPK_DT_BF16);             \
+  default: return F(wm_body)(a, i0, i1, IN, a->out_dt);                        \
+  }
+  switch (a->in_dt) {
+  case IPK_DT_F64: AGG_WM_OUT(IPK_DT_F64)
+  case IPK_DT_F32: AGG_WM_OUT(IPK_DT_F32)
+  case IPK_DT_F16: AGG_WM_OUT(IPK_DT_F16)
+  case IPK_DT_BF16: AGG_WM_OUT(IPK_DT_BF16)
+  default: return F(wm_body)(a, i0, i1, a->in_dt, a->out_dt);
+  }
+#undef AGG_WM_OUT
+}
+
+KFN static size_t F(wmean)(const agg_wm_t *a, size_t i0, size_t i1) {
+#if W > 1
+  if (a->in_dt == IPK_DT_I64 || a->out_dt == IPK_DT_I64) return ipk_agg__scalar.wmean(a, i0, i1);
+  AGG_TAIL_SPLIT(i0, i1);
+  size_t bad = F(wm_range)(a, i0, iv_);
+  return AGG_FIRST(bad, iv_ < i1 ? ipk_agg__scalar.wmean(a, iv_, i1) : AGG_NONE);
+#else
+  return F(wm_range)(a, i0, i1);
+#endif
+}
+
+/* ---- trimmed mean / median ---- */
+
+/* a < b in the total order -0 < +0 (no NaN reaches here in a used lane). */
+#define AGG_TLT(a, b) MOR(VLT(a, b), MAND(VEQ(a, b), MAND(VSIGN(a), MNOT(VSIGN(b)))))
+
+KFN static size_t F(trim)(const agg_tm_t *a, size_t i0, size_t i1, double *scratch) {
+#if W > 1
+  if (a->in_dt == IPK_DT_I64 || a->out_dt == IPK_DT_I64) return ipk_agg__scalar.trim(a, i0, i1, scratch);
+  AGG_TAIL_SPLIT(i0, i1);
+  size_t tail = iv_ < i1 ? ipk_agg__scalar.trim(a, iv_, i1, scratch) : AGG_NONE;
+  i1 = iv_;
+#else
+  size_t tail = AGG_NONE;
+#endif
+  size_t bad = AGG_NONE;
+  size_t k = a->k, m = k - 2 * a->cut;
+  VD t = VSET1((double)m), it = VSET1(1.0 / (double)m), zero = VZERO();
+  for (size_t i = i0; i < i1; i += W) {
+    VM nan = MFALSE;
+    for (size_t j = 0; j < k; j++) {
+      VD v = F(ld)(a->in_dt, a->x[j], i);
+      VM isn = VISNAN(v);
+      nan = MOR(nan, isn);
+      VST(scratch + j * W, VBLEND(isn, zero, v));
+    }
+    for (size_t n = 0; n < a->nnet; n++) {
+      double *pl = scratch + (size_t)a->net[2 * n] * W, *ph = scratch + (size_t)a->net[2 * n + 1] * W;
+      VD lo = VLD(pl), hi = VLD(ph);
+      VM sw = AGG_TLT(hi, lo);
+      VST(pl, VBLEND(sw, hi, lo));
+      VST(ph, VBLEND(sw, lo, hi));
+    }
+    VD s = VLD(scratch + a->cut * W), c = zero;
+    for (size_t j = a->cut + 1; j < k - a->cut; j++) {
+      VD p = VLD(scratch + j * W);
+      AGG_TWOSUM(s, c, p);
+    }
+    VD e, y = F(finish)(s, c, t, it, &e);
+    y = VBLEND(nan, VSET1(agg_f64(AGG_QNAN64)), y);
+    e = VBLEND(nan, zero, e);
+    if (F(st)(a->out_dt, a->out, i, y, e) && bad == AGG_NONE) bad = i;
+  }
+  return AGG_FIRST(bad, tail);
+}
+
+/* ---- squared distances and norms ---- */
+
+KFN static void F(sqdist)(const void *const *x, int dt, size_t k, size_t i0, size_t i1, double *acc,
+                          double *scratch) {
+#if W > 1
+  if (dt == IPK_DT_I64) {
+    ipk_agg__scalar.sqdist(x, dt, k, i0, i1, acc, scratch);
+    return;
+  }
+#endif
+  for (size_t b = i0; b < i1; b += AGG_SB) {
+    size_t n = i1 - b < AGG_SB ? i1 - b : AGG_SB, nv = n / AGG_LANES * AGG_LANES;
+    for (size_t j = 0; j < k; j++) {
+      double *d = scratch + j * AGG_SB;
+      size_t e = 0;
+      for (; e + W <= n; e += W) VST(d + e, F(ld)(dt, x[j], b + e));
+      for (; e < n; e++) d[e] = agg_ld1(dt, x[j], b + e);
+    }
+    size_t p = 0;
+    for (size_t u = 0; u < k; u++)
+      for (size_t v = u + 1; v < k; v++, p++) {
+        const double *xu = scratch + u * AGG_SB, *xv = scratch + v * AGG_SB;
+        double *ap = acc + p * AGG_LANES;
+        VD r[AGG_LANES / W];
+        for (int h = 0; h < AGG_LANES / W; h++) r[h] = VLD(ap + h * W);
+        for (size_t e = 0; e < nv; e += AGG_LANES)
+          for (int h = 0; h < AGG_LANES / W; h++) {
+            VD d = VSUB(VLD(xu + e + h * W), VLD(xv + e + h * W));
+            r[h] = VFMA(d, d, r[h]);
+          }
+        for (int h = 0; h < AGG_LANES / W; h++) VST(ap + h * W, r[h]);
+        for (size_t e = nv; e < n; e++) {
+          double d = xu[e] - xv[e];
+          ap[e % AGG_LANES] = fma(d, d, ap[e % AGG_LANES]);
+        }
+      }
+  }
+}
+
+KFN static void F(sqnorm)(const void *x, int dt, size_t i0, size_t i1, double *acc) {
+#if W > 1
+  if (dt == IPK_DT_I64) {
+    ipk_agg__scalar.sqnorm(x, dt, i0, i1, acc);
+    return;
+  }
+#endif
+  size_t nv = (i1 - i0) / AGG_LANES * AGG_LANES;
+  VD r[AGG_LANES / W];
+  for (int h = 0; h < AGG_LANES / W; h++) r[h] = VLD(acc + h * W);
+  for (size_t e = 0; e < nv; e += AGG_LANES)
+    for (int h = 0; h < AGG_LANES / W; h++) {
+      VD v = F(ld)(dt, x, i0 + e + (size_t)h * W);
+      r[h] = VFMA(v, v, r[h]);
+    }
+  for (int h = 0; h < AGG_LANES / W; h++) VST(acc + h * W, r[h]);
+  for (size_t e = nv; e < i1 - i0; e++) {
+    double v = agg_ld1(dt, x, i0 + e);
+    acc[e % AGG_LANES] = fma(v, v, acc[e % AGG_LANES]);
+  }
+}
+
+/* ---- scaling, finite check ---- */
+
+KFN static size_t F(scale)(void *x, int dt, double f, size_t i0, size_t i1) {
+  size_t bad = AGG_NONE, tail = AGG_NONE;
+#if W > 1
+  if (dt == IPK_DT_I64) return ipk_agg__scalar.scale(x, dt, f, i0, i1);
+  AGG_TAIL_SPLIT(i0, i1);
+  if (iv_ < i1) tail = ipk_agg__scalar.scale(x, dt, f, iv_, i1);
+  i1 = iv_;
+#endif
+  VD fv = VSET1(f), nanv = VSET1(agg_f64(AGG_QNAN64));
+  for (size_t i = i0; i < i1; i += W) {
+    VD v = F(ld)(dt, x, i);
+    VD y = VMUL(v, fv);
+    VD e = VFMA(v, fv, VNEG(y));
+    y = VBLEND(VISNAN(y), nanv, y);
+    e = VBLEND(VISFIN(y), e, VZERO());
+    if (F(st)(dt, x, i, y, e) && bad == AGG_NONE) bad = i;
+  }
+  return AGG_FIRST(bad, tail);
+}
+
+KFN static size_t F(finite)(const void *x, int dt, size_t i0, size_t i1) {
+  if (dt == IPK_DT_I64) return AGG_NONE;
+#if W > 1
+  AGG_TAIL_SPLIT(i0, i1);
+  for (size_t i = i0; i < iv_; i += W)
+    if (MANY(MNOT(VISFIN(F(ld)(dt, x, i))))) return ipk_agg__scalar.finite(x, dt, i, i + W);
+  return iv_ < i1 ? ipk_agg__scalar.finite(x, dt, iv_, i1) : AGG_NONE;
+#else
+  for (size_t i = i0; i < i1; i++)
+    if (!isfinite(F(ld)(dt, x, i))) return i;
+  return AGG_NONE;
+#endif
+}
+
+const agg_kern_t AGG_CAT(ipk_agg_, SFX) = {
+  .name = AGG_NAME,
+  .wmean = F(wmean),
+  .trim = F(trim),
+  .sqdist = F(sqdist),
+  .sqnorm = F(sqnorm),
+  .scale = F(scale),
+  .finite = F(finite),
+};
+
+#undef F
+#undef AI

@@ -1,0 +1,55 @@
+/* agg_scalar.c - the aggregation kernels, one element at a time (W = 1):
+ * the reference every SIMD variant must equal bit for bit, and the tail
+ * and I64 path of those variants. fma() is libm's (the FMA instruction
+ * where the CPU has it), correctly rounded either way. */
+#include "agg_internal.h"
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF /* a*b+c must not become an fma here only */
+#endif
+
+#define W 1
+#define SFX scalar
+#define AGG_NAME "scalar"
+#define KFN
+typedef double VD;
+typedef int VM;
+
+static inline void agg_st64(void *p, double v) { memcpy(p, &v, 8); }
+static inline void agg_st32(void *p, float v) { memcpy(p, &v, 4); }
+static inline void agg_st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
+
+#define VSET1(x) ((double)(x))
+#define VZERO() 0.0
+#define VLD(p) (*(p))
+#define VST(p, v) (*(p) = (v))
+#define VADD(a, b) ((a) + (b))
+#define VSUB(a, b) ((a) - (b))
+#define VMUL(a, b) ((a) * (b))
+#define VFMA(a, b, c) fma(a, b, c)
+#define VNEG(a) (-(a))
+#define VABS(a) fabs(a)
+#define VEQ(a, b) ((a) == (b))
+#define VLT(a, b) ((a) < (b))
+#define VGT(a, b) ((a) > (b))
+#define VNE(a, b) ((a) != (b))
+#define VISFIN(a) (isfinite(a) != 0)
+#define VISNAN(a) (isnan(a) != 0)
+#define VSIGN(a) (signbit(a) != 0)
+#define MAND(a, b) ((a) & (b))
+#define MOR(a, b) ((a) | (b))
+#define MNOT(a) (!(a))
+#define MANY(m) (m)
+#define MFALSE 0
+#define VBLEND(m, a, b) ((m) ? (a) : (b))
+#define LD_F64(p) agg_ld1(IPK_DT_F64, p, 0)
+#define LD_F32(p) agg_ld1(IPK_DT_F32, p, 0)
+#define LD_F16(p) agg_ld1(IPK_DT_F16, p, 0)
+#define LD_BF16(p) agg_ld1(IPK_DT_BF16, p, 0)
+#define ST_F64(p, y) agg_st64(p, y)
+#define ST_F32(p, y) agg_st32(p, (float)(y))
+#define ST_F16(p, y) agg_st16(p, agg_f2h(agg_ro32(y)))
+#define ST_BF16(p, y) agg_st16(p, agg_f2bf(agg_bits32(agg_ro32(y))))
+#define VRO64(y, e) agg_ro64(y, e)
+
+#include "agg_kern.h"
