@@ -28,7 +28,22 @@ local ipk = require "ipk"
 local ffi = require "ffi"
 local tensors = ipk.fl.tensors
 
-return { name = "median", aggregate = function(updates, global, ctx) -- luacheck: no unused args
+local M = { name = "median" }
+
+-- Optional: which clients train this round and the config each receives
+-- (merged into the trainer's JSON config). Here: half of the clients,
+-- ranked by the previous model's CID (ctx.sample, deterministic), with a
+-- learning rate that halves every 10 rounds.
+function M.configure_fit(round, clients, ctx)
+  local k = math.max(1, math.floor(#clients / 2))
+  local out = {}
+  for i, c in ipairs(ctx.sample(k)) do
+    out[i] = { client = c, config = { round = round, lr = 0.1 * 0.5 ^ math.floor((round - 1) / 10) } }
+  end
+  return out
+end
+
+function M.aggregate(updates, global, ctx) -- luacheck: no unused args
   local k = #updates
   local first = updates[1].tensors
   local out = tensors.new()
@@ -53,4 +68,6 @@ return { name = "median", aggregate = function(updates, global, ctx) -- luacheck
     out:add(t)
   end
   return out
-end }
+end
+
+return M

@@ -430,6 +430,9 @@ function M.strategy(v, params)
   if v == nil then return M.new("fedavg", params) end
   if type(v) == "table" and IS[v] then return M.new(v.def, v.params) end
   if type(v) == "table" and v.strategy and not v.aggregate then return M.new(v.strategy, v.params or params) end
+  -- a strategy object's data copied without its methods (e.g. by a step's
+  -- argument resolution): {name = built-in name, params}
+  if type(v) == "table" and not v.aggregate and DEFS[v.name] then return M.new(v.name, v.params or params) end
   if type(v) == "table" then
     local def, err, name = custom_def(v, v.name or "custom")
     if not def then return nil, err, name end
