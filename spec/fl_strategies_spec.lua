@@ -489,3 +489,27 @@ describe("fl custom strategies", function()
     assert.matches("nanny: result: tensor w: non%-finite", err)
   end)
 end)
+
+describe("fl strategies on integer dtypes the kernels read through f64", function()
+  it("averages I32, U8 and BOOL tensors half to even and range-checks", function()
+    local function m(a, b, c)
+      return mk { { "i", "I32", { 2 }, a }, { "u", "U8", { 1 }, { b } }, { "f", "BOOL", { 1 }, { c } } }
+    end
+    local res = assert(S.aggregate { strategy = "average", updates = {
+      { tensors = m({ -3, 7 }, 254, 1), num_examples = 1 }, { tensors = m({ 0, 8 }, 255, 0), num_examples = 1 } } })
+    assert.are.same({ -2, 8 }, T.values(res.tensors.tensors.i)) -- -1.5 -> -2, 7.5 -> 8
+    assert.are.same({ 254 }, T.values(res.tensors.tensors.u))  -- 254.5 -> 254
+    assert.are.same({ 0 }, T.values(res.tensors.tensors.f))    -- 0.5 -> 0
+    assert.are.equal("I32", res.tensors.tensors.i.dtype)
+    res = assert(S.aggregate { strategy = "fedmedian", updates = {
+      { tensors = m({ 1, 1 }, 1, 1), num_examples = 1 }, { tensors = m({ 2, 4 }, 2, 1), num_examples = 1 },
+      { tensors = m({ 9, 9 }, 3, 0), num_examples = 1 } } })
+    assert.are.same({ 2, 4 }, T.values(res.tensors.tensors.i))
+    -- Krum distances include them
+    res = assert(S.aggregate { strategy = "krum", updates = {
+      { tensors = m({ 1, 1 }, 1, 1), num_examples = 1 }, { tensors = m({ 2, 2 }, 2, 1), num_examples = 1 },
+      { tensors = m({ 90, 90 }, 3, 0), num_examples = 1 } } })
+    assert.are.equal(3, res.info.distances[1][2]) -- 1^2 + 1^2 over i, + 1^2 over u, + 0 over f
+    assert.are.same({ 0 }, res.info.selected)
+  end)
+end)

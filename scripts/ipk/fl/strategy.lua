@@ -161,7 +161,8 @@ end
 -- becomes its cid unless given).
 local function as_set(v, what)
   if T.is_set(v) then return v end
-  if type(v) == "string" then return T.from_safetensors(v, what) end
+  -- read only here: views into the bytes, no copy
+  if type(v) == "string" then return T.from_safetensors(v, what, { borrow = true }) end
   return nil, what .. ": tensors must be a tensor set (ipk.fl.tensors) or safetensors bytes, got " .. type(v), "EINVAL"
 end
 

@@ -18,11 +18,15 @@
 --   t.ptr     typed FFI pointer to the elements: double*, float*,
 --             uint16_t* (F16 and BF16 hold raw bits), int64_t*, int32_t*,
 --             int16_t*, int8_t*, uint8_t* (U8, BOOL), ...
---   t.buf     the FFI array that owns the storage (keep-alive: hold the
---             tensor, not only t.ptr)
+--   t.buf     the FFI object that owns the storage (keep-alive only: hold
+--             the tensor, not only t.ptr; read and write through t.ptr,
+--             which may point inside buf)
 -- Storage is little-endian (the module refuses to load on a big-endian
--- host) and owned by the tensor: from_safetensors copies out of the file's
--- bytes, so the string may be dropped.
+-- host) and owned by the tensor: from_safetensors copies the file's bytes
+-- once into one buffer and its tensors are views into it when their data
+-- is aligned to the element size (always in canonical files), else copies;
+-- the string may be dropped. Tensors of one parsed file share that buffer:
+-- writing through one tensor's ptr changes only that tensor's bytes.
 --
 -- Conversions (M.to_f64 / M.from_f64), the one rounding rule of ipk.fl:
 --   to f64: exact for every dtype except I64/U64 beyond 2^53 (nearest double).
@@ -65,6 +69,7 @@ for name, d in pairs(DT) do
   d.name = name
   d.arr = ffi.typeof(d.ctype .. "[?]")
   d.ptr = ffi.typeof(d.ctype .. "*")
+  d.cptr = ffi.typeof("const " .. d.ctype .. "*")
   d.code = lib["IPK_DT_" .. name]
 end
 M.DTYPES = DT
@@ -115,7 +120,7 @@ end
 
 --- A copy of tensor t (own storage), optionally renamed.
 function M.copy_tensor(t, name)
-  return (M.tensor(name or t.name, t.dtype, t.shape, t.buf))
+  return (M.tensor(name or t.name, t.dtype, t.shape, t.ptr))
 end
 
 -------------------------------------------------------------------------------
@@ -280,22 +285,14 @@ end
 --- True when every element of t is finite; else nil, msg naming the tensor
 -- and the first bad element (prefixed by `who`, e.g. "client client_1"), "ERANGE".
 function M.check_finite(t, who)
-  local kind = DT[t.dtype].kind
-  if kind == "int" then return true end
-  local p, n = t.ptr, t.count
-  local bad
-  if kind == "half" then
-    local emask = t.dtype == "F16" and 0x7c00 or 0x7f80
-    for i = 0, n - 1 do
-      if bit.band(p[i], emask) == emask then bad = i; break end
-    end
-  else
-    for i = 0, n - 1 do
-      local x = p[i]
-      if x ~= x or x == huge or x == -huge then bad = i; break end
-    end
-  end
-  if not bad then return true end
+  local d = DT[t.dtype]
+  if d.kind == "int" or t.count == 0 then return true end
+  -- the C kernel (SIMD, threads): every update of a round goes through here
+  local first, eb = ffi.new("size_t[1]"), core.errbuf()
+  local ok, err, ename = core.check(lib.ipk_agg_first_nonfinite(t.ptr, d.code, t.count, first, nil, eb), eb)
+  if not ok then return nil, err, ename end
+  local bad = tonumber(first[0])
+  if bad >= t.count then return true end
   local v = M.to_f64(t)[bad]
   local what = v ~= v and "NaN" or tostring(v)
   return nil, ("%stensor %s: non-finite value %s (NaN/inf) at element %d"):format(who and (who .. ": ") or "",
@@ -364,7 +361,7 @@ function Set:to_safetensors(metadata)
     e.ndim = #t.shape
     if e.ndim > 8 then return nil, "tensor " .. name .. ": rank " .. e.ndim .. " above 8", "EUNSUPP" end
     for d = 1, #t.shape do e.shape[d - 1] = t.shape[d] end
-    e.data = t.buf
+    e.data = t.ptr
     e.nbytes = t.nbytes
   end
   local md = metadata or self.metadata
@@ -385,11 +382,21 @@ end
 
 --- A set from safetensors bytes (validated by ipk_safetensors_parse; the
 -- metadata map is kept). `what` prefixes messages (a path, a client).
+-- o.borrow = true: no copy of the bytes; the tensors are read-only views
+-- into the string itself (t.ptr is a const pointer: a write raises; t.buf
+-- is the string), for updates that are only read (aggregation): a 100 MB
+-- file then costs no second 100 MB.
 -- @return set, or nil, msg, name (ETRUNC, EFORMAT, EUNSUPP)
-function M.from_safetensors(bytes, what)
+function M.from_safetensors(bytes, what, o)
   if type(bytes) ~= "string" then error("tensors.from_safetensors: bytes must be a string", 2) end
-  local buf = ffi.new("uint8_t[?]", math.max(#bytes, 1))
-  ffi.copy(buf, bytes, #bytes)
+  local borrow = o and o.borrow
+  local buf
+  if borrow then
+    buf = ffi.cast("const uint8_t *", bytes)
+  else
+    buf = ffi.new("uint8_t[?]", math.max(#bytes, 1))
+    ffi.copy(buf, bytes, #bytes)
+  end
   local fp, eb = ffi.new("ipk_st_file_t*[1]"), core.errbuf()
   local ok, err, ename = core.check(lib.ipk_safetensors_parse(buf, #bytes, fp, eb), eb, what)
   if not ok then return nil, err, ename end
@@ -412,8 +419,18 @@ function M.from_safetensors(bytes, what)
     local dtn = ffi.string(lib.ipk_dtype_name(st.dtype))
     local shape = {}
     for d = 0, st.ndim - 1 do shape[d + 1] = tonumber(st.shape[d]) end
-    local t, terr, tname = M.tensor(name, dtn, shape, st.data)
-    if not t then return nil, (what and (what .. ": ") or "") .. terr, tname end
+    local d = DT[dtn]
+    local t
+    if d and tonumber(ffi.cast("uintptr_t", st.data)) % d.size == 0 then
+      -- a view into buf (the C reader checked sizes and bounds)
+      local count = shape_count(shape, "tensor " .. name)
+      t = { name = name, dtype = dtn, shape = shape, count = count, nbytes = count * d.size,
+            ptr = ffi.cast(borrow and d.cptr or d.ptr, st.data), buf = borrow and bytes or buf }
+    else
+      local terr, tname
+      t, terr, tname = M.tensor(name, dtn, shape, st.data)
+      if not t then return nil, (what and (what .. ": ") or "") .. terr, tname end
+    end
     set:add(t)
   end
   ffi.gc(f, nil)

@@ -165,7 +165,7 @@ function M.run(argv)
   for i, u in ipairs(specs) do
     local bytes, err = read(u.path)
     if not bytes then return util.fail(CMD, err) end
-    local set; set, err = T.from_safetensors(bytes, u.path)
+    local set; set, err = T.from_safetensors(bytes, u.path, { borrow = true }) -- read only: no second copy
     if not set then return util.fail(CMD, err) end
     updates[i] = { client = u.path, tensors = set, num_examples = u.num_examples, metrics = u.metrics,
       cid = raw_cid(bytes) }
@@ -174,7 +174,7 @@ function M.run(argv)
   if opts.global then
     local bytes, err = read(opts.global)
     if not bytes then return util.fail(CMD, "--global " .. err) end
-    global, err = T.from_safetensors(bytes, opts.global)
+    global, err = T.from_safetensors(bytes, opts.global, { borrow = true })
     if not global then return util.fail(CMD, "--global " .. err) end
   end
   local state

@@ -31,17 +31,21 @@ function M.tensors_of(updates, name)
 end
 
 --- A new set with ctx.layout's names, shapes and dtypes, each tensor
--- filled from fn(name, ref_tensor) -> double[count] (or nil, msg, name)
--- and rounded once into its dtype (tensors.store_f64).
+-- filled by fn(name, ref_tensor, out_tensor), which either writes out_tensor
+-- itself (a kern function given `out`) and returns it, or returns a
+-- double[count] that is then rounded once into the dtype
+-- (tensors.store_f64); or nil, msg, name.
 function M.build(layout, fn, metadata)
   local out = T.new(metadata)
   for _, name in ipairs(layout.names) do
     local ref = layout.tensors[name]
-    local arr, err, ename = fn(name, ref)
-    if not arr then return nil, err, ename end
     local t = assert(T.tensor(name, ref.dtype, ref.shape))
-    local ok, serr, sname = T.store_f64(t, arr)
-    if not ok then return nil, serr, sname end
+    local r, err, ename = fn(name, ref, t)
+    if not r then return nil, "tensor " .. name .. ": " .. tostring(err), ename end
+    if r ~= t then
+      local ok, serr, sname = T.store_f64(t, r)
+      if not ok then return nil, serr, sname end
+    end
     out:add(t)
   end
   return out
@@ -50,20 +54,39 @@ end
 --- FedAvg of the updates per tensor name, in f64 (name -> double[count]):
 -- sum n_k w_k / sum n_k; clients with 0 examples contribute nothing; all
 -- zero is an error that says so.
-function M.fedavg_f64(ctx, what)
+local function weights_of(ctx, what)
   local weights, total = {}, 0
   for i, u in ipairs(ctx.updates) do weights[i] = u.num_examples; total = total + u.num_examples end
   if total == 0 then
     return nil, ("%s: every client reported zero examples (num_examples sum to 0 over %d clients): no model"):format(
       what or "fedavg", #ctx.updates), "ERANGE"
   end
+  return weights
+end
+
+function M.fedavg_f64(ctx, what)
+  local weights, werr, wname = weights_of(ctx, what)
+  if not weights then return nil, werr, wname end
   local res = {}
   for _, name in ipairs(ctx.layout.names) do
     local arr, err, ename = kern.weighted_mean(M.tensors_of(ctx.updates, name), weights)
-    if not arr then return nil, (what or "fedavg") .. ": tensor " .. name .. ": " .. err, ename end
+    if not arr then return nil, (what or "fedavg") .. ": tensor " .. name .. ": " .. tostring(err), ename end
     res[name] = arr
   end
   return res
+end
+
+--- FedAvg of the updates as a new set in ctx.layout's dtypes, each value
+-- correctly rounded from the exact weighted mean (the kernel writes the
+-- dtype directly); all-zero num_examples is the same error as fedavg_f64's.
+function M.fedavg_set(ctx, what)
+  local weights, werr, wname = weights_of(ctx, what)
+  if not weights then return nil, werr, wname end
+  local out, err, ename = M.build(ctx.layout, function(name, _, t)
+    return kern.weighted_mean(M.tensors_of(ctx.updates, name), weights, t)
+  end)
+  if not out then return nil, (what or "fedavg") .. ": " .. err, ename end
+  return out
 end
 
 --- The current model x per tensor as f64 (read only).

@@ -13,9 +13,7 @@ M.fedavg = {
   flower = "flwr.server.strategy.FedAvg",
   params = {},
   aggregate = function(ctx)
-    local avg, err, ename = C.fedavg_f64(ctx)
-    if not avg then return nil, err, ename end
-    local out; out, err, ename = C.build(ctx.layout, function(name) return avg[name] end)
+    local out, err, ename = C.fedavg_set(ctx)
     if not out then return nil, err, ename end
     return { tensors = out }
   end,
@@ -26,12 +24,10 @@ M.average = {
   summary = "unweighted mean of the client models (num_examples ignored, zeros included)",
   params = {},
   aggregate = function(ctx)
-    local ones = {}
-    for i = 1, #ctx.updates do ones[i] = 1 end
-    local out, err, ename = C.build(ctx.layout, function(name)
-      return kern.weighted_mean(C.tensors_of(ctx.updates, name), ones)
+    local out, err, ename = C.build(ctx.layout, function(name, _, t)
+      return kern.weighted_mean(C.tensors_of(ctx.updates, name), nil, t)
     end)
-    if not out then return nil, err, ename end
+    if not out then return nil, "average: " .. err, ename end
     return { tensors = out }
   end,
 }

@@ -15,8 +15,10 @@ M.fedmedian = {
   flower = "flwr.server.strategy.FedMedian",
   params = {},
   aggregate = function(ctx)
-    local out, err, ename = C.build(ctx.layout, function(name) return kern.median(C.tensors_of(ctx.updates, name)) end)
-    if not out then return nil, err, ename end
+    local out, err, ename = C.build(ctx.layout, function(name, _, t)
+      return kern.median(C.tensors_of(ctx.updates, name), t)
+    end)
+    if not out then return nil, "fedmedian: " .. err, ename end
     return { tensors = out }
   end,
 }
@@ -37,36 +39,34 @@ M.fedtrimmedavg = {
       return nil, ("fedtrimmedavg: beta = %.17g cuts %d of %d clients at each end: the trim leaves nothing to average")
         :format(ctx.params.beta, cut, k), "EINVAL"
     end
-    local out, err, ename = C.build(ctx.layout, function(name)
-      return kern.trimmed_mean(C.tensors_of(ctx.updates, name), cut)
+    local out, err, ename = C.build(ctx.layout, function(name, _, t)
+      return kern.trimmed_mean(C.tensors_of(ctx.updates, name), cut, t)
     end)
-    if not out then return nil, err, ename end
+    if not out then return nil, "fedtrimmedavg: " .. err, ename end
     return { tensors = out, info = { cut = cut } }
   end,
 }
 
--- Squared distances D[i][j] over every tensor of the model in layout order
--- (integer buffers included, flattened to f64 as Flower does).
-local function distances(ctx, idx)
+-- Squared distances D[i][j] (1-based client positions) over every tensor of
+-- the model in layout order (integer buffers included, flattened to f64 as
+-- Flower does).
+local function distances(ctx)
+  local k = #ctx.updates
   local D = {}
-  for a = 1, #idx do D[a] = {} end
-  for a = 1, #idx do
-    D[a][a] = 0
-    for b = a + 1, #idx do
-      local s = 0.0
-      for _, name in ipairs(ctx.layout.names) do
-        s = s + kern.sqdist(ctx.updates[idx[a]].tensors.tensors[name], ctx.updates[idx[b]].tensors.tensors[name])
-      end
-      D[a][b], D[b][a] = s, s
-    end
+  for a = 1, k do
+    D[a] = {}
+    for b = 1, k do D[a][b] = 0 end
+  end
+  for _, name in ipairs(ctx.layout.names) do
+    local ok, err, ename = kern.add_sqdist(C.tensors_of(ctx.updates, name), D)
+    if not ok then return nil, "tensor " .. name .. ": " .. err, ename end
   end
   return D
 end
 
 -- Krum scores of the clients idx (indices into ctx.updates) with f
 -- malicious: score_i = sum of the max(1, K - f - 2) smallest D_ij, j ~= i.
-local function krum_scores(ctx, idx, f, D)
-  D = D or distances(ctx, idx)
+local function krum_scores(idx, f, D)
   local k = #idx
   local closest = max(1, k - f - 2)
   local scores = {}
@@ -111,7 +111,9 @@ end
 local function krum_aggregate(ctx, multi)
   local p = ctx.params
   local idx = all_indices(ctx)
-  local scores, closest, D = krum_scores(ctx, idx, p.num_malicious_clients)
+  local D, derr, dname = distances(ctx)
+  if not D then return nil, "krum: " .. derr, dname end
+  local scores, closest = krum_scores(idx, p.num_malicious_clients, D)
   local order = ranked(scores)
   local keep = p.num_clients_to_keep
   local info = { scores = scores, distances = D, num_closest = closest }
@@ -134,9 +136,7 @@ local function krum_aggregate(ctx, multi)
     info.selected[j] = order[j] - 1
     info.selected_clients[j] = sel[j].client
   end
-  local avg, err, ename = C.fedavg_f64({ updates = sel, layout = ctx.layout }, "multikrum")
-  if not avg then return nil, err, ename end
-  local out; out, err, ename = C.build(ctx.layout, function(name) return avg[name] end)
+  local out, err, ename = C.fedavg_set({ updates = sel, layout = ctx.layout }, "multikrum")
   if not out then return nil, err, ename end
   return { tensors = out, info = info }
 end
@@ -199,7 +199,8 @@ M.bulyan = {
     local beta = theta - 2 * f
     -- repeated Krum over the remaining clients: distances once, scores per pass
     local all = all_indices(ctx)
-    local D = distances(ctx, all)
+    local D, derr, dname = distances(ctx)
+    if not D then return nil, "bulyan: " .. derr, dname end
     local remaining, selected = all, {}
     for _ = 1, theta do
       local sub = {}
@@ -207,7 +208,7 @@ M.bulyan = {
         sub[a] = {}
         for b = 1, #remaining do sub[a][b] = D[remaining[a]][remaining[b]] end
       end
-      local scores = krum_scores(ctx, remaining, f, sub)
+      local scores = krum_scores(remaining, f, sub)
       local win = ranked(scores)[1]
       selected[#selected + 1] = remaining[win]
       table.remove(remaining, win)
@@ -220,7 +221,7 @@ M.bulyan = {
     local out, err, ename = C.build(ctx.layout, function(name)
       return kern.closest_to_median_mean(C.tensors_of(sel, name), beta)
     end)
-    if not out then return nil, err, ename end
+    if not out then return nil, "bulyan: " .. err, ename end
     local info = { theta = theta, beta = beta, selected = {} }
     for j, i in ipairs(selected) do info.selected[j] = i - 1 end
     return { tensors = out, info = info }
