@@ -67,23 +67,27 @@ M.fedavgm = {
     if not avg then return nil, err, ename end
     local x = C.global_f64(ctx)
     local eta, mu = ctx.params.server_learning_rate, ctx.params.server_momentum
-    local state = { values = {}, tensors = mu > 0 and T.new() or nil }
+    local state = { scalars = {}, tensors = mu > 0 and T.new() or nil }
+    -- in place: the f64 FedAvg array becomes the result (each allocation
+    -- of a large model costs its page faults)
     local out; out, err, ename = C.build(ctx.layout, function(name, ref)
       local n, a, xs = ref.count, avg[name], x[name]
-      local g = kern.new(n)
-      for i = 0, n - 1 do g[i] = xs[i] - a[i] end
       if mu > 0 then
         local v, verr, vname = C.state_tensor(ctx, "momentum", name)
         if verr then return nil, verr, vname end
-        if v then
-          local vp = v.ptr
-          for i = 0, n - 1 do g[i] = mu * vp[i] + g[i] end
+        local nv = assert(T.tensor("momentum." .. name, "F64", ref.shape))
+        local np, vp = nv.ptr, v and v.ptr
+        for i = 0, n - 1 do
+          local g = xs[i] - a[i]
+          if vp then g = mu * vp[i] + g end
+          np[i] = g
+          a[i] = xs[i] - eta * g
         end
-        C.add_state(state.tensors, "momentum", name, ref.shape, g)
+        state.tensors:add(nv)
+      else
+        for i = 0, n - 1 do a[i] = xs[i] - eta * (xs[i] - a[i]) end
       end
-      local res = kern.new(n)
-      for i = 0, n - 1 do res[i] = xs[i] - eta * g[i] end
-      return res
+      return a
     end)
     if not out then return nil, err, ename end
     return { tensors = out, state = state }

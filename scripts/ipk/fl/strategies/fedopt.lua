@@ -15,7 +15,6 @@
 -- formula and are rounded half to even. eta_l is the client learning rate:
 -- it is sent to clients as the fit config's `lr`, not used here.
 local T = require "ipk.fl.tensors"
-local kern = require "ipk.fl.strategies.kern"
 local C = require "ipk.fl.strategies.common"
 
 local M = {}
@@ -49,17 +48,20 @@ local function make(kind)
       eta_t = p.eta * sqrt(1 - b2 ^ (t + 1.0)) / (1 - b1 ^ (t + 1.0))
     end
     local tau = p.tau
-    local state = { values = { round = ctx.round }, tensors = T.new() }
+    local state = { scalars = { round = ctx.round }, tensors = T.new() }
     local out; out, err, ename = C.build(ctx.layout, function(name, ref)
       local n, a, xs = ref.count, avg[name], x[name]
       local mt, merr, mname = C.state_tensor(ctx, "m", name)
       if merr then return nil, merr, mname end
       local vt, verr, vname = C.state_tensor(ctx, "v", name)
       if verr then return nil, verr, vname end
-      local m, v = kern.new(n), kern.new(n) -- zeros
+      -- new state tensors written in place (zeros on the first round), the
+      -- f64 FedAvg array becomes the result: no other large allocation
+      local mt2 = assert(T.tensor("m." .. name, "F64", ref.shape))
+      local vt2 = assert(T.tensor("v." .. name, "F64", ref.shape))
+      local m, v = mt2.ptr, vt2.ptr
       if mt then for i = 0, n - 1 do m[i] = mt.ptr[i] end end
       if vt then for i = 0, n - 1 do v[i] = vt.ptr[i] end end
-      local res = kern.new(n)
       for i = 0, n - 1 do
         local d = a[i] - xs[i]
         m[i] = b1 * m[i] + (1 - b1) * d
@@ -73,11 +75,11 @@ local function make(kind)
         else
           v[i] = v[i] + d2
         end
-        res[i] = xs[i] + eta_t * m[i] / (sqrt(v[i]) + tau)
+        a[i] = xs[i] + eta_t * m[i] / (sqrt(v[i]) + tau)
       end
-      C.add_state(state.tensors, "m", name, ref.shape, m)
-      C.add_state(state.tensors, "v", name, ref.shape, v)
-      return res
+      state.tensors:add(mt2)
+      state.tensors:add(vt2)
+      return a
     end)
     if not out then return nil, err, ename end
     return { tensors = out, state = state, info = { eta_norm = eta_t } }
