@@ -1,9 +1,18 @@
---- ipk.fl.model: built-in trainers and model parameters.
--- A model spec (ipk.fl.model.softmax{...}) describes the trainer and its
--- hyper-parameters; parameters live in one contiguous f32 cdata buffer
--- (W: classes x features row-major, then b: classes) so aggregation is one
--- kernel call over the whole vector. Training and evaluation run as C jobs
--- on the thread pool (sched.job), never on the loop thread.
+--- ipk.fl.model: specs of the built-in trainers, and the flat-vector
+-- softmax parameters of the original round loop.
+--
+-- Specs (plain tables, so a recipe step can key them; the trainers behind
+-- them are in ipk.fl.trainers.builtin, the contract in ipk.fl.trainers):
+--   M.softmax{classes, lr, lr_decay, batch, epochs, l2}
+--   M.logistic{lr, lr_decay, batch, epochs, l2}          (binary labels 0/1)
+--   M.linear{outputs, lr, lr_decay, batch, epochs, l2}   (f32 targets, MSE)
+--   M.mlp{classes, hidden = {h1, ...}, lr, lr_decay, batch, epochs, l2}
+-- lr_decay: a round's lr is lr / (1 + lr_decay * (round - 1)) when the
+-- round's config does not set lr itself.
+--
+-- Flat parameters (M.new_params ... M.from_safetensors): one contiguous f32
+-- cdata buffer (W: classes x features row-major, then b: classes) for the
+-- softmax model, trained as a C job on the thread pool (sched.job).
 local core = require "ipk.core"
 local sched = require "ipk.sched"
 local ffi, lib = core.ffi, core.lib
@@ -19,6 +28,36 @@ function M.softmax(o)
   o = o or {}
   return { type = "softmax", classes = o.classes or 10, lr = o.lr or 0.5, lr_decay = o.lr_decay or 0.05,
            batch = o.batch or 256, epochs = o.epochs or 1, l2 = o.l2 or 0 }
+end
+
+--- Binary logistic-regression spec (one output; labels 0 and 1).
+-- @param o {lr=0.5, lr_decay=0, batch=64, epochs=1, l2=0}
+function M.logistic(o)
+  o = o or {}
+  return { type = "logistic", lr = o.lr or 0.5, lr_decay = o.lr_decay or 0, batch = o.batch or 64,
+           epochs = o.epochs or 1, l2 = o.l2 or 0 }
+end
+
+--- Linear-regression spec (mean squared error over `outputs` targets per
+-- row; outputs default: what init is given as classes, else 1).
+-- @param o {outputs, lr=0.01, lr_decay=0, batch=64, epochs=1, l2=0}
+function M.linear(o)
+  o = o or {}
+  return { type = "linear", outputs = o.outputs, lr = o.lr or 0.01, lr_decay = o.lr_decay or 0,
+           batch = o.batch or 64, epochs = o.epochs or 1, l2 = o.l2 or 0 }
+end
+
+--- Multi-layer perceptron spec: ReLU hidden layers of the given widths, a
+-- softmax output; He/Xavier initialisation from the seed.
+-- @param o {classes=10, hidden={128}, lr=0.05, lr_decay=0.01, batch=32, epochs=1, l2=0}
+function M.mlp(o)
+  o = o or {}
+  local h = o.hidden or { 128 }
+  if type(h) == "number" then h = { h } end
+  local hidden = {}
+  for i, w in ipairs(h) do hidden[i] = w end
+  return { type = "mlp", classes = o.classes or 10, hidden = hidden, lr = o.lr or 0.05,
+           lr_decay = o.lr_decay or 0.01, batch = o.batch or 32, epochs = o.epochs or 1, l2 = o.l2 or 0 }
 end
 
 --- Zero-initialised parameters for spec on `features` inputs.
