@@ -121,24 +121,24 @@ end
 local function argv_of(spec)
   local c = spec.command
   if type(c) == "string" then
-    return nil, "exec trainer: command must be a list of arguments (no shell), e.g. {\"python3\", \"client.py\"}, got a string"
+    return nil, "exec trainer: command must be a list of arguments (no shell), e.g. {\"python3\", \"client.py\"}, got a string", "EINVAL"
   end
-  if type(c) ~= "table" or #c == 0 then return nil, "exec trainer: command must be a non-empty list of arguments" end
+  if type(c) ~= "table" or #c == 0 then return nil, "exec trainer: command must be a non-empty list of arguments", "EINVAL" end
   local out = {}
   for i, a in ipairs(c) do
     if type(a) ~= "string" and type(a) ~= "number" then
-      return nil, "exec trainer: command[" .. i .. "] must be a string, got " .. type(a)
+      return nil, "exec trainer: command[" .. i .. "] must be a string, got " .. type(a), "EINVAL"
     end
     out[i] = tostring(a)
-    if out[i]:find("\0", 1, true) then return nil, "exec trainer: command[" .. i .. "] holds a NUL byte" end
+    if out[i]:find("\0", 1, true) then return nil, "exec trainer: command[" .. i .. "] holds a NUL byte", "EINVAL" end
   end
   return out
 end
 
 --- An exec trainer for spec (see the module comment).
 function M.new(spec)
-  local argv, aerr = argv_of(spec)
-  if not argv then return nil, aerr, "EINVAL" end
+  local argv, aerr, aname = argv_of(spec)
+  if not argv then return nil, aerr, aname end
   local timeout = spec.timeout or M.DEFAULT_TIMEOUT
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 or timeout > 2 ^ 40 then
     return nil, "exec trainer: timeout must be a positive number of seconds, got " .. tostring(spec.timeout), "EINVAL"

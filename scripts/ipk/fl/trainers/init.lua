@@ -69,9 +69,9 @@ local BUILTIN = { softmax = true, logistic = true, linear = true, mlp = true }
 M.BUILTIN = BUILTIN
 local KINDS = { builtin = builtin, exec = exec, lua = luatr }
 
---- The kind of a trainer spec: "builtin", "exec" or "lua", or nil, msg.
+--- The kind of a trainer spec: "builtin", "exec" or "lua", or nil, msg, "EINVAL".
 function M.kind(spec)
-  if type(spec) ~= "table" then return nil, "trainer: a spec table expected, got " .. type(spec) end
+  if type(spec) ~= "table" then return nil, "trainer: a spec table expected, got " .. type(spec), "EINVAL" end
   local k = spec.kind
   if k == nil then
     if BUILTIN[spec.type] then k = "builtin"
@@ -81,7 +81,7 @@ function M.kind(spec)
   end
   if k ~= "builtin" and k ~= "exec" and k ~= "lua" then
     return nil, "trainer: unknown kind " .. tostring(k) .. " (builtin {type = softmax|logistic|linear|mlp}, "
-      .. "exec {command = {...}}, lua {script = path})"
+      .. "exec {command = {...}}, lua {script = path})", "EINVAL"
   end
   return k
 end
@@ -89,8 +89,8 @@ end
 --- The trainer for spec (see the module comment).
 -- @return trainer | nil, msg, name ("EINVAL" for a bad spec)
 function M.resolve(spec)
-  local k, err = M.kind(spec)
-  if not k then return nil, err, "EINVAL" end
+  local k, err, name = M.kind(spec)
+  if not k then return nil, err, name end
   return KINDS[k].new(spec)
 end
 
