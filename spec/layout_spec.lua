@@ -20,6 +20,7 @@ local DYNAMIC_OK = {
   ["scripts/ipk/run/sandbox.lua"] = "a recipe's own require (checked against the hidden list)",
   ["scripts/ipk/repl.lua"] = "the REPL's extra ipk.X names, loaded when typed",
   ["scripts/ipk/cli.lua"] = "one command module per CLI command, loaded when run",
+  ["scripts/ipk/cmd/fl.lua"] = "one module per `ipkrun fl SUB` subcommand, loaded when run",
   ["bindings/lua/ipk/core.lua"] = "the cdef parts, by name",
 }
 

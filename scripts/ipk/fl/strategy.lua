@@ -63,6 +63,14 @@
 local T = require "ipk.fl.tensors"
 local cidmod = require "ipk.cid"
 local sandbox = require "ipk.run.sandbox"
+local runtime = require "ipk.runtime"
+local model = require "ipk.fl.model"
+local families = {
+  fedavg = require "ipk.fl.strategies.fedavg",
+  fedopt = require "ipk.fl.strategies.fedopt",
+  robust = require "ipk.fl.strategies.robust",
+  select = require "ipk.fl.strategies.select",
+}
 
 local M = {}
 
@@ -73,7 +81,7 @@ local ORDER = { "fedavg", "average", "fedprox", "fedavgm", "fedadam", "fedyogi",
   "fedtrimmedavg", "krum", "multikrum", "bulyan", "best_model", "ensemble" }
 local DEFS = {}
 for _, fam in ipairs { "fedavg", "fedopt", "robust", "select" } do
-  for name, def in pairs(require("ipk.fl.strategies." .. fam)) do
+  for name, def in pairs(families[fam]) do
     if type(def) == "table" and def.aggregate then DEFS[name] = def end
   end
 end
@@ -339,7 +347,6 @@ local IS = setmetatable({}, { __mode = "k" })
 -- Legacy flat models (ipk.fl.model params {data = float*, len, spec}) go
 -- through their canonical safetensors bytes.
 local function flat_to_set(p)
-  local model = require "ipk.fl.model"
   return T.from_safetensors(assert(model.to_safetensors(p)))
 end
 
@@ -380,7 +387,6 @@ function M.new(def, params)
     local tensors = s.tensors
     if type(tensors) == "table" and not T.is_set(tensors) and type(tensors["/"]) == "string" then
       -- a DAG-JSON link (a round record's state): the F64 safetensors file it names
-      local runtime = require "ipk.runtime"
       local parts = {}
       local ok, e, en = runtime.backend():cat(tensors["/"], function(c) parts[#parts + 1] = c end)
       if not ok then return nil, "strategy state tensors " .. tensors["/"] .. ": " .. tostring(e), en end
@@ -414,8 +420,7 @@ function M.new(def, params)
     st = res.state
     m.last = res
     if flat then
-      local model = require "ipk.fl.model"
-      return model.from_safetensors(assert(res.tensors:to_safetensors()), global.spec)
+          return model.from_safetensors(assert(res.tensors:to_safetensors()), global.spec)
     end
     return res.tensors
   end
