@@ -15,7 +15,9 @@ ffi.C.setenv("IPK_HOME", home_root .. "/home", 1)
 local sched = require "ipk.sched"
 local runtime = require "ipk.runtime"
 local dagjson = require "ipk.dagjson"
-local model = require "ipk.fl.model"
+local T = require "ipk.fl.tensors"
+local trainers = require "ipk.fl.trainers"
+local strategies = require "ipk.fl.strategy"
 local rounds = require "ipk.fl.rounds"
 local records = require "ipk.fl.records"
 runtime.quiet = true
@@ -53,10 +55,27 @@ local function split(sizes)
 end
 
 local SPEC = { type = "softmax", classes = 3, lr = 0.3, lr_decay = 0.05, batch = 8, epochs = 1, l2 = 0 }
+local ANY = { min_fit_clients = 1, min_available_clients = 1 }
+
+local function strategy(name, params)
+  local p = {}
+  for k, v in pairs(ANY) do p[k] = v end
+  for k, v in pairs(params or {}) do p[k] = v end
+  return assert(strategies.new(name or "fedavg", p))
+end
 
 local function run(sp, o)
   o.model = o.model or SPEC
+  o.strategy = o.strategy or strategy()
   return sched.run_task(rounds.run, sp, o)
+end
+
+local function cat(cid)
+  return sched.run_task(function()
+    local parts = {}
+    assert(runtime.backend():cat(cid, function(c) parts[#parts + 1] = c end))
+    return table.concat(parts)
+  end)
 end
 
 local function fl_pins()
@@ -87,6 +106,7 @@ describe("ipk.fl.rounds", function()
       if i == 1 then assert.is_nil(r.prev) else assert.equal(heads[i - 1], dagjson.is_link(r.prev)) end
       if i > 1 then assert.equal(dagjson.is_link(chain[i - 1].record.model), dagjson.is_link(r.input_model)) end
       assert.equal("fedavg", r.strategy.name)
+      assert.equal(1, r.strategy.params.min_fit_clients)
       assert.equal(5, r.rng.seed)
       assert.equal(dagjson.is_link(r.input_model), r.rng.sampling_key)
       assert.equal(3, #r.participants)
@@ -96,18 +116,15 @@ describe("ipk.fl.rounds", function()
         assert.equal(rounds.client_seed(5, i, p.client), p.seed)
         assert.matches("^bafkrei", p.update)
         if j > 1 then assert.is_true(r.participants[j - 1].update < p.update, "aggregation order is update CID order") end
-        assert.is_number(p.metrics.loss)
+        assert.is_number(p.metrics.train_loss)
       end
       assert.equal(90, n)
       assert.is_number(r.metrics.central.accuracy)
       assert.is_number(r.metrics.train_loss)
-      -- the model it links reads back as the safetensors of the params
-      local bytes = sched.run_task(function()
-        local parts = {}
-        assert(runtime.backend():cat(dagjson.is_link(r.model), function(c) parts[#parts + 1] = c end))
-        return table.concat(parts)
-      end)
-      assert.is_truthy(model.from_safetensors(bytes, SPEC))
+      -- the model it links reads back as a tensor set with the trainer's names and metadata
+      local set = assert(T.from_safetensors(cat(dagjson.is_link(r.model))))
+      assert.same({ 3, 4 }, set.tensors.weight.shape)
+      assert.equal("softmax", set.metadata["ipk.model"])
       -- no time anywhere in the record
       local text = assert(dagjson.encode(r))
       for _, w in ipairs { "seconds", "time", "started", "ended", "duration" } do
@@ -124,29 +141,56 @@ describe("ipk.fl.rounds", function()
 
   it("resumes from any round record to the same final model and chain", function()
     local sp = split { 25, 35, 15, 30 }
-    local full = assert(run(sp, { rounds = 5, seed = 9, fraction_fit = 0.5 }))
+    local full = assert(run(sp, { rounds = 5, seed = 9, strategy = strategy("fedavg", { fraction_fit = 0.5 }) }))
     local chain = assert(sched.run_task(records.chain, full.record_cid))
     for k = 1, 4 do
-      local res = assert(run(sp, { rounds = 5, seed = 9, fraction_fit = 0.5,
+      local res = assert(run(sp, { rounds = 5, seed = 9, strategy = strategy("fedavg", { fraction_fit = 0.5 }),
         resume = { cid = chain[k].cid, record = chain[k].record } }))
       assert.equal(full.model_cid, res.model_cid)
       assert.equal(full.record_cid, res.record_cid)
       assert.same(full.history, res.history)
     end
     -- a resume beyond the end is refused
-    local res, err = run(sp, { rounds = 5, seed = 9, fraction_fit = 0.5,
-      resume = { cid = chain[5].cid, record = chain[5].record } })
+    local res, err = run(sp, { rounds = 5, seed = 9, resume = { cid = chain[5].cid, record = chain[5].record } })
     assert.is_nil(res)
     assert.equal("resume: the recorded training already ran 5 rounds (rounds=5)", err)
   end)
 
-  it("samples clients from the previous model's CID: seeded, fraction_fit, min_fit_clients", function()
+  it("keeps a stateful strategy's state (FedAdam moments) as linked F64 safetensors; resume is exact", function()
+    local sp = split { 30, 30, 30 }
+    local function adam() return strategy("fedadam", { eta = 0.05 }) end
+    local full = assert(run(sp, { rounds = 4, seed = 4, strategy = adam() }))
+    local chain = assert(sched.run_task(records.chain, full.record_cid))
+    local st = chain[2].record.strategy.state
+    assert.equal(2, st.scalars.round)
+    local tcid = dagjson.is_link(st.tensors)
+    assert.is_string(tcid)
+    local set = assert(T.from_safetensors(cat(tcid)))
+    assert.is_true(#set.names > 0)
+    for _, n in ipairs(set.names) do assert.equal("F64", set.tensors[n].dtype, n) end
+    for k = 1, 3 do
+      local res = assert(run(sp, { rounds = 4, seed = 4, strategy = adam(),
+        resume = { cid = chain[k].cid, record = chain[k].record } }))
+      assert.equal(full.model_cid, res.model_cid)
+      assert.equal(full.record_cid, res.record_cid)
+    end
+    -- without the state the same resume gives another model: the state matters
+    local rec = {}
+    for k, v in pairs(chain[2].record) do rec[k] = v end
+    rec.strategy = { name = "fedadam", params = chain[2].record.strategy.params }
+    local other = assert(run(sp, { rounds = 4, seed = 4, strategy = adam(), resume = { cid = chain[2].cid, record = rec } }))
+    assert.not_equal(full.model_cid, other.model_cid)
+  end)
+
+  it("samples clients with the strategy's configure_fit, seeded from the previous model's CID", function()
     local sp = split { 20, 20, 20, 20, 20, 20 }
-    local a = assert(run(sp, { rounds = 4, seed = 1, fraction_fit = 0.5 }))
-    local b = assert(run(sp, { rounds = 4, seed = 1, fraction_fit = 0.5 }))
+    local a = assert(run(sp, { rounds = 4, seed = 1, strategy = strategy("fedavg", { fraction_fit = 0.5 }) }))
+    local b = assert(run(sp, { rounds = 4, seed = 1, strategy = strategy("fedavg", { fraction_fit = 0.5 }) }))
     assert.equal(a.model_cid, b.model_cid)
     local chain = assert(sched.run_task(records.chain, a.record_cid))
     local differ = false
+    local avail = {}
+    for _, c in ipairs(sp.clients) do avail[#avail + 1] = { id = c.id } end
     for i, e in ipairs(chain) do
       assert.equal(3, #e.record.participants)                 -- floor(6 * 0.5)
       assert.same(a.history[i].participants, e.record.clients.sampled)
@@ -154,15 +198,14 @@ describe("ipk.fl.rounds", function()
         differ = table.concat(e.record.clients.sampled, ",") ~= table.concat(chain[1].record.clients.sampled, ",")
       end
       -- the sample is a function of the input model CID and the seed
-      local avail = {}
-      for _, c in ipairs(sp.clients) do avail[#avail + 1] = { id = c.id, n = c.n } end
-      local s = rounds.sample(avail, e.record.rng.sampling_key, 1, 0.5, 1)
+      local plan = strategy("fedavg", { fraction_fit = 0.5 }).configure_fit(i, avail, e.record.rng.sampling_key,
+        { seed = 1 })
       local ids = {}
-      for j, c in ipairs(s) do ids[j] = c.id end
+      for j, x in ipairs(plan) do ids[j] = x.client.id end
       assert.same(ids, e.record.clients.sampled)
     end
     assert.is_true(differ, "the sample never changed over 4 rounds")
-    local c = assert(run(sp, { rounds = 1, seed = 1, fraction_fit = 0.1, min_fit_clients = 2 }))
+    local c = assert(run(sp, { rounds = 1, seed = 1, strategy = strategy("fedavg", { fraction_fit = 0.1, min_fit_clients = 2 }) }))
     assert.equal(2, c.history[1].clients)
   end)
 
@@ -173,7 +216,7 @@ describe("ipk.fl.rounds", function()
     assert.equal(3, rec.metrics.federated.clients)
     assert.equal(30, rec.metrics.federated.num_examples)       -- 10 held out per client
     assert.is_true(rec.metrics.federated.accuracy >= 0 and rec.metrics.federated.accuracy <= 1)
-    assert.is_number(rec.metrics.central.accuracy)
+    assert.equal(60, rec.metrics.central.num_examples)
     local n = 0
     for _, p in ipairs(rec.participants) do n = n + p.num_examples end
     assert.equal(90, n)                                         -- clients train on the rest
@@ -187,50 +230,63 @@ describe("ipk.fl.rounds", function()
     assert.equal("all 3 clients have 0 training examples (0 rows in the split): nothing to train, no model written", err)
     assert.equal(before, #fl_pins())
     assert.equal(0, #sched.run_task(records.rows, "r-empty"))
+    -- a trainer whose clients all report 0 examples (an exec script, say)
+    local builtin = assert(trainers.resolve(SPEC))
+    local zero = { init = builtin.init, evaluate = builtin.evaluate, fit = function(g, sh, cfg)
+      local set, r = builtin.fit(g, sh, cfg)
+      r.num_examples = 0
+      return set, r
+    end }
+    res, err = run(split { 10, 10 }, { rounds = 2, trainer = zero, checkpoint = { run_id = "r-zero", step = "model", key = "k" } })
+    assert.is_nil(res)
+    assert.equal("round 1: all 2 clients that trained reported 0 examples: nothing to aggregate, no model written", err)
+    assert.equal(0, #sched.run_task(records.rows, "r-zero"))
   end)
 
   it("rejects a NaN update naming client and tensor; the round goes on while min_fit_clients holds", function()
     local sp = split { 30, 30, 30 }
-    -- A Lua trainer (the contract rounds.run takes): client 1's update gets
-    -- a NaN in its bias, from round 2 on.
-    local round = 0
-    local trainer = {
-      fit = function(p, data, idx, n, seed, lr)
-        local loss, err = model.fit(p, data, idx, n, seed, lr)
-        if idx == sp.clients[2].idx and round >= 2 then p.data[p.classes * p.features + 1] = 0 / 0 end
-        return loss, err
-      end,
-      evaluate = model.evaluate,
-    }
-    local res = assert(run(sp, { rounds = 3, seed = 2, trainer = trainer, min_fit_clients = 2,
-      on_round = function(h) round = h.round + 1 end }))
+    -- A Lua trainer (the contract): client 1's update gets a NaN in its
+    -- bias from round 2 on.
+    local builtin = assert(trainers.resolve(SPEC))
+    local trainer = { init = builtin.init, evaluate = builtin.evaluate, fit = function(g, sh, cfg)
+      local set, r = builtin.fit(g, sh, cfg)
+      if sh.client == 1 and cfg.round >= 2 then set.tensors.bias.ptr[1] = 0 / 0 end
+      return set, r
+    end }
+    local res = assert(run(sp, { rounds = 3, seed = 2, trainer = trainer, strategy = strategy("fedavg", { min_fit_clients = 2 }) }))
     local chain = assert(sched.run_task(records.chain, res.record_cid))
     assert.is_nil(chain[1].record.rejected)
     for r = 2, 3 do
       local rec = chain[r].record
       assert.equal(2, #rec.participants)
-      assert.same({ { client = 1, reason = "tensor 'bias' holds nan at index 1" } }, rec.rejected)
+      assert.same({ { client = 1, reason = "client 1: tensor bias: non-finite value NaN (NaN/inf) at element 1" } },
+        rec.rejected)
       for _, p in ipairs(rec.participants) do assert.not_equal(1, p.client) end
     end
     assert.equal(1, res.history[3].rejected)
     -- with min_fit_clients = 3 the round cannot go on: a clear error, no model for it
-    round = 0
-    local r2, err = run(sp, { rounds = 3, seed = 2, trainer = trainer, min_fit_clients = 3,
-      checkpoint = { run_id = "r-nan", step = "model", key = "k" }, on_round = function(h) round = h.round + 1 end })
+    local r2, err = run(sp, { rounds = 3, seed = 2, trainer = trainer, strategy = strategy("fedavg", { min_fit_clients = 3 }),
+      checkpoint = { run_id = "r-nan", step = "model", key = "k" } })
     assert.is_nil(r2)
-    assert.equal("round 2: 2 of 3 client updates usable, min_fit_clients=3 (rejected: client 1: tensor 'bias' holds nan"
-      .. " at index 1); no model written", err)
+    assert.equal("round 2: 2 of 3 client updates usable, min_fit_clients=3 (rejected: client 1: tensor bias: non-finite"
+      .. " value NaN (NaN/inf) at element 1); no model written", err)
     assert.equal(1, #sched.run_task(records.rows, "r-nan"))
   end)
 
-  it("refuses bad sampling options with the value given", function()
-    local sp = split { 10, 10 }
-    local _, err = run(sp, { rounds = 1, fraction_fit = 0 })
-    assert.equal("fraction_fit must be in (0, 1], got 0", err)
-    _, err = run(sp, { rounds = 1, min_fit_clients = 3 })
-    assert.equal("min_fit_clients=3 but the split has only 2 clients", err)
-    _, err = run(split { 10, 0 }, { rounds = 1, min_available_clients = 2 })
-    assert.equal("only 1 of 2 clients have training examples; min_available_clients=2", err)
+  it("a failing client is rejected with the trainer's message; bad options are clear errors", function()
+    local sp = split { 20, 20, 20 }
+    local builtin = assert(trainers.resolve(SPEC))
+    local trainer = { init = builtin.init, evaluate = builtin.evaluate, fit = function(g, sh, cfg)
+      if sh.client == 2 then return nil, "exit code 3", "EEXEC" end
+      return builtin.fit(g, sh, cfg)
+    end }
+    local res = assert(run(sp, { rounds = 1, trainer = trainer }))
+    local rec = sched.run_task(records.read, res.record_cid)
+    assert.same({ { client = 2, reason = "client 2: exit code 3" } }, rec.rejected)
+    local _, err = run(sp, { rounds = 1, eval_fraction = 1 })
+    assert.equal("eval_fraction must be in [0, 1), got 1", err)
+    _, err = run(split { 10, 0 }, { rounds = 1, strategy = strategy("fedavg", { min_available_clients = 2 }) })
+    assert.equal("round 1: 1 client(s) available, min_available_clients = 2", err)
   end)
 end)
 

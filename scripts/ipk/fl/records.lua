@@ -17,30 +17,38 @@
 --                 file of canonical safetensors; round 1: the initial model)
 --   model         link: the global model after this round (same format);
 --                 training resumed after round r starts from it
---   strategy      {name, params = {k = v} (inline), state = nil |
+--   final         true when the strategy is final (ensemble): training
+--                 ended with this round; absent otherwise
+--   strategy      {name, params = {k = v} (inline: the strategy's params,
+--                  sampling ones included), state = nil |
 --                 {scalars = {k = number|string|bool} (inline),
 --                  tensors = link to a UnixFS F64 safetensors file (the
 --                  moments, momentum ...: tensors are never JSON numbers)}}
+--                 (ipk.fl.strategy's get_state / set_state)
 --   rng           everything the next round's randomness derives from:
 --                 {seed = the step's seed,
---                  sampling = "cid-rank" (client c is ranked by the CIDv1 raw
---                    sha2-256 of "<sampling_key>/<seed>/<c>"; the lowest
---                    ranks are sampled), sampling_key = the CID string of
---                    input_model (so the next round's key is this model),
+--                  sampling = "cid-rank" (the strategy's configure_fit ranks
+--                    client c by the CIDv1 raw sha2-256 of
+--                    "<sampling_key>/<seed>/<c>" and takes the lowest ranks
+--                    when it samples fewer than all), sampling_key = the CID
+--                    string of input_model (the next round's is this model),
 --                  training = "seed*1000003+round*10007+client mod 2^31-1"
 --                    (each participant's seed is in its entry)}
---   config        the fit config sent to every client this round
---                 {lr, epochs, batch, proximal_mu?}
---   clients       {available = clients with examples, sampled = [ids],
---                  fraction_fit, min_fit_clients, min_available_clients}
+--   config        the fit config sent to the clients this round, seed aside
+--                 {lr, epochs, batch, proximal_mu?, ...}
+--   clients       {available = clients with training examples,
+--                  sampled = [ids] (what configure_fit chose)}
 --   participants  [{client = id, shard = cid, update = cid (raw CIDv1 of the
 --                  update's safetensors bytes, = its UnixFS CID when it fits
---                  one chunk), num_examples, seed, metrics = {loss, ...}}]
+--                  one chunk; the bytes are not kept), num_examples, seed,
+--                  metrics = {train_loss, ...} (the trainer's)}]
 --                 in aggregation order (update CID order)
---   rejected      [{client = id, reason = text}] updates refused (NaN/inf,
---                  bad shape): absent when none
+--   rejected      [{client = id, reason = text}] updates refused (the
+--                  trainer failed, NaN/inf naming the tensor, another
+--                  layout): absent when none
 --   metrics       {train_loss (weighted by num_examples),
---                  central = {loss, accuracy} (the held-out test split),
+--                  central = {loss, accuracy | mse, num_examples} (the
+--                    held-out test split),
 --                  federated = {loss, accuracy, clients, num_examples}
 --                    (clients evaluating the new model on their own test
 --                    split, weighted by its size; absent when none has one)}
@@ -49,10 +57,12 @@
 -- database (ipk.run.db), one row per finished round: (run_id, step, key,
 -- round, record_cid, model_cid, seconds, ended). The step key identifies
 -- the computation (recipe kind, params, input CIDs); it is not changed by
--- this table (checkpoints are not inputs). `ipkrun run --resume RUN` starts
--- a new run whose resumed_from is RUN; the step asks `latest` for the
--- newest row of the same step and key in RUN, RUN's own resumed_from, and
--- so on, and continues after that round. A row is written only after its
+-- this table (checkpoints are not inputs). An attempt of the step asks
+-- `latest` for the newest row of the same step and key in its own run
+-- (an earlier attempt: retries) and, when the run was started by
+-- `ipkrun run --resume RUN` (ipk.run.exec gives the step ctx.key and
+-- ctx.resumed_from; not under --force or --no-cache), in RUN, RUN's own
+-- resumed_from, and so on; it continues after that round. A row is written only after its
 -- record and every block it links were pinned (made durable), so a kill -9
 -- between rounds loses at most the round in progress.
 local dagjson = require "ipk.dagjson"

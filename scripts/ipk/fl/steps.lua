@@ -11,24 +11,43 @@ local records = require "ipk.fl.records"
 
 local M = {}
 
+-- The step's sampling args (fraction_fit, min_fit_clients,
+-- min_available_clients) override the strategy's params of the same name.
+local SAMPLING = { "fraction_fit", "min_fit_clients", "min_available_clients" }
+local function strategy_of(v, args)
+  local extra = {}
+  for _, k in ipairs(SAMPLING) do extra[k] = args[k] end
+  if next(extra) == nil then return strategies.strategy(v) end
+  if type(v) == "table" and type(v.params) == "table" and (v.strategy or v.def) then
+    local p = {}
+    for k, x in pairs(v.params) do p[k] = x end
+    for k, x in pairs(extra) do p[k] = x end
+    return strategies.new(v.strategy or v.def, p)
+  end
+  return strategies.strategy(v, extra)
+end
+
 --- Step: federated training. Output: {model_cid, bytes, history, metrics,
 -- params, lineage, clients, record_cid (the last round record, ipk.fl.records)}.
 -- The model's bytes are a UnixFS file in the store; a restored (cached)
 -- output reads them back lazily on first use of `bytes`.
--- Args: shards (a split step), model (spec), rounds, seed, strategy,
--- fraction_fit, min_fit_clients, min_available_clients, eval_fraction
--- (ipk.fl.rounds.run documents them).
+-- Args: shards (a split step), model (a trainer spec: ipk.fl.model.softmax
+-- {...}, {type = "mlp", hidden = {...}}, exec, lua), rounds, seed, strategy
+-- (a built-in name, {strategy = name, params = {...}}, a strategy object
+-- or a script path), fraction_fit, min_fit_clients, min_available_clients
+-- (override the strategy's), eval_fraction (federated evaluation),
+-- fit_config (sent to every client); ipk.fl.rounds.run documents them.
 -- Resume: every round is checkpointed (a round record, and a row of
 -- fl_rounds under this run, step and step key). An attempt first looks for
 -- the newest record of the same step and key in this run (an earlier
 -- attempt: retries) and, under `ipkrun run --resume`, in the runs it
 -- resumed; it continues after that round, so the final model and output
 -- record are those of an uninterrupted run.
-M.train = recipe.kind { kind = "fl.train", version = 3, inputs = { shards = true }, paths = { strategy = true },
+M.train = recipe.kind { kind = "fl.train", version = 4, inputs = { shards = true }, paths = { strategy = true },
   run = function(ctx, args)
     local sp = args.shards
     local spec = args.model or model.softmax { classes = sp.classes }
-    local strategy, serr = strategies.strategy(args.strategy)
+    local strategy, serr = strategy_of(args.strategy, args)
     if not strategy then error(serr, 0) end
     local rounds = args.rounds or 10
     local resume = records.latest(ctx.run_id, ctx.step, ctx.key, { lineage = ctx.resumed_from ~= nil })
@@ -36,17 +55,17 @@ M.train = recipe.kind { kind = "fl.train", version = 3, inputs = { shards = true
       ctx.log("resuming after round %d (round record %s, run %s)", resume.record.round, resume.cid, resume.run_id)
     end
     local res, err = rounds_mod.run(sp, { model = spec, rounds = rounds, strategy = strategy,
-      seed = args.seed, fraction_fit = args.fraction_fit, min_fit_clients = args.min_fit_clients,
-      min_available_clients = args.min_available_clients, eval_fraction = args.eval_fraction,
+      seed = args.seed, eval_fraction = args.eval_fraction, fit_config = args.fit_config,
       resume = resume, checkpoint = { run_id = ctx.run_id, step = ctx.step, key = ctx.key },
       on_round = function(h, rcid, _, seconds)
-        ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f%s  (%d clients, %.2fs)  %s",
+        ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f%s  (%d clients%s, %.2fs)  %s",
           h.round, rounds, h.test_accuracy or 0, h.test_loss or 0, h.train_loss,
-          h.fed_accuracy and ("  fed_accuracy=%.4f"):format(h.fed_accuracy) or "", h.clients, seconds, rcid)
+          h.fed_accuracy and ("  fed_accuracy=%.4f"):format(h.fed_accuracy) or "", h.clients,
+          h.rejected and (", " .. h.rejected .. " rejected") or "", seconds, rcid)
         if ctx.progress then ctx.progress(h.round, rounds) end
       end })
     if not res then error(err, 0) end
-    local bytes = assert(model.to_safetensors(res.params))
+    local bytes = assert(res.tensors:to_safetensors())
     -- The last round stored the model (UnixFS, pinned): its record links it.
     local model_cid = res.model_cid
     local shard_cids, clients = {}, {}
@@ -65,8 +84,7 @@ M.train = recipe.kind { kind = "fl.train", version = 3, inputs = { shards = true
       metrics = { accuracy = res.final.test_accuracy, loss = res.final.test_loss,
                   fed_accuracy = res.final.fed_accuracy },
       params = { model = spec, rounds = rounds, seed = args.seed, clients = #sp.clients,
-                 alpha = sp.alpha, strategy = strategy.name or "custom",
-                 fraction_fit = args.fraction_fit, min_fit_clients = args.min_fit_clients,
+                 alpha = sp.alpha, strategy = strategy.name or "custom", strategy_params = strategy.params,
                  eval_fraction = args.eval_fraction },
       lineage = { dataset_cid = sp.dataset_cid, shard_cids = json.array(shard_cids) },
       clients = clients,
