@@ -385,6 +385,31 @@ describe("ipkrun run --resume of an interrupted training; ipkrun fl rounds", fun
     resume_and_compare(env, "cancelled")
   end)
 
+  it("recipes/fashion_mnist_mlp.lua: an MLP with FedProx, federated and central evaluation per round", function()
+    local env = { IPK_HOME = tmp .. "/mlp" }
+    local code, out, err = u.ipkrun({ "run", u.root .. "/recipes/fashion_mnist_mlp.lua", "--param", "clients=3",
+      "--param", "rounds=2", "--param", "hidden=16", "--json" }, env)
+    assert.equal(0, code, err)
+    local r = json.decode(out)
+    assert.equal(2, #r.history)
+    assert.is_true(r.test_accuracy > 0.3 and r.test_accuracy <= 1, "test accuracy " .. r.test_accuracy)
+    assert.is_true(r.fed_accuracy > 0.3 and r.fed_accuracy <= 1, "federated accuracy " .. r.fed_accuracy)
+    local chain = fl_rounds(env, runs(env)[1].id)
+    assert.equal(r.round_record, chain.head)
+    local rec = chain.rounds[2]
+    assert.equal("fedprox", rec.strategy)
+    assert.equal(r.model_cid, rec.model_cid)
+    assert.equal(3, rec.metrics.federated.clients)
+    assert.equal(10000, rec.metrics.central.num_examples)
+    -- the model holds the MLP's layers under PyTorch's names
+    assert.equal(0, (u.ipkrun({ "get", r.model_cid, "-o", tmp .. "/mlp.safetensors" }, env)))
+    local bytes = u.read(tmp .. "/mlp.safetensors")
+    assert.matches('"fc1.weight":{"dtype":"F32","shape":[16,784]', bytes, 1, true)
+    assert.matches('"fc2.weight":{"dtype":"F32","shape":[10,16]', bytes, 1, true)
+    -- FedProx's mu reached the clients
+    assert.equal(0.01, rec.config.proximal_mu)
+  end)
+
   it("fl rounds prints the chain as a table; bad run ids are clear errors", function()
     local r0 = reference()
     local code, out = u.ipkrun({ "fl", "rounds", r0.run }, r0.env)

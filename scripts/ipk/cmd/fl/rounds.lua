@@ -49,7 +49,8 @@ local function entry(e)
   local t = records.timing(e.cid)
   return { round = rec.round, record_cid = e.cid, model_cid = dagjson.is_link(rec.model),
     prev = dagjson.is_link(rec.prev), participants = json.array(parts), rejected = rec.rejected,
-    metrics = rec.metrics, strategy = rec.strategy and rec.strategy.name, seconds = t and t.seconds }
+    metrics = rec.metrics, strategy = rec.strategy and rec.strategy.name, config = rec.config,
+    seconds = t and t.seconds }
 end
 
 local function fmt(x, f) return x and (f):format(x) or "-" end
