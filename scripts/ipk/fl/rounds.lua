@@ -72,6 +72,13 @@ local function cat(cid)
   return table.concat(parts)
 end
 
+-- msg with "client <id>: " in front, once (trainer errors carry it already).
+local function prefixed(who, msg)
+  msg = tostring(msg)
+  if msg:sub(1, #who + 2) == who .. ": " then return msg end
+  return who .. ": " .. msg
+end
+
 -- A cancelled task (Ctrl-C, a step timeout) must stop the step, not count
 -- as one client's rejected update.
 local function is_cancel(msg, name)
@@ -200,7 +207,7 @@ function M.run(sp, o)
         local set, res, fname = trainer.fit(global, c.shard, config)
         if not set then
           if is_cancel(res, fname) then error(res, 0) end
-          return { client = c.id, rejected = trainers.prefixed("client " .. tostring(c.id), res) }
+          return { client = c.id, rejected = prefixed("client " .. tostring(c.id), res) }
         end
         local checked, rerr = trainers.check_result(res, "client " .. tostring(c.id))
         if not checked then return { client = c.id, rejected = rerr } end
