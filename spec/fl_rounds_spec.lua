@@ -385,6 +385,38 @@ describe("ipkrun run --resume of an interrupted training; ipkrun fl rounds", fun
     resume_and_compare(env, "cancelled")
   end)
 
+  it("a step timeout with retries: each attempt continues after the last round the previous one recorded", function()
+    local r0 = reference()
+    local env = { IPK_HOME = tmp .. "/timeout" }
+    local p = tmp .. "/timeout.lua"
+    -- The timeout lasts about 6 rounds of the reference run on this machine
+    -- (a sanitized build is slower), so every attempt records a few rounds
+    -- and the first cannot finish all of them.
+    local sum = 0
+    for _, rr in ipairs(r0.chain.rounds) do sum = sum + rr.seconds end
+    local timeout = math.max(0.2, 6 * sum / #r0.chain.rounds)
+    -- the main recipe's steps, the training cut by a short timeout and retried
+    u.write(p, ([[
+local ipk = require "ipk"
+return ipk.recipe { name = "fl-timeout", steps = {
+  data = ipk.dataset.add { path = %q, name = "fashion-mnist", package = "dataset-fashion-mnist" },
+  shards = ipk.dataset.split { data = "data", clients = 4, alpha = 0.5, seed = 2 },
+  model = ipk.fl.train { shards = "shards", timeout = %.3f, retries = 200,
+    model = { type = "softmax", classes = 10, lr = 0.5, lr_decay = 0.05, batch = 256, epochs = 1, l2 = 0 },
+    rounds = %d, seed = 2, strategy = "fedavg" } },
+  result = function(out) return { model_cid = out.model.model_cid, attempts = 0 } end }
+]]):format(DATA, timeout, ROUNDS))
+    local code, out, err = u.ipkrun({ "run", p, "--json" }, env)
+    assert.equal(0, code, err)
+    assert.equal(r0.model_cid, json.decode(out).model_cid)
+    local id = runs(env)[1].id
+    local _, logs = u.ipkrun({ "logs", id, "model" }, env)
+    assert.matches("attempt 1/201 failed: [^\n]*timeout after", logs)
+    assert.matches("resuming after round %d+ ", logs)
+    local chain = fl_rounds(env, id)
+    assert.equal(r0.chain.head, chain.head)
+  end)
+
   it("recipes/fashion_mnist_mlp.lua: an MLP with FedProx, federated and central evaluation per round", function()
     local env = { IPK_HOME = tmp .. "/mlp" }
     local code, out, err = u.ipkrun({ "run", u.root .. "/recipes/fashion_mnist_mlp.lua", "--param", "clients=3",
