@@ -134,37 +134,53 @@ typedef size_t (*agg_part_fn)(void *ctx, int part, size_t lo, size_t hi);
 typedef struct {
   agg_part_fn fn;
   void *ctx;
+  size_t n, block, nblocks;
+  size_t next;                      /* next block to claim (atomic) */
+} agg_pool_t;
+
+typedef struct {
+  agg_pool_t *pool;
   int part;
-  size_t lo, hi, ret;
+  size_t ret;
 } agg_part_t;
 
+/* Claims blocks until none is left: a thread the OS stalls (the machine
+ * is shared) does less, the others more. */
 static void *agg_thread(void *p) {
   agg_part_t *t = p;
-  t->ret = t->fn(t->ctx, t->part, t->lo, t->hi);
+  agg_pool_t *pl = t->pool;
+  for (;;) {
+    size_t b = __atomic_fetch_add(&pl->next, 1, __ATOMIC_RELAXED);
+    if (b >= pl->nblocks) break;
+    size_t lo = b * pl->block, hi = lo + pl->block < pl->n ? lo + pl->block : pl->n;
+    size_t r = pl->fn(pl->ctx, t->part, lo, hi);
+    if (r < t->ret) t->ret = r;
+  }
   return NULL;
 }
 
-/* Runs fn over [0, n) split into nthr parts whose bounds are multiples of
- * align; returns the smallest value a part returned (first bad index). The
- * split never changes a result: kernels are element-wise, reductions go by
- * fixed chunks. A thread that cannot start runs in the caller. */
+/* Runs fn over [0, n) in blocks whose bounds are multiples of align, on
+ * nthr threads (fn's part = the thread, for per-thread scratch); returns
+ * the smallest value a call returned (first bad index). The split never
+ * changes a result: kernels are element-wise, reductions go by fixed
+ * chunks. A thread that cannot start leaves its share to the others. */
 static size_t agg_par(int nthr, size_t n, size_t align, agg_part_fn fn, void *ctx) {
   size_t units = (n + align - 1) / align;
   if (nthr > (int)units) nthr = (int)units;
   if (nthr <= 1) return fn(ctx, 0, 0, n);
+  /* ~8 blocks per thread, at least 64 Ki elements each */
+  size_t per = (units + (size_t)nthr * 8 - 1) / ((size_t)nthr * 8);
+  while (per * align < 65536 && per < units) per *= 2;
+  agg_pool_t pool = {fn, ctx, n, per * align, (units + per - 1) / per, 0};
   agg_part_t parts[AGG_MAXTHR];
   pthread_t tid[AGG_MAXTHR];
   int started[AGG_MAXTHR];
-  for (int t = 0; t < nthr; t++) {
-    size_t lo = units * (size_t)t / (size_t)nthr * align, hi = units * (size_t)(t + 1) / (size_t)nthr * align;
-    parts[t] = (agg_part_t){fn, ctx, t, lo, hi < n ? hi : n, AGG_NONE};
-  }
+  for (int t = 0; t < nthr; t++) parts[t] = (agg_part_t){&pool, t, AGG_NONE};
   for (int t = 1; t < nthr; t++) started[t] = pthread_create(&tid[t], NULL, agg_thread, &parts[t]) == 0;
   agg_thread(&parts[0]);
   size_t ret = parts[0].ret;
   for (int t = 1; t < nthr; t++) {
     if (started[t]) pthread_join(tid[t], NULL);
-    else agg_thread(&parts[t]);
     if (parts[t].ret < ret) ret = parts[t].ret;
   }
   return ret;
@@ -253,7 +269,17 @@ static int wmean_impl(const void *const *clients, int in_dt, const double *weigh
       w[n++] = wi;
     }
   }
-  wm_ctx_t c = {env.kt, {x, in_dt, out_dt, n, w, total, 1.0 / total, out}};
+  /* The certified path's bound is relative: it needs products that cannot
+   * underflow (inputs of at most 24 significant bits, lsb >= 2^-149, times
+   * weights whose lsb is >= 2^-660, so every partial sum is a multiple of
+   * 2^-809 and adds exactly when tiny) and a bound that cannot underflow
+   * unnoticed (checked per element). F64 and I64 inputs always take the
+   * compensated path. */
+  int fast = in_dt == IPK_DT_F32 || in_dt == IPK_DT_F16 || in_dt == IPK_DT_BF16;
+  for (size_t i = 0; i < n && fast; i++) fast = w[i] >= 0x1p-608 && w[i] <= 0x1p600;
+  fast = fast && total <= 0x1p600 && n < ((size_t)1 << 40);
+  wm_ctx_t c = {env.kt, {x, in_dt, out_dt, n, w, total, 1.0 / total, out, fast, 0, len >= ((size_t)1 << 22)}};
+  c.a.ckit = ((double)n + 5) * 0x1p-52 / total;
   size_t bad = agg_par(agg_nthr(&env, len * n), len, 64, wm_part, &c);
   free(x);
   free(w);

@@ -68,17 +68,35 @@ KFN static inline __m128 agg_vro32(VD y) {
   return _mm_castsi128_ps(b);
 }
 
-KFN static inline __m128i agg_vbf16(__m128i x) {
+#define ST_F64(p, y) _mm256_storeu_pd(p, y)
+#define MALL(m) (_mm256_movemask_pd(m) == 0xf)
+
+/* Narrow results as their bit patterns, one per 32-bit lane. */
+typedef __m128i VN;
+KFN static inline VN agg_narrow(int dt, VD y) {
+  if (dt == IPK_DT_F32) return _mm_castps_si128(_mm256_cvtpd_ps(y));
+  if (dt == IPK_DT_F16)
+    return _mm_cvtepu16_epi32(_mm_cvtps_ph(agg_vro32(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  __m128i x = _mm_castps_si128(agg_vro32(y));
   __m128i odd = _mm_and_si128(_mm_srli_epi32(x, 16), _mm_set1_epi32(1));
   x = _mm_add_epi32(_mm_add_epi32(x, _mm_set1_epi32(0x7fff)), odd);
-  return _mm_packus_epi32(_mm_srli_epi32(x, 16), _mm_setzero_si128());
+  return _mm_srli_epi32(x, 16);
 }
-
-#define ST_F64(p, y) _mm256_storeu_pd(p, y)
-#define ST_F32(p, y) _mm_storeu_ps(p, _mm256_cvtpd_ps(y))
-#define ST_F16(p, y)                                                                       \
-  _mm_storel_epi64((__m128i *)(p), _mm_cvtps_ph(agg_vro32(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-#define ST_BF16(p, y) _mm_storel_epi64((__m128i *)(p), agg_vbf16(_mm_castps_si128(agg_vro32(y))))
+KFN static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
+  __m128i *q = (__m128i *)((float *)p + i);
+  if (dt != IPK_DT_F32) _mm_storel_epi64((__m128i *)((uint16_t *)p + i), _mm_packus_epi32(v, _mm_setzero_si128()));
+  else if (nt && !((uintptr_t)q & 15)) _mm_stream_si128(q, v);
+  else _mm_storeu_si128(q, v);
+}
+#define VFENCE() _mm_sfence()
+/* 32-bit lane mask <-> 64-bit lane mask */
+#define NEQ(a, b) _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpeq_epi32(a, b)))
+#define NBLEND(m, a, b)                                                                    \
+  _mm_blendv_epi8(b, a, _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), \
+                                                                           _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6))))
+#define NARROW(dt, y) agg_narrow(dt, y)
+#define NSTORE(dt, p, i, v) agg_nstore(dt, p, i, v, 0)
+#define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 
 #include "agg_kern.h"
 #else

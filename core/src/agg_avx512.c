@@ -66,17 +66,37 @@ KFN static inline __m256 agg_vro32(VD y) {
   return _mm256_castsi256_ps(b);
 }
 
-KFN static inline __m128i agg_vbf16(__m256i x) {
+#define ST_F64(p, y) _mm512_storeu_pd(p, y)
+#define MALL(m) ((m) == 0xff)
+
+/* Narrow results as their bit patterns, one per 32-bit lane. */
+typedef __m256i VN;
+KFN static inline VN agg_narrow(int dt, VD y) {
+  if (dt == IPK_DT_F32) return _mm256_castps_si256(_mm512_cvtpd_ps(y));
+  if (dt == IPK_DT_F16)
+    return _mm256_cvtepu16_epi32(_mm256_cvtps_ph(agg_vro32(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  __m256i x = _mm256_castps_si256(agg_vro32(y));
   __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
   x = _mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), odd);
-  return _mm256_cvtepi32_epi16(_mm256_srli_epi32(x, 16));
+  return _mm256_srli_epi32(x, 16);
 }
-
-#define ST_F64(p, y) _mm512_storeu_pd(p, y)
-#define ST_F32(p, y) _mm256_storeu_ps(p, _mm512_cvtpd_ps(y))
-#define ST_F16(p, y)                                                                       \
-  _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph(agg_vro32(y), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-#define ST_BF16(p, y) _mm_storeu_si128((__m128i *)(p), agg_vbf16(_mm256_castps_si256(agg_vro32(y))))
+KFN static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
+  if (dt == IPK_DT_F32) {
+    __m256i *q = (__m256i *)((float *)p + i);
+    if (nt && !((uintptr_t)q & 31)) _mm256_stream_si256(q, v);
+    else _mm256_storeu_si256(q, v);
+  } else {
+    __m128i *q = (__m128i *)((uint16_t *)p + i), h = _mm256_cvtepi32_epi16(v);
+    if (nt && !((uintptr_t)q & 15)) _mm_stream_si128(q, h);
+    else _mm_storeu_si128(q, h);
+  }
+}
+#define VFENCE() _mm_sfence()
+#define NEQ(a, b) _mm256_cmpeq_epi32_mask(a, b)
+#define NBLEND(m, a, b) _mm256_mask_blend_epi32(m, b, a)
+#define NARROW(dt, y) agg_narrow(dt, y)
+#define NSTORE(dt, p, i, v) agg_nstore(dt, p, i, v, 0)
+#define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 
 #include "agg_kern.h"
 #else

@@ -26,6 +26,9 @@ typedef struct {
   const double *w;                  /* k weights, all > 0 */
   double t, inv_t;                  /* total weight, 1/total */
   void *out;
+  int fast;                         /* narrow outputs may take the certified path */
+  double ckit;                      /* its error bound factor, (k + 5) 2^-52 / t */
+  int nt;                           /* output too big for the caches: streaming stores */
 } agg_wm_t;
 
 typedef struct {

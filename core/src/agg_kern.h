@@ -12,8 +12,12 @@
  *   VEQ VLT VGT (ordered) VNE (true on NaN) VISFIN VISNAN VSIGN -> VM
  *   MAND MOR MNOT MANY(m) MFALSE VBLEND(m, a_if_set, b_otherwise)
  *   LD_F64 LD_F32 LD_F16 LD_BF16 (typed pointer)         exact to f64
- *   ST_F64(p,y) ST_F32 ST_F16 ST_BF16(p, y_odd)         RNE from y
  *   VRO64(y, e)                                         agg_ro64 per lane
+ *   ST_F64(p, y) MALL(m)
+ *   VN: narrow (F32, F16, BF16) results as bits, one per 32-bit lane:
+ *   NARROW(dt, y) = y rounded to nearest even, NEQ(a, b) -> VM,
+ *   NBLEND(m, a, b), NSTORE(dt, p, i, v), NSTORE_NT (non-temporal where
+ *   aligned; VFENCE() after the last)
  */
 #ifndef W
 #error "agg_kern.h needs W and the vector operations"
@@ -49,9 +53,9 @@ KFN static inline AI VD F(ld)(int dt, const void *p, size_t i) {
 KFN static inline AI int F(st)(int dt, void *p, size_t i, VD y, VD e) {
   switch (dt) {
   case IPK_DT_F64: ST_F64((double *)p + i, y); return 0;
-  case IPK_DT_F32: ST_F32((float *)p + i, VRO64(y, e)); return 0;
-  case IPK_DT_F16: ST_F16((uint16_t *)p + i, VRO64(y, e)); return 0;
-  case IPK_DT_BF16: ST_BF16((uint16_t *)p + i, VRO64(y, e)); return 0;
+  case IPK_DT_F32:
+  case IPK_DT_F16:
+  case IPK_DT_BF16: NSTORE(dt, p, i, NARROW(dt, VRO64(y, e))); return 0;
 #if W == 1
   case IPK_DT_I64: {
     double r = nearbyint(VRO64(y, e)); /* half to even in the default mode */
@@ -95,41 +99,122 @@ KFN static inline AI VD F(finish)(VD s, VD c, VD t, VD it, VD *e) {
 
 /* ---- weighted mean ---- */
 
-#define AGG_TILE 512
+/* G groups of W elements kept in registers while the K clients stream by
+ * (client k's values at i, i+W, ... then client k+1's): no partial sums
+ * go through memory. The per-element operations are the same for any G. */
+#define AGG_G 4
+
+/* The compensated mean of one vector of elements: y and its residual side. */
+KFN static inline AI VD F(wm_comp)(const agg_wm_t *a, size_t i, const int in_dt, VD *e) {
+  const void *const *x = a->x;
+  VD w = VSET1(a->w[0]);
+  VD v = F(ld)(in_dt, x[0], i);
+  VD s = VMUL(w, v), c = VFMA(w, v, VNEG(s));
+  for (size_t k = 1; k < a->k; k++) {
+    w = VSET1(a->w[k]);
+    v = F(ld)(in_dt, x[k], i);
+    VD p = VMUL(w, v);
+    VD pe = VFMA(w, v, VNEG(p));
+    AGG_TWOSUM(s, c, p);
+    c = VADD(c, pe);
+  }
+  return F(finish)(s, c, VSET1(a->t), VSET1(a->inv_t), e);
+}
+
+KFN static inline AI int F(wm_grp)(const agg_wm_t *a, size_t i, const int G, const int in_dt,
+                                   const int out_dt) {
+  VD s[AGG_G], c[AGG_G];
+  const void *const *x = a->x;
+  VD w = VSET1(a->w[0]);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VD v = F(ld)(in_dt, x[0], i + (size_t)g * W);
+    s[g] = VMUL(w, v);
+    c[g] = VFMA(w, v, VNEG(s[g]));
+  }
+  for (size_t k = 1; k < a->k; k++) {
+    const void *xk = x[k];
+    w = VSET1(a->w[k]);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      VD v = F(ld)(in_dt, xk, i + (size_t)g * W);
+      VD p = VMUL(w, v);
+      VD pe = VFMA(w, v, VNEG(p));
+      AGG_TWOSUM(s[g], c[g], p);
+      c[g] = VADD(c[g], pe);
+    }
+  }
+  VD t = VSET1(a->t), it = VSET1(a->inv_t);
+  int bad = 0;
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VD e, y = F(finish)(s[g], c[g], t, it, &e);
+    bad |= F(st)(out_dt, a->out, i + (size_t)g * W, y, e);
+  }
+  return bad;
+}
+
+/* Narrow outputs, certified fast path. Plain fma sums s = sum w*x and
+ * sa = sum w*|x| give m = s/t with |m - exact| <= B = ckit * sa (agg.c
+ * sets ckit = (K + 5) 2^-52 / t: twice the recursive-sum bound; no
+ * product can underflow, see agg.c). When m - B and m + B round to the
+ * same narrow value, that value is the correctly rounded exact mean;
+ * other lanes (near a rounding boundary, non-finite) take the compensated
+ * path. The choice is per element and made by the same operations in
+ * every variant, so the bits do not depend on the ISA or the grouping. */
+KFN static inline AI void F(wm_fast_grp)(const agg_wm_t *a, size_t i, const int G, const int in_dt,
+                                         const int out_dt) {
+  VD s[AGG_G], sa[AGG_G];
+  const void *const *x = a->x;
+  VD w = VSET1(a->w[0]);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VD v = F(ld)(in_dt, x[0], i + (size_t)g * W);
+    s[g] = VMUL(w, v);
+    sa[g] = VMUL(w, VABS(v));
+  }
+  for (size_t k = 1; k < a->k; k++) {
+    const void *xk = x[k];
+    w = VSET1(a->w[k]);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      VD v = F(ld)(in_dt, xk, i + (size_t)g * W);
+      s[g] = VFMA(w, v, s[g]);
+      sa[g] = VFMA(w, VABS(v), sa[g]);
+    }
+  }
+  VD it = VSET1(a->inv_t), ck = VSET1(a->ckit), zero = VZERO();
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VD m = VMUL(s[g], it), b = VMUL(sa[g], ck);
+    VN lo = NARROW(out_dt, VSUB(m, b)), hi = NARROW(out_dt, VADD(m, b));
+    VM ok = MAND(NEQ(lo, hi), MOR(VGT(b, zero), VEQ(sa[g], zero)));
+    if (!MALL(ok)) {
+      VD e, y = F(wm_comp)(a, i + (size_t)g * W, in_dt, &e);
+      lo = NBLEND(ok, lo, NARROW(out_dt, VRO64(y, e)));
+    }
+    if (a->nt) NSTORE_NT(out_dt, a->out, i + (size_t)g * W, lo);
+    else NSTORE(out_dt, a->out, i + (size_t)g * W, lo);
+  }
+}
 
 KFN static inline AI size_t F(wm_body)(const agg_wm_t *a, size_t i0, size_t i1, const int in_dt,
                                        const int out_dt) {
-  double s[AGG_TILE] __attribute__((aligned(64))), c[AGG_TILE] __attribute__((aligned(64)));
-  VD t = VSET1(a->t), it = VSET1(a->inv_t);
-  size_t bad = AGG_NONE;
-  for (size_t b = i0; b < i1; b += AGG_TILE) {
-    size_t n = i1 - b < AGG_TILE ? i1 - b : AGG_TILE;
-    VD w = VSET1(a->w[0]);
-    for (size_t i = 0; i < n; i += W) {
-      VD v = F(ld)(in_dt, a->x[0], b + i);
-      VD p = VMUL(w, v);
-      VST(s + i, p);
-      VST(c + i, VFMA(w, v, VNEG(p)));
-    }
-    for (size_t k = 1; k < a->k; k++) {
-      w = VSET1(a->w[k]);
-      const void *xk = a->x[k];
-      for (size_t i = 0; i < n; i += W) {
-        VD v = F(ld)(in_dt, xk, b + i);
-        VD p = VMUL(w, v);
-        VD pe = VFMA(w, v, VNEG(p));
-        VD sv = VLD(s + i), cv = VLD(c + i);
-        AGG_TWOSUM(sv, cv, p);
-        VST(s + i, sv);
-        VST(c + i, VADD(cv, pe));
-      }
-    }
-    for (size_t i = 0; i < n; i += W) {
-      VD e, y = F(finish)(VLD(s + i), VLD(c + i), t, it, &e);
-      if (F(st)(out_dt, a->out, b + i, y, e) && bad == AGG_NONE) bad = b + i;
-    }
+  size_t i = i0;
+  if (a->fast && (out_dt == IPK_DT_F32 || out_dt == IPK_DT_F16 || out_dt == IPK_DT_BF16)) {
+    for (; i + AGG_G * W <= i1; i += AGG_G * W) F(wm_fast_grp)(a, i, AGG_G, in_dt, out_dt);
+    for (; i < i1; i += W) F(wm_fast_grp)(a, i, 1, in_dt, out_dt);
+    if (a->nt) VFENCE();
+    return AGG_NONE;
   }
-  return bad;
+  for (; i + AGG_G * W <= i1; i += AGG_G * W)
+    if (F(wm_grp)(a, i, AGG_G, in_dt, out_dt)) {
+      for (size_t j = i; j < i + AGG_G * W; j += W) /* which one: redo singly (I64 is scalar) */
+        if (F(wm_grp)(a, j, 1, in_dt, out_dt)) return j;
+    }
+  for (; i < i1; i += W)
+    if (F(wm_grp)(a, i, 1, in_dt, out_dt)) return i;
+  return AGG_NONE;
 }
 
 #if W > 1

@@ -47,9 +47,26 @@ static inline void agg_st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
 #define LD_F16(p) agg_ld1(IPK_DT_F16, p, 0)
 #define LD_BF16(p) agg_ld1(IPK_DT_BF16, p, 0)
 #define ST_F64(p, y) agg_st64(p, y)
-#define ST_F32(p, y) agg_st32(p, (float)(y))
-#define ST_F16(p, y) agg_st16(p, agg_f2h(agg_ro32(y)))
-#define ST_BF16(p, y) agg_st16(p, agg_f2bf(agg_bits32(agg_ro32(y))))
+#define MALL(m) (m)
+
+/* Narrow results as their bit patterns, one per 32-bit lane. */
+typedef uint32_t VN;
+static inline VN agg_narrow(int dt, double y) {
+  if (dt == IPK_DT_F32) return agg_bits32((float)y);
+  if (dt == IPK_DT_F16) return agg_f2h(agg_ro32(y));
+  return agg_f2bf(agg_bits32(agg_ro32(y)));
+}
+#define VFENCE() (void)0
+static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
+  (void)nt;
+  if (dt == IPK_DT_F32) agg_st32((float *)p + i, agg_f32(v));
+  else agg_st16((uint16_t *)p + i, (uint16_t)v);
+}
+#define NARROW(dt, y) agg_narrow(dt, y)
+#define NEQ(a, b) ((a) == (b))
+#define NBLEND(m, a, b) ((m) ? (a) : (b))
+#define NSTORE(dt, p, i, v) agg_nstore(dt, p, i, v, 0)
+#define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 #define VRO64(y, e) agg_ro64(y, e)
 
 #include "agg_kern.h"

@@ -259,6 +259,30 @@ static void test_variants_agree(void **state) {
       }
 }
 
+/* Outputs of 4 Mi elements and more use streaming stores: same bits. */
+static void test_large_outputs(void **state) {
+  (void)state;
+  data_t d;
+  size_t len = ((size_t)1 << 22) + 13;
+  for (int a = 1; a < 3; a++) {
+    data_new(&d, fdts[a], 3, len, 1);
+    unsigned char *ref = malloc(len * 4), *got = malloc(len * 4 + 4);
+    ipk_agg_opts_t o = {1, IPK_AGG_SIMD_SCALAR};
+    assert_int_equal(call_wmean(&d, fdts[a], fdts[a], ref, &o), 0);
+    for (int s = 0; s < 2; s++) {
+      if (!ipk_agg_simd_supported(simds[s])) continue;
+      ipk_agg_opts_t o2 = {2, simds[s]};
+      for (int off = 0; off < 2; off++) { /* aligned and not */
+        assert_int_equal(call_wmean(&d, fdts[a], fdts[a], got + off * 2, &o2), 0);
+        assert_memory_equal(ref, got + off * 2, len * dt_size(fdts[a]));
+      }
+    }
+    free(ref);
+    free(got);
+    data_free(&d);
+  }
+}
+
 /* ---- correct rounding against binary128 ---- */
 
 typedef __float128 q_t;
@@ -366,6 +390,19 @@ static void test_no_double_rounding(void **state) {
   const void *cl2[] = {c, d};
   assert_int_equal(ipk_agg_wmean(cl2, IPK_DT_F64, NULL, 2, 1, &h, IPK_DT_F16, NULL, NULL), 0);
   assert_int_equal(h, 0x3c01);
+  /* cancellation: a plain f64 sum of the products loses 2^-22 (2^31 + 2 +
+   * 2^-22 rounds), its mean 0.5 + 2^-42 would round to 0.5; the exact mean
+   * is 0.5 + 2^-24 + 2^-42. The fast path must not certify it. */
+  float g1[] = {0x1p31f}, g2[] = {2.0f + 0x1p-22f}, g3[] = {-0x1p31f}, g4[] = {0x1p-40f};
+  const void *cl4[] = {g1, g2, g3, g4};
+  for (int s = 0; s < 3; s++) {
+    int simd = s == 0 ? IPK_AGG_SIMD_SCALAR : simds[s - 1];
+    if (!ipk_agg_simd_supported(simd)) continue;
+    ipk_agg_opts_t op = {1, simd};
+    float o4[1];
+    assert_int_equal(ipk_agg_wmean(cl4, IPK_DT_F32, NULL, 4, 1, o4, IPK_DT_F32, &op, NULL), 0);
+    assert_true(o4[0] == 0.5f + 0x1p-24f);
+  }
   /* an exact tie stays a tie: to even */
   double e[] = {1.0 + 0x1p-24}, f[] = {1.0 + 0x1p-24};
   const void *cl3[] = {e, f};
@@ -591,6 +628,7 @@ int main(void) {
     cmocka_unit_test(test_weighted_mean),
     cmocka_unit_test(test_check_shape),
     cmocka_unit_test(test_variants_agree),
+    cmocka_unit_test(test_large_outputs),
     cmocka_unit_test(test_correct_rounding),
     cmocka_unit_test(test_no_double_rounding),
     cmocka_unit_test(test_i64),
