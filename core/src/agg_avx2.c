@@ -98,6 +98,34 @@ KFN static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
 #define NSTORE(dt, p, i, v) agg_nstore(dt, p, i, v, 0)
 #define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 
+#define WF 8
+typedef __m256 VF;
+typedef __m128i VH;
+typedef __m128i VHM;
+#define VFSET1(x) _mm256_set1_ps(x)
+#define VFLD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define VFABS(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
+#define VFMUL(a, b) _mm256_mul_ps(a, b)
+#define VFFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VFADD(a, b) _mm256_add_ps(a, b)
+#define VFSUB(a, b) _mm256_sub_ps(a, b)
+#define VH_CVT(v) _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+KFN static inline VHM agg_vh_ok(VH lo, VH hi, VF b, VF sa) {
+  __m256i f = _mm256_castps_si256(_mm256_or_ps(_mm256_cmp_ps(b, _mm256_set1_ps(0x1p-126f), _CMP_GE_OQ),
+                                               _mm256_cmp_ps(sa, _mm256_setzero_ps(), _CMP_EQ_OQ)));
+  __m128i f16 = _mm_packs_epi32(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1));
+  return _mm_and_si128(_mm_cmpeq_epi16(lo, hi), f16);
+}
+KFN static inline void agg_vh_store(uint16_t *p, VH v, int nt) {
+  if (nt && !((uintptr_t)p & 15)) _mm_stream_si128((__m128i *)p, v);
+  else _mm_storeu_si128((__m128i *)p, v);
+}
+#define VH_OK(lo, hi, b, sa) agg_vh_ok(lo, hi, b, sa)
+#define VHM_ALL(m) (_mm_movemask_epi8(m) == 0xffff)
+#define VH_FROM_VN(c) _mm_packus_epi32((c)[0], (c)[1])
+#define VH_BLEND(m, a, b) _mm_blendv_epi8(b, a, m)
+#define VH_STORE(p, v, nt) agg_vh_store(p, v, nt)
+
 #include "agg_kern.h"
 #else
 typedef int agg_avx2_unused_t; /* not x86: the scalar variant only */

@@ -98,6 +98,31 @@ KFN static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
 #define NSTORE(dt, p, i, v) agg_nstore(dt, p, i, v, 0)
 #define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 
+#define WF 16
+typedef __m512 VF;
+typedef __m256i VH;
+typedef __mmask16 VHM;
+#define VFSET1(x) _mm512_set1_ps(x)
+#define VFLD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define VFABS(a) _mm512_abs_ps(a)
+#define VFMUL(a, b) _mm512_mul_ps(a, b)
+#define VFFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VFADD(a, b) _mm512_add_ps(a, b)
+#define VFSUB(a, b) _mm512_sub_ps(a, b)
+#define VH_CVT(v) _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VH_OK(lo, hi, b, sa)                                                               \
+  ((VHM)(_mm256_cmpeq_epi16_mask(lo, hi) & (_mm512_cmp_ps_mask(b, _mm512_set1_ps(0x1p-126f), _CMP_GE_OQ) | \
+                                            _mm512_cmp_ps_mask(sa, _mm512_setzero_ps(), _CMP_EQ_OQ))))
+#define VHM_ALL(m) ((m) == 0xffff)
+#define VH_FROM_VN(c)                                                                      \
+  _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_cvtepi32_epi16((c)[0])), _mm256_cvtepi32_epi16((c)[1]), 1)
+#define VH_BLEND(m, a, b) _mm256_mask_blend_epi16(m, b, a)
+KFN static inline void agg_vh_store(uint16_t *p, VH v, int nt) {
+  if (nt && !((uintptr_t)p & 31)) _mm256_stream_si256((__m256i *)p, v);
+  else _mm256_storeu_si256((__m256i *)p, v);
+}
+#define VH_STORE(p, v, nt) agg_vh_store(p, v, nt)
+
 #include "agg_kern.h"
 #else
 typedef int agg_avx512_unused_t; /* not x86: the scalar variant only */

@@ -18,6 +18,10 @@
  *   NARROW(dt, y) = y rounded to nearest even, NEQ(a, b) -> VM,
  *   NBLEND(m, a, b), NSTORE(dt, p, i, v), NSTORE_NT (non-temporal where
  *   aligned; VFENCE() after the last)
+ *   WF f32 lanes (2W; 1 in scalar), VF: VFSET1 VFLD_F16 VFABS VFMUL VFFMA
+ *   VFADD VFSUB; VH: WF halves, VH_CVT(VF) (to nearest even), VH_OK(lo,
+ *   hi, b, sa) -> VHM (lo == hi and (b >= FLT_MIN or sa == 0)), VHM_ALL,
+ *   VH_FROM_VN(VN[WF/W]), VH_BLEND(m, a, b), VH_STORE(p, v, nt)
  */
 #ifndef W
 #error "agg_kern.h needs W and the vector operations"
@@ -198,9 +202,58 @@ KFN static inline AI void F(wm_fast_grp)(const agg_wm_t *a, size_t i, const int 
   }
 }
 
+/* F16 in and out: the certified path in f32 (WF elements per f32 vector;
+ * agg.c sets ck32 = (K + 6) 2^-23 / t and allows it only for weights
+ * exact in f32 within [2^-20, 2^40], so no product or partial sum can
+ * underflow or overflow). Twice as many lanes, no f64 conversion; lanes
+ * it cannot certify take the compensated f64 path, like wm_fast_grp. */
+KFN static inline AI void F(wm_h16_grp)(const agg_wm_t *a, size_t i, const int G) {
+  VF s[AGG_G], sa[AGG_G];
+  const void *const *x = a->x;
+  VF w = VFSET1((float)a->w[0]);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VF v = VFLD_F16((const uint16_t *)x[0] + i + (size_t)g * WF);
+    s[g] = VFMUL(w, v);
+    sa[g] = VFMUL(w, VFABS(v));
+  }
+  for (size_t k = 1; k < a->k; k++) {
+    const uint16_t *xk = x[k];
+    w = VFSET1((float)a->w[k]);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      VF v = VFLD_F16(xk + i + (size_t)g * WF);
+      s[g] = VFFMA(w, v, s[g]);
+      sa[g] = VFFMA(w, VFABS(v), sa[g]);
+    }
+  }
+  VF it = VFSET1(a->inv_t32), ck = VFSET1(a->ck32);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    VF m = VFMUL(s[g], it), b = VFMUL(sa[g], ck);
+    VH lo = VH_CVT(VFSUB(m, b)), hi = VH_CVT(VFADD(m, b));
+    VHM ok = VH_OK(lo, hi, b, sa[g]);
+    if (!VHM_ALL(ok)) {
+      VN c[WF / W];
+      for (int h = 0; h < WF / W; h++) {
+        VD e, y = F(wm_comp)(a, i + (size_t)g * WF + (size_t)h * W, IPK_DT_F16, &e);
+        c[h] = NARROW(IPK_DT_F16, VRO64(y, e));
+      }
+      lo = VH_BLEND(ok, lo, VH_FROM_VN(c));
+    }
+    VH_STORE((uint16_t *)a->out + i + (size_t)g * WF, lo, a->nt);
+  }
+}
+
 KFN static inline AI size_t F(wm_body)(const agg_wm_t *a, size_t i0, size_t i1, const int in_dt,
                                        const int out_dt) {
   size_t i = i0;
+  if (a->h16 && in_dt == IPK_DT_F16 && out_dt == IPK_DT_F16) {
+    for (; i + AGG_G * WF <= i1; i += AGG_G * WF) F(wm_h16_grp)(a, i, AGG_G);
+    for (; i < i1; i += WF) F(wm_h16_grp)(a, i, 1);
+    if (a->nt) VFENCE();
+    return AGG_NONE;
+  }
   if (a->fast && (out_dt == IPK_DT_F32 || out_dt == IPK_DT_F16 || out_dt == IPK_DT_BF16)) {
     for (; i + AGG_G * W <= i1; i += AGG_G * W) F(wm_fast_grp)(a, i, AGG_G, in_dt, out_dt);
     for (; i < i1; i += W) F(wm_fast_grp)(a, i, 1, in_dt, out_dt);
@@ -245,7 +298,10 @@ KFN static size_t F(wm_range)(const agg_wm_t *a, size_t i0, size_t i1) {
 KFN static size_t F(wmean)(const agg_wm_t *a, size_t i0, size_t i1) {
 #if W > 1
   if (a->in_dt == IPK_DT_I64 || a->out_dt == IPK_DT_I64) return ipk_agg__scalar.wmean(a, i0, i1);
-  AGG_TAIL_SPLIT(i0, i1);
+  /* the F16 path steps by WF: its tail too goes to the scalar variant,
+   * which decides every element by the same procedure */
+  size_t step = a->h16 && a->in_dt == IPK_DT_F16 && a->out_dt == IPK_DT_F16 ? WF : W;
+  size_t iv_ = i0 + (i1 - i0) / step * step;
   size_t bad = F(wm_range)(a, i0, iv_);
   return AGG_FIRST(bad, iv_ < i1 ? ipk_agg__scalar.wmean(a, iv_, i1) : AGG_NONE);
 #else

@@ -69,4 +69,22 @@ static inline void agg_nstore(int dt, void *p, size_t i, VN v, int nt) {
 #define NSTORE_NT(dt, p, i, v) agg_nstore(dt, p, i, v, 1)
 #define VRO64(y, e) agg_ro64(y, e)
 
+#define WF 1
+typedef float VF;
+typedef uint16_t VH;
+typedef int VHM;
+#define VFSET1(x) (x)
+#define VFLD_F16(p) agg_h2f(*(p))
+#define VFABS(a) fabsf(a)
+#define VFMUL(a, b) ((a) * (b))
+#define VFFMA(a, b, c) fmaf(a, b, c)
+#define VFADD(a, b) ((a) + (b))
+#define VFSUB(a, b) ((a) - (b))
+#define VH_CVT(v) agg_f2h(v)
+#define VH_OK(lo, hi, b, sa) ((lo) == (hi) && ((b) >= 0x1p-126f || (sa) == 0))
+#define VHM_ALL(m) (m)
+#define VH_FROM_VN(c) ((uint16_t)(c)[0])
+#define VH_BLEND(m, a, b) ((m) ? (a) : (b))
+#define VH_STORE(p, v, nt) agg_st16(p, v)
+
 #include "agg_kern.h"

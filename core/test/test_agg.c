@@ -393,15 +393,39 @@ static void test_no_double_rounding(void **state) {
   /* cancellation: a plain f64 sum of the products loses 2^-22 (2^31 + 2 +
    * 2^-22 rounds), its mean 0.5 + 2^-42 would round to 0.5; the exact mean
    * is 0.5 + 2^-24 + 2^-42. The fast path must not certify it. */
-  float g1[] = {0x1p31f}, g2[] = {2.0f + 0x1p-22f}, g3[] = {-0x1p31f}, g4[] = {0x1p-40f};
-  const void *cl4[] = {g1, g2, g3, g4};
+  /* (37 copies: every variant's vector path, not only its scalar tail) */
+  enum { N = 37 };
+  float g[4][N], o4[N];
+  for (int i = 0; i < N; i++) {
+    g[0][i] = 0x1p31f;
+    g[1][i] = 2.0f + 0x1p-22f;
+    g[2][i] = -0x1p31f;
+    g[3][i] = 0x1p-40f;
+  }
+  const void *cl4[] = {g[0], g[1], g[2], g[3]};
   for (int s = 0; s < 3; s++) {
     int simd = s == 0 ? IPK_AGG_SIMD_SCALAR : simds[s - 1];
     if (!ipk_agg_simd_supported(simd)) continue;
     ipk_agg_opts_t op = {1, simd};
-    float o4[1];
-    assert_int_equal(ipk_agg_wmean(cl4, IPK_DT_F32, NULL, 4, 1, o4, IPK_DT_F32, &op, NULL), 0);
-    assert_true(o4[0] == 0.5f + 0x1p-24f);
+    assert_int_equal(ipk_agg_wmean(cl4, IPK_DT_F32, NULL, 4, N, o4, IPK_DT_F32, &op, NULL), 0);
+    for (int i = 0; i < N; i++) assert_true(o4[i] == 0.5f + 0x1p-24f);
+  }
+  /* the same in F16 (summed in f32 when certified): 2^15 + 2 + 2^-9
+   * rounds in f32; exact mean 0.5 + 2^-11 + 2^-16 -> 0x3801, not 0x3800 */
+  uint16_t hh[4][N], ho[N];
+  for (int i = 0; i < N; i++) {
+    hh[0][i] = 0x7800;
+    hh[1][i] = 0x4001;
+    hh[2][i] = 0xf800;
+    hh[3][i] = 0x0400;
+  }
+  const void *cl5[] = {hh[0], hh[1], hh[2], hh[3]};
+  for (int s = 0; s < 3; s++) {
+    int simd = s == 0 ? IPK_AGG_SIMD_SCALAR : simds[s - 1];
+    if (!ipk_agg_simd_supported(simd)) continue;
+    ipk_agg_opts_t op = {1, simd};
+    assert_int_equal(ipk_agg_wmean(cl5, IPK_DT_F16, NULL, 4, N, ho, IPK_DT_F16, &op, NULL), 0);
+    for (int i = 0; i < N; i++) assert_int_equal(ho[i], 0x3801);
   }
   /* an exact tie stays a tie: to even */
   double e[] = {1.0 + 0x1p-24}, f[] = {1.0 + 0x1p-24};
