@@ -66,8 +66,12 @@ const char *ipk_agg_simd_name(const ipk_agg_opts_t *opt, ipk_errbuf_t *eb);
  * in). Products are split exactly (fma) and summed Neumaier-compensated in
  * client order, the total of weights likewise (exact up to 2^106), and the
  * quotient gets one fma correction step: the result is the correctly rounded
- * exact mean but for pathological cancellations. NaN and inf in weighted
- * clients propagate as IEEE arithmetic says.
+ * exact mean but for pathological cancellations. F32, F16 and BF16 outputs
+ * from F32/F16/BF16 inputs first try plain fma sums (F16 -> F16 in f32)
+ * with a per-element error bound, and keep that result only where the
+ * whole bound interval rounds to one value (then it is the correctly
+ * rounded mean); every other element takes the compensated sum. NaN and
+ * inf in weighted clients propagate as IEEE arithmetic says.
  * Errors: IPK_EINVAL (negative or non-finite weight, naming the client),
  * IPK_ERANGE (total weight 0: "total weight of N clients is 0"; I64 out of
  * range). */
