@@ -370,6 +370,16 @@ describe("ipkrun run --resume of an interrupted training; ipkrun fl rounds", fun
     assert.equal(r0.chain.head, chain.head)
     assert.equal(ROUNDS, #chain.rounds)
     assert.equal(r0.model_cid, chain.rounds[ROUNDS].model_cid)
+    -- the finished step keeps the chain with one recursive pin: the
+    -- per-round pins (the interrupted run's too) are gone, and gc keeps
+    -- every record and model of the chain
+    local _, pins = u.ipkrun({ "pin", "ls" }, env)
+    assert.is_nil(pins:find("fl.round:", 1, true), pins)
+    assert.matches(chain.head .. " recursive step:fl.train", pins, 1, true)
+    assert.equal(0, (u.ipkrun({ "gc" }, env)))
+    chain = fl_rounds(env, after.id)
+    assert.equal(ROUNDS, #chain.rounds)
+    assert.equal(0, (u.ipkrun({ "cat", chain.rounds[1].model_cid }, env)))
   end
 
   it("kill -9 after a few rounds, then run --resume: the uninterrupted run's model CID", function()

@@ -65,6 +65,11 @@
 -- resumed_from, and so on; it continues after that round. A row is written only after its
 -- record and every block it links were pinned (made durable), so a kill -9
 -- between rounds loses at most the round in progress.
+--
+-- Pins: while a step trains, each round's model and state files (recursive)
+-- and record (direct) are pinned under M.pin_name(run_id, step), so gc
+-- keeps what a resume needs; the finished step pins the last record
+-- recursively (the whole chain) and M.unpin_rounds drops those pins.
 local dagjson = require "ipk.dagjson"
 local runtime = require "ipk.runtime"
 local rundb = require "ipk.run.db"
@@ -183,6 +188,27 @@ function M.latest(run_id, step, key, opts)
     end
   end
   return nil
+end
+
+--- Remove the per-round pins (M.pin_name) of step `step` in run_id and the
+-- runs it resumed, once something else keeps the chain (the finished
+-- step pins its head recursively).
+-- @return number of pins removed, or nil, msg, name
+function M.unpin_rounds(run_id, step)
+  local b = runtime.backend()
+  local names = {}
+  for _, id in ipairs(lineage(run_id)) do names[M.pin_name(id, step)] = true end
+  local pins, err, ename = b:pin_ls()
+  if not pins then return nil, err, ename end
+  local n = 0
+  for _, p in ipairs(pins) do
+    if p.name and names[p.name] then
+      local ok, rerr, rname = b:pin_rm(p.cid)
+      if not ok and rname ~= "ENOENT" then return nil, rerr, rname end
+      n = n + 1
+    end
+  end
+  return n
 end
 
 --- Rows of fl_rounds for a run (all its steps), by step then round.

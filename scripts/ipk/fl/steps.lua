@@ -90,9 +90,15 @@ M.train = recipe.kind { kind = "fl.train", version = 4, inputs = { shards = true
       clients = clients,
     }
   end,
-  encode = function(out)
-    -- The model DAG must outlive gc while its output record is cached.
-    assert(runtime.backend():pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
+  encode = function(out, ctx)
+    -- The model DAG must outlive gc while its output record is cached, and
+    -- so must the round chain: one recursive pin of its head keeps every
+    -- record, model and state file; the per-round pins that kept them while
+    -- training (so an interrupted run could resume) then go.
+    local b = runtime.backend()
+    assert(b:pin_add(out.model_cid, { recursive = true, name = "step:fl.train" }))
+    assert(b:pin_add(out.record_cid, { recursive = true, name = "step:fl.train" }))
+    if ctx and ctx.run_id then assert(records.unpin_rounds(ctx.run_id, ctx.step)) end
     local shard_links, clients = {}, {}
     for i, c in ipairs(out.lineage.shard_cids) do shard_links[i] = recipe.link(c) end
     for i, c in ipairs(out.clients) do
