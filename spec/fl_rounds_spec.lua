@@ -452,6 +452,29 @@ return ipk.recipe { name = "fl-timeout", steps = {
     assert.equal(0.01, rec.config.proximal_mu)
   end)
 
+  it("more rounds after a finished training: the same first records (already pinned) and the new ones", function()
+    -- regression: round 1..N's records were pinned recursively by the
+    -- finished chain, and pinning them again (directly) failed the step
+    local r0 = reference()
+    local args = {}
+    for i, a in ipairs(ARGS) do args[i] = a end
+    args[6] = "rounds=" .. (ROUNDS + 2)
+    args[#args + 1] = "--param"
+    args[#args + 1] = "version=1.0.1"
+    local code, _, err = u.ipkrun(args, r0.env)
+    assert.equal(0, code, err)
+    local chain = fl_rounds(r0.env, runs(r0.env)[1].id)
+    assert.equal(ROUNDS + 2, #chain.rounds)
+    assert.equal(r0.chain.head, chain.rounds[ROUNDS].record_cid)
+    local _, pins = u.ipkrun({ "pin", "ls" }, r0.env)
+    assert.is_nil(pins:find("fl.round:", 1, true), pins)
+    -- and --force retrains the same chain
+    code, _, err = u.ipkrun({ "run", RECIPE, "--param", "clients=4", "--param", "rounds=" .. ROUNDS, "--param", "seed=2",
+      "--force", "model" }, r0.env)
+    assert.equal(0, code, err)
+    assert.equal(r0.chain.head, fl_rounds(r0.env, runs(r0.env)[1].id).head)
+  end)
+
   it("fl rounds prints the chain as a table; bad run ids are clear errors", function()
     local r0 = reference()
     local code, out = u.ipkrun({ "fl", "rounds", r0.run }, r0.env)

@@ -105,6 +105,20 @@ function M.pin_name(run_id, step)
   return "fl.round:" .. tostring(run_id or "-") .. ":" .. tostring(step or "-")
 end
 
+--- Pin cid unless a pin already keeps it. A re-run (--force, a resumed
+-- or retried attempt) recomputes the same blocks: their pins from the
+-- first run (a finished chain's recursive pin, the registry's) must be
+-- neither renamed (M.unpin_rounds would then drop them) nor refused (a
+-- direct pin of a recursively pinned CID is ECONFLICT).
+-- @return true or nil, msg, name
+function M.keep(cid, recursive, name)
+  local b = runtime.backend()
+  local has, err, ename = b:pin_has(cid)
+  if has == nil then return nil, err, ename end
+  if has then return true end
+  return b:pin_add(cid, { recursive = recursive, name = name })
+end
+
 --- Store a round record and pin it (directly: the blocks it links were
 -- pinned when they were added), then note it in fl_rounds when info has a
 -- run_id. Must run inside a task.
@@ -115,7 +129,7 @@ function M.put(rec, info)
   info = info or {}
   local cid, err, name = record.put_record(rec)
   if not cid then return nil, "round " .. tostring(rec.round) .. " record: " .. tostring(err), name end
-  local ok, perr, pname = runtime.backend():pin_add(cid, { recursive = false, name = M.pin_name(info.run_id, info.step) })
+  local ok, perr, pname = M.keep(cid, false, M.pin_name(info.run_id, info.step))
   if not ok then return nil, "round " .. tostring(rec.round) .. " record: pin: " .. tostring(perr), pname end
   if info.run_id then
     db():query("INSERT OR REPLACE INTO fl_rounds (run_id, step, key, round, record_cid, model_cid, seconds, ended)"

@@ -59,9 +59,13 @@ end
 local ADD = { cid_version = 1, raw_leaves = true, chunker = "size-262144" }
 
 local function add_file(bytes, pin_name)
-  local o = { name = pin_name }
+  local o = { pin = false }
   for k, v in pairs(ADD) do o[k] = v end
-  return runtime.backend():add_bytes(bytes, o)
+  local cid, err, name = runtime.backend():add_bytes(bytes, o)
+  if not cid then return nil, err, name end
+  local ok, perr, pname = records.keep(cid, true, pin_name)
+  if not ok then return nil, perr, pname end
+  return cid
 end
 M.add_file = add_file
 
