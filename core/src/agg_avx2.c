@@ -28,7 +28,20 @@ typedef __m256d VM;
 #define VNE(a, b) _mm256_cmp_pd(a, b, _CMP_NEQ_UQ)
 #define VISFIN(a) _mm256_cmp_pd(VABS(a), _mm256_set1_pd(INFINITY), _CMP_LT_OQ)
 #define VISNAN(a) _mm256_cmp_pd(a, a, _CMP_UNORD_Q)
-#define VSIGN(a) _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_setzero_si256(), _mm256_castpd_si256(a)))
+#define VKEY(a)                                                                            \
+  _mm256_castsi256_pd(_mm256_xor_si256(                                                    \
+      _mm256_castpd_si256(a),                                                              \
+      _mm256_srli_epi64(_mm256_cmpgt_epi64(_mm256_setzero_si256(), _mm256_castpd_si256(a)), 1)))
+KFN static inline VD agg_kmin(VD a, VD b) {
+  __m256i x = _mm256_castpd_si256(a), y = _mm256_castpd_si256(b);
+  return _mm256_castsi256_pd(_mm256_blendv_epi8(x, y, _mm256_cmpgt_epi64(x, y)));
+}
+KFN static inline VD agg_kmax(VD a, VD b) {
+  __m256i x = _mm256_castpd_si256(a), y = _mm256_castpd_si256(b);
+  return _mm256_castsi256_pd(_mm256_blendv_epi8(y, x, _mm256_cmpgt_epi64(x, y)));
+}
+#define VKMIN(a, b) agg_kmin(a, b)
+#define VKMAX(a, b) agg_kmax(a, b)
 #define MAND(a, b) _mm256_and_pd(a, b)
 #define MOR(a, b) _mm256_or_pd(a, b)
 #define MNOT(a) _mm256_xor_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(-1)))

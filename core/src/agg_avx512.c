@@ -29,7 +29,11 @@ typedef __mmask8 VM;
 #define VNE(a, b) _mm512_cmp_pd_mask(a, b, _CMP_NEQ_UQ)
 #define VISFIN(a) _mm512_cmp_pd_mask(VABS(a), _mm512_set1_pd(INFINITY), _CMP_LT_OQ)
 #define VISNAN(a) _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q)
-#define VSIGN(a) _mm512_movepi64_mask(_mm512_castpd_si512(a))
+#define VKEY(a)                                                                            \
+  _mm512_castsi512_pd(_mm512_xor_si512(                                                    \
+      _mm512_castpd_si512(a), _mm512_srli_epi64(_mm512_srai_epi64(_mm512_castpd_si512(a), 63), 1)))
+#define VKMIN(a, b) _mm512_castsi512_pd(_mm512_min_epi64(_mm512_castpd_si512(a), _mm512_castpd_si512(b)))
+#define VKMAX(a, b) _mm512_castsi512_pd(_mm512_max_epi64(_mm512_castpd_si512(a), _mm512_castpd_si512(b)))
 #define MAND(a, b) ((VM)((a) & (b)))
 #define MOR(a, b) ((VM)((a) | (b)))
 #define MNOT(a) _knot_mask8(a)

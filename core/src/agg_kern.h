@@ -9,7 +9,8 @@
  * Operations the includer defines:
  *   VSET1(x) VZERO() VLD(p) VST(p,v)                    f64 lanes
  *   VADD VSUB VMUL VFMA(a,b,c)=a*b+c (fused) VNEG VABS
- *   VEQ VLT VGT (ordered) VNE (true on NaN) VISFIN VISNAN VSIGN -> VM
+ *   VEQ VLT VGT (ordered) VNE (true on NaN) VISFIN VISNAN -> VM
+ *   VKEY (sort key, see trim) VKMIN VKMAX (int64 min/max of keys)
  *   MAND MOR MNOT MANY(m) MFALSE VBLEND(m, a_if_set, b_otherwise)
  *   LD_F64 LD_F32 LD_F16 LD_BF16 (typed pointer)         exact to f64
  *   VRO64(y, e)                                         agg_ro64 per lane
@@ -311,8 +312,10 @@ KFN static size_t F(wmean)(const agg_wm_t *a, size_t i0, size_t i1) {
 
 /* ---- trimmed mean / median ---- */
 
-/* a < b in the total order -0 < +0 (no NaN reaches here in a used lane). */
-#define AGG_TLT(a, b) MOR(VLT(a, b), MAND(VEQ(a, b), MAND(VSIGN(a), MNOT(VSIGN(b)))))
+/* Values sort as keys: the bits with every bit but the sign flipped for
+ * negatives, compared as int64 (VKEY; its own inverse). That is the total
+ * order with -0 < +0 (NaN lanes are zeroed first and answered NaN), so the
+ * sorted sequence is unique and any network gives the same bits. */
 
 KFN static size_t F(trim)(const agg_tm_t *a, size_t i0, size_t i1, double *scratch) {
 #if W > 1
@@ -332,18 +335,17 @@ KFN static size_t F(trim)(const agg_tm_t *a, size_t i0, size_t i1, double *scrat
       VD v = F(ld)(a->in_dt, a->x[j], i);
       VM isn = VISNAN(v);
       nan = MOR(nan, isn);
-      VST(scratch + j * W, VBLEND(isn, zero, v));
+      VST(scratch + j * W, VKEY(VBLEND(isn, zero, v)));
     }
     for (size_t n = 0; n < a->nnet; n++) {
       double *pl = scratch + (size_t)a->net[2 * n] * W, *ph = scratch + (size_t)a->net[2 * n + 1] * W;
       VD lo = VLD(pl), hi = VLD(ph);
-      VM sw = AGG_TLT(hi, lo);
-      VST(pl, VBLEND(sw, hi, lo));
-      VST(ph, VBLEND(sw, lo, hi));
+      VST(pl, VKMIN(lo, hi));
+      VST(ph, VKMAX(lo, hi));
     }
-    VD s = VLD(scratch + a->cut * W), c = zero;
+    VD s = VKEY(VLD(scratch + a->cut * W)), c = zero;
     for (size_t j = a->cut + 1; j < k - a->cut; j++) {
-      VD p = VLD(scratch + j * W);
+      VD p = VKEY(VLD(scratch + j * W));
       AGG_TWOSUM(s, c, p);
     }
     VD e, y = F(finish)(s, c, t, it, &e);

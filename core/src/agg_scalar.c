@@ -35,7 +35,19 @@ static inline void agg_st16(void *p, uint16_t v) { memcpy(p, &v, 2); }
 #define VNE(a, b) ((a) != (b))
 #define VISFIN(a) (isfinite(a) != 0)
 #define VISNAN(a) (isnan(a) != 0)
-#define VSIGN(a) (signbit(a) != 0)
+static inline double agg_key(double v) {
+  uint64_t b = agg_bits64(v);
+  return agg_f64(b ^ ((uint64_t)((int64_t)b >> 63) >> 1));
+}
+static inline double agg_kmin(double a, double b) {
+  return (int64_t)agg_bits64(a) < (int64_t)agg_bits64(b) ? a : b;
+}
+static inline double agg_kmax(double a, double b) {
+  return (int64_t)agg_bits64(a) < (int64_t)agg_bits64(b) ? b : a;
+}
+#define VKEY(a) agg_key(a)
+#define VKMIN(a, b) agg_kmin(a, b)
+#define VKMAX(a, b) agg_kmax(a, b)
 #define MAND(a, b) ((a) & (b))
 #define MOR(a, b) ((a) | (b))
 #define MNOT(a) (!(a))
