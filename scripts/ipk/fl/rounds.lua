@@ -125,21 +125,31 @@ M.history_entry = history_entry
 --   function(h, record_cid, record, seconds)}
 -- @return {tensors (the final model set), history, final, model_cid,
 --   record_cid} or nil, msg, name (nothing is written for a round that fails)
+local run_rounds
+
 function M.run(sp, o)
   o = o or {}
   local spec = o.model or model.softmax { classes = sp.classes }
+  local trainer = o.trainer
+  if trainer then return run_rounds(sp, o, spec, trainer) end
+  local terr, tname
+  trainer, terr, tname = trainers.resolve(spec)
+  if not trainer then return nil, terr, tname end
+  -- The trainer is closed however training ends (an exec trainer's cached
+  -- shard files); a raised error (cancellation) is raised again.
+  local r = { pcall(run_rounds, sp, o, spec, trainer) }
+  if trainer.close then pcall(trainer.close) end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, 4)
+end
+
+run_rounds = function(sp, o, spec, trainer)
   local seed = o.seed or 0
   local strategy = o.strategy or strategies.fedavg()
   local opts = { rounds = o.rounds or 10, eval_fraction = o.eval_fraction or 0 }
   local okc, cerr = check_opts(opts)
   if not okc then return nil, cerr, "EINVAL" end
   local rounds = opts.rounds
-  local trainer = o.trainer
-  if not trainer then
-    local terr, tname
-    trainer, terr, tname = trainers.resolve(spec)
-    if not trainer then return nil, terr, tname end
-  end
   local ck = o.checkpoint or {}
   local pin_name = records.pin_name(ck.run_id, ck.step)
   local sparams = strategy.params or {}
