@@ -273,6 +273,29 @@ describe("ipk.fl.rounds", function()
     assert.equal(1, #sched.run_task(records.rows, "r-nan"))
   end)
 
+  it("parallel bounds how many clients train at once; the model is the same", function()
+    local sp = split { 20, 20, 20, 20, 20 }
+    local builtin = assert(trainers.resolve(SPEC))
+    local active, peak = 0, 0
+    local trainer = { init = builtin.init, evaluate = builtin.evaluate, fit = function(g, sh, cfg)
+      active = active + 1
+      peak = math.max(peak, active)
+      sched.sleep(0.01)   -- every fit waits: unbounded, all five would overlap
+      local set, r = builtin.fit(g, sh, cfg)
+      active = active - 1
+      return set, r
+    end }
+    local all = assert(run(sp, { rounds = 2, seed = 6, trainer = trainer }))
+    assert.equal(5, peak)
+    peak = 0
+    local two = assert(run(sp, { rounds = 2, seed = 6, trainer = trainer, parallel = 2 }))
+    assert.equal(2, peak)
+    assert.equal(all.model_cid, two.model_cid)
+    assert.equal(all.record_cid, two.record_cid)
+    local _, err = run(sp, { rounds = 1, parallel = 0 })
+    assert.equal("parallel must be an integer >= 1, got 0", err)
+  end)
+
   it("a failing client is rejected with the trainer's message; bad options are clear errors", function()
     local sp = split { 20, 20, 20 }
     local builtin = assert(trainers.resolve(SPEC))

@@ -93,6 +93,9 @@ local function check_opts(o)
   if type(o.rounds) ~= "number" or o.rounds ~= floor(o.rounds) or o.rounds < 1 then
     return nil, "rounds must be an integer >= 1, got " .. tostring(o.rounds), "EINVAL"
   end
+  if o.parallel ~= nil and (type(o.parallel) ~= "number" or o.parallel ~= floor(o.parallel) or o.parallel < 1) then
+    return nil, "parallel must be an integer >= 1, got " .. tostring(o.parallel), "EINVAL"
+  end
   if type(o.eval_fraction) ~= "number" or not (o.eval_fraction >= 0 and o.eval_fraction < 1) then
     return nil, "eval_fraction must be in [0, 1), got " .. tostring(o.eval_fraction), "EINVAL"
   end
@@ -120,6 +123,7 @@ M.history_entry = history_entry
 --   object (default trainers.resolve(model)), rounds =, strategy = a
 --   strategy object (ipk.fl.strategy; default fedavg), seed =,
 --   eval_fraction = 0, fit_config = {k = v} (sent to every client),
+--   parallel = most clients training at once (default: all sampled),
 --   resume = {cid=, record=} (continue after that round), checkpoint =
 --   {run_id=, step=, key=} (where fl_rounds rows go), on_round =
 --   function(h, record_cid, record, seconds)}
@@ -146,7 +150,7 @@ end
 run_rounds = function(sp, o, spec, trainer)
   local seed = o.seed or 0
   local strategy = o.strategy or strategies.fedavg()
-  local opts = { rounds = o.rounds or 10, eval_fraction = o.eval_fraction or 0 }
+  local opts = { rounds = o.rounds or 10, eval_fraction = o.eval_fraction or 0, parallel = o.parallel }
   local okc, cerr = check_opts(opts)
   if not okc then return nil, cerr, "EINVAL" end
   local rounds = opts.rounds
@@ -211,27 +215,39 @@ run_rounds = function(sp, o, spec, trainer)
     local t0 = now()
     local plan, perr, pname = strategy.configure_fit(r, available, global_cid, { seed = seed, fit_config = o.fit_config })
     if not plan then return nil, perr, pname end
-    local tasks = {}
-    for _, ins in ipairs(plan) do
+    local function fit_one(ins)
       local c = ins.client
       local config = {}
       for k, v in pairs(ins.config or {}) do config[k] = v end
       config.round, config.seed = r, client_seed(seed, r, c.id)
+      local set, res, fname = trainer.fit(global, c.shard, config)
+      if not set then
+        if is_cancel(res, fname) then error(res, 0) end
+        return { client = c.id, rejected = prefixed("client " .. tostring(c.id), res) }
+      end
+      local checked, rerr = trainers.check_result(res, "client " .. tostring(c.id))
+      if not checked then return { client = c.id, rejected = rerr } end
+      local bytes, berr = set:to_safetensors()
+      if not bytes then return { client = c.id, rejected = "client " .. tostring(c.id) .. ": " .. tostring(berr) } end
+      return { tensors = set, num_examples = checked.num_examples, metrics = checked.metrics, client = c.id,
+               cid = raw_cid(bytes), seed = config.seed, shard = c.cid, config = config }
+    end
+    -- At most `parallel` clients train at once (an exec trainer is a
+    -- process each); results keep the plan's order either way.
+    local results, tasks = {}, {}
+    local width = math.min(opts.parallel or #plan, #plan)
+    local next_i = 0
+    for _ = 1, width do
       tasks[#tasks + 1] = sched.spawn(function()
-        local set, res, fname = trainer.fit(global, c.shard, config)
-        if not set then
-          if is_cancel(res, fname) then error(res, 0) end
-          return { client = c.id, rejected = prefixed("client " .. tostring(c.id), res) }
+        while true do
+          next_i = next_i + 1
+          local i = next_i
+          if i > #plan then return true end
+          results[i] = fit_one(plan[i])
         end
-        local checked, rerr = trainers.check_result(res, "client " .. tostring(c.id))
-        if not checked then return { client = c.id, rejected = rerr } end
-        local bytes, berr = set:to_safetensors()
-        if not bytes then return { client = c.id, rejected = "client " .. tostring(c.id) .. ": " .. tostring(berr) } end
-        return { tensors = set, num_examples = checked.num_examples, metrics = checked.metrics, client = c.id,
-                 cid = raw_cid(bytes), seed = config.seed, shard = c.cid, config = config }
       end)
     end
-    local results = sched.join(tasks)
+    sched.join(tasks)
     local fitted, rejected = {}, {}
     for _, u in ipairs(results) do
       if u.rejected then rejected[#rejected + 1] = { client = u.client, reason = u.rejected }

@@ -36,7 +36,8 @@ end
 -- (a built-in name, {strategy = name, params = {...}}, a strategy object
 -- or a script path), fraction_fit, min_fit_clients, min_available_clients
 -- (override the strategy's), eval_fraction (federated evaluation),
--- fit_config (sent to every client); ipk.fl.rounds.run documents them.
+-- fit_config (sent to every client), parallel (most clients training at
+-- once: an exec trainer is a process each); ipk.fl.rounds.run documents them.
 -- Resume: every round is checkpointed (a round record, and a row of
 -- fl_rounds under this run, step and step key). An attempt first looks for
 -- the newest record of the same step and key in this run (an earlier
@@ -55,7 +56,7 @@ M.train = recipe.kind { kind = "fl.train", version = 4, inputs = { shards = true
       ctx.log("resuming after round %d (round record %s, run %s)", resume.record.round, resume.cid, resume.run_id)
     end
     local res, err = rounds_mod.run(sp, { model = spec, rounds = rounds, strategy = strategy,
-      seed = args.seed, eval_fraction = args.eval_fraction, fit_config = args.fit_config,
+      seed = args.seed, eval_fraction = args.eval_fraction, fit_config = args.fit_config, parallel = args.parallel,
       resume = resume, checkpoint = { run_id = ctx.run_id, step = ctx.step, key = ctx.key },
       on_round = function(h, rcid, _, seconds)
         ctx.log("round %2d/%d  test_accuracy=%.4f  test_loss=%.4f  train_loss=%.4f%s  (%d clients%s, %.2fs)  %s",
