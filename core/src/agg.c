@@ -31,7 +31,7 @@
 
 static const char *const simd_names[] = {"auto", "scalar", "avx2", "avx512"};
 
-int ipk_agg_simd_supported(int simd) {
+static int simd_probe(int simd) {
   if (simd == IPK_AGG_SIMD_SCALAR) return 1;
 #ifdef AGG_X86
   __builtin_cpu_init();
@@ -44,6 +44,19 @@ int ipk_agg_simd_supported(int simd) {
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 #endif
   return 0;
+}
+
+/* Probed once (cpuid leaves the VM: microseconds per call otherwise);
+ * racing first callers store the same answer. */
+int ipk_agg_simd_supported(int simd) {
+  static int known[4]; /* 0 unknown, 1 no, 2 yes */
+  if (simd < IPK_AGG_SIMD_SCALAR || simd > IPK_AGG_SIMD_AVX512) return 0;
+  int k = __atomic_load_n(&known[simd], __ATOMIC_RELAXED);
+  if (!k) {
+    k = simd_probe(simd) ? 2 : 1;
+    __atomic_store_n(&known[simd], k, __ATOMIC_RELAXED);
+  }
+  return k == 2;
 }
 
 static const agg_kern_t *kern_of(int simd) {
@@ -95,7 +108,15 @@ static int pick_threads(const ipk_agg_opts_t *opt, const char *what, int *out, i
         return ipk_errf(eb, IPK_EINVAL, "%s: IPK_THREADS=%s: expected a count >= 0", what, env);
     }
   }
-  if (n == 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n == 0) {
+    /* sysconf reads /sys each time: once per process is enough */
+    static long online;
+    n = __atomic_load_n(&online, __ATOMIC_RELAXED);
+    if (!n) {
+      n = sysconf(_SC_NPROCESSORS_ONLN);
+      __atomic_store_n(&online, n, __ATOMIC_RELAXED);
+    }
+  }
   if (n < 1) n = 1;
   *out = n > AGG_MAXTHR ? AGG_MAXTHR : (int)n;
   return 0;
