@@ -304,11 +304,11 @@ static int wmean_impl(const void *const *clients, int in_dt, const double *weigh
   /* F16 in f32 (wm_h16_grp): products of F16 values (lsb >= 2^-24) and
    * f32-exact weights in [2^-20, 2^40] (lsb >= 2^-43) neither underflow nor,
    * summed, overflow f32. */
-  int h16 = in_dt == IPK_DT_F16 && out_dt == IPK_DT_F16 && total <= 0x1p40 && n < ((size_t)1 << 20);
+  int h16 = in_dt == IPK_DT_F16 && out_dt == IPK_DT_F16 && total <= 0x1p40 && n <= 1024;
   for (size_t i = 0; i < n && h16; i++) h16 = w[i] == (double)(float)w[i] && w[i] >= 0x1p-20 && w[i] <= 0x1p40;
   c.a.h16 = h16;
   c.a.inv_t32 = (float)(1.0 / total);
-  c.a.ck32 = (float)(((double)n + 6) * 0x1p-23 / total);
+  c.a.ck32 = (float)(((double)n + 4) * 0x1p-24 * (1 + 0x1p-8) / total);
   size_t bad = agg_par(agg_nthr(&env, len * n), len, 64, wm_part, &c);
   free(x);
   free(w);

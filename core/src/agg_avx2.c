@@ -135,6 +135,7 @@ KFN static inline void agg_vh_store(uint16_t *p, VH v, int nt) {
 }
 #define VH_OK(lo, hi, b, sa) agg_vh_ok(lo, hi, b, sa)
 #define VHM_ALL(m) (_mm_movemask_epi8(m) == 0xffff)
+#define VHM_HALF_ALL(m, h) (((_mm_movemask_epi8(m) >> (8 * (h))) & 0xff) == 0xff)
 #define VH_FROM_VN(c) _mm_packus_epi32((c)[0], (c)[1])
 #define VH_BLEND(m, a, b) _mm_blendv_epi8(b, a, m)
 #define VH_STORE(p, v, nt) agg_vh_store(p, v, nt)

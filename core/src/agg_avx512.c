@@ -118,6 +118,7 @@ typedef __mmask16 VHM;
   ((VHM)(_mm256_cmpeq_epi16_mask(lo, hi) & (_mm512_cmp_ps_mask(b, _mm512_set1_ps(0x1p-126f), _CMP_GE_OQ) | \
                                             _mm512_cmp_ps_mask(sa, _mm512_setzero_ps(), _CMP_EQ_OQ))))
 #define VHM_ALL(m) ((m) == 0xffff)
+#define VHM_HALF_ALL(m, h) ((((unsigned)(m) >> (8 * (h))) & 0xffu) == 0xffu)
 #define VH_FROM_VN(c)                                                                      \
   _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_cvtepi32_epi16((c)[0])), _mm256_cvtepi32_epi16((c)[1]), 1)
 #define VH_BLEND(m, a, b) _mm256_mask_blend_epi16(m, b, a)

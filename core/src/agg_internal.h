@@ -30,7 +30,7 @@ typedef struct {
   double ckit;                      /* its error bound factor, (k + 5) 2^-52 / t */
   int nt;                           /* output too big for the caches: streaming stores */
   int h16;                          /* F16 -> F16 may take the certified f32 path */
-  float inv_t32, ck32;              /* its 1/t and bound factor (k + 6) 2^-23 / t */
+  float inv_t32, ck32;              /* its 1/t and bound factor (k + 4) 2^-24 (1 + 2^-8) / t */
 } agg_wm_t;
 
 typedef struct {

@@ -22,6 +22,7 @@
  *   WF f32 lanes (2W; 1 in scalar), VF: VFSET1 VFLD_F16 VFABS VFMUL VFFMA
  *   VFADD VFSUB; VH: WF halves, VH_CVT(VF) (to nearest even), VH_OK(lo,
  *   hi, b, sa) -> VHM (lo == hi and (b >= FLT_MIN or sa == 0)), VHM_ALL,
+ *   VHM_HALF_ALL(m, h) (the W lanes of half h all set),
  *   VH_FROM_VN(VN[WF/W]), VH_BLEND(m, a, b), VH_STORE(p, v, nt)
  */
 #ifndef W
@@ -204,9 +205,10 @@ KFN static inline AI void F(wm_fast_grp)(const agg_wm_t *a, size_t i, const int 
 }
 
 /* F16 in and out: the certified path in f32 (WF elements per f32 vector;
- * agg.c sets ck32 = (K + 6) 2^-23 / t and allows it only for weights
- * exact in f32 within [2^-20, 2^40], so no product or partial sum can
- * underflow or overflow). Twice as many lanes, no f64 conversion; lanes
+ * agg.c sets ck32 = (K + 4) 2^-24 (1 + 2^-8) / t, the recursive-sum bound
+ * (K roundings of at most 2^-24 |partial|, 2 of the quotient, 1 of m -+ b)
+ * for K <= 1024, and allows it only for weights exact in f32 within
+ * [2^-20, 2^40], so no product or partial sum can underflow or overflow). Twice as many lanes, no f64 conversion; lanes
  * it cannot certify take the compensated f64 path, like wm_fast_grp. */
 KFN static inline AI void F(wm_h16_grp)(const agg_wm_t *a, size_t i, const int G) {
   VF s[AGG_G], sa[AGG_G];
@@ -236,8 +238,10 @@ KFN static inline AI void F(wm_h16_grp)(const agg_wm_t *a, size_t i, const int G
     VHM ok = VH_OK(lo, hi, b, sa[g]);
     if (!VHM_ALL(ok)) {
       VN c[WF / W];
-      for (int h = 0; h < WF / W; h++) {
-        VD e, y = F(wm_comp)(a, i + (size_t)g * WF + (size_t)h * W, IPK_DT_F16, &e);
+      for (int h = 0; h < WF / W; h++) { /* only the halves that need it */
+        VD e, y = VZERO();
+        e = y;
+        if (!VHM_HALF_ALL(ok, h)) y = F(wm_comp)(a, i + (size_t)g * WF + (size_t)h * W, IPK_DT_F16, &e);
         c[h] = NARROW(IPK_DT_F16, VRO64(y, e));
       }
       lo = VH_BLEND(ok, lo, VH_FROM_VN(c));

@@ -95,6 +95,7 @@ typedef int VHM;
 #define VH_CVT(v) agg_f2h(v)
 #define VH_OK(lo, hi, b, sa) ((lo) == (hi) && ((b) >= 0x1p-126f || (sa) == 0))
 #define VHM_ALL(m) (m)
+#define VHM_HALF_ALL(m, h) (m)
 #define VH_FROM_VN(c) ((uint16_t)(c)[0])
 #define VH_BLEND(m, a, b) ((m) ? (a) : (b))
 #define VH_STORE(p, v, nt) agg_st16(p, v)
