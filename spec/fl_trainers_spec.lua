@@ -398,6 +398,27 @@ json.dump({'num_examples': 5, 'metrics': {'ok': True, 'name': 'x'}}, open('resul
     tr.close()
   end)
 
+  it("verifies the shard files: a client that writes into one gets a fresh copy next time", function()
+    local tr = assert(trainers.resolve(pyscript(dir, "tamper", [[
+import base64, hashlib
+raw = open(cfg['train']['path'], 'rb').read()
+cid = 'b' + base64.b32encode(bytes([1, 0x55, 0x12, 0x20]) + hashlib.sha256(raw).digest()).decode().lower().rstrip('=')
+if cid != cfg['train']['cid']:
+    sys.exit('train.safetensors does not match its cid')
+open(cfg['train']['path'], 'ab').write(b'tampered')
+st.save(st.load('model.safetensors'), 'out.safetensors')
+json.dump({'num_examples': cfg['train']['rows']}, open('result.json', 'w'))
+]])))
+    run(function()
+      local g = T.new(); g:add("w", "F32", { 1 })
+      for round = 1, 3 do
+        local _, r = assert(tr.fit(g, shard(1), { round = round }))
+        assert.equal(180, r.num_examples)
+      end
+    end)
+    tr.close()
+  end)
+
   -- every error path: {name, script body or command, expected name, message pattern}
   local W = "st.save({'weight': np.zeros((3, 6), np.float32), 'bias': np.zeros(3, np.float32)}, 'out.safetensors')\n"
   local R = "json.dump({'num_examples': 3, 'metrics': {}}, open('result.json', 'w'))\n"

@@ -121,10 +121,11 @@ function M.shard(sp, c, opts)
   local tr, te = ffi.new("uint32_t[?]", math.max(ntr, 1)), ffi.new("uint32_t[?]", nt)
   ffi.copy(tr, order, ntr * 4)
   ffi.copy(te, order + ntr, nt * 4)
-  train.idx, train.n, train.cid = tr, ntr, c.cid and (c.cid .. "/train/" .. f) or nil
+  local tag = "/" .. f .. "/" .. tostring(opts.seed or 0)
+  train.idx, train.n, train.cid = tr, ntr, c.cid and (c.cid .. "/train" .. tag) or nil
   sh.train = train
   sh.test = { X = train.X, labels = train.labels, targets = train.targets, idx = te, n = nt,
-              cid = c.cid and (c.cid .. "/test/" .. f) or nil }
+              cid = c.cid and (c.cid .. "/test" .. tag) or nil }
   return sh
 end
 

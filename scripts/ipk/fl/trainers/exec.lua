@@ -159,9 +159,16 @@ function M.new(spec)
   -- Path and CID of the cached file of one shard part, written (and its
   -- bytes' CID checked) when missing or changed since.
   local function part_file(shard, part, which)
-    local key = table.concat({ tostring(shard.client), which, part.cid or tostring(ffi.cast("uintptr_t", part.idx or part.X)),
-      tostring(part.n or 0) }, "|")
-    local c = cache.files[key]
+    -- The rows' identity: their cid, else the hash of their row ids (an
+    -- address alone could be reused by another array); rows 0..n-1 of an
+    -- X without ids are not cached (key nil: written for each call).
+    local rows = part.cid
+    if not rows and part.idx ~= nil and (part.n or 0) > 0 then
+      rows = cidmod.format(assert(cidmod.of(1, 0x55, ffi.string(part.idx, part.n * 4))))
+        .. "@" .. tostring(ffi.cast("uintptr_t", part.X))
+    end
+    local key = rows and table.concat({ tostring(shard.client), which, rows, tostring(part.n or 0) }, "|")
+    local c = key and cache.files[key]
     if c and fs.fingerprint(c.path) == c.fp then return c.path, c.cid end
     if not cache.dir then
       local d, err, name = staging.new("trainerdata")
@@ -180,7 +187,7 @@ function M.new(spec)
     if got ~= want then return nil, path .. ": the shard file read back differs from what was written", "EIO" end
     local fp, ferr, fname = fs.fingerprint(path)
     if not fp then return nil, ferr, fname end
-    cache.files[key] = { path = path, fp = fp, cid = want }
+    if key then cache.files[key] = { path = path, fp = fp, cid = want } end
     return path, want
   end
 
