@@ -419,6 +419,34 @@ json.dump({'num_examples': cfg['train']['rows']}, open('result.json', 'w'))
     tr.close()
   end)
 
+  it("runs at most `parallel` commands at once", function()
+    local log = dir .. "/par.log"
+    os.remove(log)
+    local tr = assert(trainers.resolve { kind = "exec", parallel = 2,
+      command = { "sh", "-c", "echo s >> " .. log .. "; sleep 0.2; echo e >> " .. log .. "; exit 1" } })
+    local errs = run(function()
+      local g = T.new(); g:add("w", "F32", { 1 })
+      local tasks = {}
+      for i = 1, 5 do
+        tasks[i] = sched.spawn(function() local _, err = tr.fit(g, shard(1 + i % 2), {}); return err end)
+      end
+      return sched.join(tasks)
+    end)
+    for _, e in ipairs(errs) do assert.matches("exit code 1", e) end
+    local depth, peak, n = 0, 0, 0
+    for l in support.read(log):gmatch("[^\n]+") do
+      depth = depth + (l == "s" and 1 or -1)
+      peak = math.max(peak, depth)
+      n = n + 1
+    end
+    assert.equal(10, n)
+    assert.equal(2, peak)
+    assert.same({}, staging_left())
+    local _, err, name = trainers.resolve { kind = "exec", command = { "x" }, parallel = 1.5 }
+    assert.equal("EINVAL", name)
+    assert.matches("parallel", err)
+  end)
+
   -- every error path: {name, script body or command, expected name, message pattern}
   local W = "st.save({'weight': np.zeros((3, 6), np.float32), 'bias': np.zeros(3, np.float32)}, 'out.safetensors')\n"
   local R = "json.dump({'num_examples': 3, 'metrics': {}}, open('result.json', 'w'))\n"

@@ -35,8 +35,9 @@
 --        timeout = 3600, env = {NAME = "value"}, init = "model.safetensors"
 --        (optional: the initial model; else the command runs in mode
 --        "init"), epochs, lr, batch (defaults for config), config = {...}
---        (more defaults passed through), keep = false (keep the directories
---        for debugging)}
+--        (more defaults passed through), parallel = 0 (at most that many
+--        commands of this trainer at once; 0: no limit), keep = false (keep
+--        the directories for debugging)}
 local core = require "ipk.core"
 local sched = require "ipk.sched"
 local json = require "ipk.json"
@@ -143,6 +144,10 @@ function M.new(spec)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout <= 0 or timeout > 2 ^ 40 then
     return nil, "exec trainer: timeout must be a positive number of seconds, got " .. tostring(spec.timeout), "EINVAL"
   end
+  local parallel = spec.parallel or 0
+  if type(parallel) ~= "number" or parallel < 0 or parallel ~= floor(parallel) then
+    return nil, "exec trainer: parallel must be an integer >= 0 (0: no limit), got " .. tostring(spec.parallel), "EINVAL"
+  end
   local env = {}
   for k, v in pairs(spec.env or {}) do
     if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") or (type(v) ~= "string" and type(v) ~= "number") then
@@ -194,7 +199,7 @@ function M.new(spec)
   -- Run the command once in a fresh directory. prep(dir) writes the
   -- inputs and returns the config table; returns the directory (the
   -- caller reads the outputs, then calls done(dir)).
-  local function run(mode, shard, prep)
+  local function run_once(mode, shard, prep)
     local who = base.who(shard)
     local dir, derr, dname = staging.new("trainer")
     if not dir then return nil, who .. ": " .. tostring(derr), dname end
@@ -256,6 +261,18 @@ function M.new(spec)
       return fail(("exec trainer '%s': %s%s"):format(shown, how, t ~= "" and (":\n" .. t) or " (no stderr)"), "EIO")
     end
     return dir
+  end
+
+  -- At most `parallel` commands of this trainer at once (the round loop
+  -- starts every client together): a call waits for a slot, cancellably.
+  local active = 0
+  local function run(mode, shard, prep)
+    while parallel > 0 and active >= parallel do sched.sleep(0.02) end
+    active = active + 1
+    local r = { pcall(run_once, mode, shard, prep) }
+    active = active - 1
+    if not r[1] then error(r[2], 0) end
+    return r[2], r[3], r[4]
   end
 
   local function done(dir)

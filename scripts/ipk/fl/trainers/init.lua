@@ -97,6 +97,6 @@ end
 -- The shared helpers (ipk.fl.trainers.contract), for the round loop.
 M.shard, M.central = contract.shard, contract.central
 M.check_update, M.check_result, M.check_eval = contract.check_update, contract.check_result, contract.check_eval
-M.who = contract.who
+M.who, M.prefixed = contract.who, contract.prefixed
 
 return M
