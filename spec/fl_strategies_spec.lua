@@ -377,6 +377,9 @@ describe("fl strategies", function()
     local o2 = assert(S.aggregate { strategy = "fedadam", params = { eta = 0.1, tau = 1e-3 }, global = o1.tensors,
       updates = ups(0.25), state = o1.state })
     assert.are.equal(2, o2.round)
+    local o2b = assert(S.aggregate { strategy = "fedadam", params = { eta = 0.1, tau = 1e-3 }, global = o1.tensors,
+      updates = ups(0.25), state = { scalars = o1.state.scalars, tensors = assert(o1.state.tensors:to_safetensors()) } })
+    assert.are.equal(assert(o2.tensors:to_safetensors()), assert(o2b.tensors:to_safetensors()))
     assert.are.equal(assert(r2a:to_safetensors()), assert(o2.tensors:to_safetensors()))
   end)
 

@@ -16,7 +16,8 @@
 --     params = {k = v}, global = set | safetensors bytes | nil,
 --     updates = {{tensors = set | bytes, num_examples = n, metrics = {k = number},
 --                 client = id (default "client_<i-1>"), cid = optional}},
---     state = {scalars = {}, tensors = F64 set} | nil, round = r | nil}
+--     state = {scalars = {}, tensors = F64 set | its safetensors bytes} | nil,
+--     round = r | nil}
 --   -> {tensors = set (the new model), state = {scalars, tensors = set|nil},
 --       info = table (Krum scores, selections, ...), final = true (ensemble),
 --       round = r}
@@ -187,6 +188,9 @@ end
 function M.validate(global, updates)
   local accepted, rejected = {}, {}
   local ref = global
+  if ref ~= nil and not T.is_set(ref) then
+    error("fl.strategy.validate: global must be a tensor set (ipk.fl.tensors) or nil", 2)
+  end
   for i, u in ipairs(updates) do
     local who = "client " .. tostring(u.client)
     local ok, err, name = check_num_examples(u.num_examples)
@@ -307,6 +311,11 @@ local function aggregate_round(def, params, a)
     return nil, def.name .. ": " .. rejected[1].reason, rejected[1].name
   end
   local state = a.state or { scalars = {} }
+  if state.tensors ~= nil then
+    local st, serr, sname = as_set(state.tensors, "strategy state")
+    if not st then return nil, serr, sname end
+    state = { scalars = state.scalars, tensors = st }
+  end
   local round = a.round or ((state.scalars and state.scalars.round or 0) + 1)
   local ctx = { params = params, round = round, global = global, layout = global or accepted[1].tensors,
     updates = accepted, state = { scalars = state.scalars or {}, tensors = state.tensors } }
