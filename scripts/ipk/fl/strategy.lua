@@ -28,11 +28,10 @@
 -- Strategy objects (M.new(spec, params), M.strategy(v), ipk.fl.fedadam{...}):
 --   fields: name, params (resolved, plain data: a recipe step keys them);
 --   methods (closures, call with a dot):
---     aggregate(updates, global) -> model | nil, msg, name: one round with
---       the object's own state and round counter (the round loop's call).
---       updates {{tensors = set, num_examples, metrics, client, cid}} or the
---       legacy flat form {{params = float params (ipk.fl.model), n, client,
---       cid}}: the result has global's form.
+--     aggregate(updates, global) -> set | nil, msg, name: one round with
+--       the object's own state and round counter (the round loop's call);
+--       updates {{tensors = set, num_examples, metrics, client, cid}};
+--       m.last holds the whole result ({tensors, state, info, final, round}).
 --     validate(global, updates) -> accepted, rejected: rejected =
 --       {{index, client, reason, name}} (layout, NaN/inf, num_examples); the
 --       round loop drops them and goes on if min_fit_clients still holds.
@@ -65,7 +64,6 @@ local T = require "ipk.fl.tensors"
 local cidmod = require "ipk.cid"
 local sandbox = require "ipk.run.sandbox"
 local runtime = require "ipk.runtime"
-local model = require "ipk.fl.model"
 local families = {
   fedavg = require "ipk.fl.strategies.fedavg",
   fedopt = require "ipk.fl.strategies.fedopt",
@@ -353,12 +351,6 @@ end
 
 local IS = setmetatable({}, { __mode = "k" })
 
--- Legacy flat models (ipk.fl.model params {data = float*, len, spec}) go
--- through their canonical safetensors bytes.
-local function flat_to_set(p)
-  return T.from_safetensors(assert(model.to_safetensors(p)))
-end
-
 --- A strategy object (see the module comment) for a definition and params.
 function M.new(def, params)
   if type(def) == "string" then
@@ -413,24 +405,16 @@ function M.new(def, params)
     st = { scalars = s.scalars or {}, tensors = tensors }
     return true
   end
-  -- One round with the object's state; the result has global's form.
+  -- One round with the object's state (updates and global as in M.aggregate).
   function m.aggregate(updates, global)
-    local flat = global ~= nil and not T.is_set(global) and type(global) ~= "string"
     local list = {}
     for i, u in ipairs(updates) do
-      local tensors = u.tensors
-      if tensors == nil and u.params then tensors = flat_to_set(u.params) end
-      list[i] = { tensors = tensors, num_examples = u.num_examples or u.n, metrics = u.metrics,
-        client = u.client, cid = u.cid }
+      list[i] = { tensors = u.tensors, num_examples = u.num_examples, metrics = u.metrics, client = u.client, cid = u.cid }
     end
-    local res, aerr, aname = aggregate_round(def, p, { updates = list, global = flat and flat_to_set(global) or global,
-      state = st })
+    local res, aerr, aname = aggregate_round(def, p, { updates = list, global = global, state = st })
     if not res then return nil, aerr, aname end
     st = res.state
     m.last = res
-    if flat then
-          return model.from_safetensors(assert(res.tensors:to_safetensors()), global.spec)
-    end
     return res.tensors
   end
   IS[obj] = true
