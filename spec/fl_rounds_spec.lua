@@ -139,6 +139,19 @@ describe("ipk.fl.rounds", function()
     assert.is_true(rows[2].seconds >= 0)
   end)
 
+  it("an ensemble round ends training and is evaluated by the mean of its members' probabilities", function()
+    local sp = split { 25, 35, 15, 30 }
+    local res = assert(run(sp, { rounds = 3, seed = 2, strategy = strategy("ensemble") }))
+    assert.equal(1, #res.history)   -- a final aggregation: training ends after it
+    local h = res.history[1]
+    assert.is_number(h.test_accuracy, "no central evaluation of the ensemble")
+    assert.is_true(h.test_accuracy > 0.5, tostring(h.test_accuracy))
+    assert.is_number(h.test_loss)
+    -- the round record holds it too, with the member count
+    local chain = assert(sched.run_task(records.chain, res.record_cid))
+    assert.equal(4, chain[#chain].record.metrics.central.members)
+  end)
+
   it("resumes from any round record to the same final model and chain", function()
     local sp = split { 25, 35, 15, 30 }
     local full = assert(run(sp, { rounds = 5, seed = 9, strategy = strategy("fedavg", { fraction_fit = 0.5 }) }))

@@ -733,3 +733,63 @@ describe("PyTorch exec client (examples/pytorch/client.py)", function()
     assert.is_true(res.hist[2].accuracy > 0.6, "accuracy after 2 rounds: " .. res.hist[2].accuracy)
   end)
 end)
+
+-- Issue 9: an ensemble (the `ensemble` strategy's member.<i>.<name> model)
+-- is evaluated by averaging its members' probabilities.
+describe("ensemble evaluation (trainers.evaluate_ensemble)", function()
+  local function ensemble(members)
+    local e = T.new()
+    for i, m in ipairs(members) do
+      for _, n in ipairs(m.names) do e:add(T.copy_tensor(m.tensors[n], ("member.%d.%s"):format(i - 1, n))) end
+    end
+    return e
+  end
+
+  it("averages member probabilities: two copies of a model evaluate as the model; two models by the hand-made mean", function()
+    local tr = assert(trainers.resolve(model.softmax { classes = 3, lr = 0.1, batch = 16 }))
+    local c = assert(trainers.central(SP))
+    run(function()
+      local g = assert(tr.init(tr.spec, F, K, 3))
+      local u1 = assert(tr.fit(g, shard(1), { round = 1, seed = 1, epochs = 1 }))
+      local u2 = assert(tr.fit(g, shard(2), { round = 1, seed = 2, epochs = 1, lr = 0.01 }))
+      local one = assert(tr.evaluate(u1, c))
+      local same = assert(trainers.evaluate_ensemble(tr, ensemble { u1, u1 }, c))
+      assert.equal(one.accuracy, same.accuracy)
+      assert.is_true(math.abs(one.loss - same.loss) < 1e-5, one.loss .. " vs " .. same.loss)
+      assert.equal(150, same.num_examples)
+      assert.equal(2, same.members)
+      -- the mean of the two members' probabilities, computed here
+      local p1, p2 = assert(tr.predict(u1, c)), assert(tr.predict(u2, c))
+      assert.equal(3, p1.outputs)
+      local correct, loss = 0, 0
+      for r = 0, 149 do
+        local best, arg = -1, 0
+        for k = 0, 2 do
+          local p = (p1.ptr[r * 3 + k] + p2.ptr[r * 3 + k]) / 2
+          if p > best then best, arg = p, k end
+        end
+        local y = c.test.labels[c.test.idx and c.test.idx[r] or r]
+        if arg == y then correct = correct + 1 end
+        loss = loss - math.log((p1.ptr[r * 3 + y] + p2.ptr[r * 3 + y]) / 2)
+      end
+      local both = assert(trainers.evaluate_ensemble(tr, ensemble { u1, u2 }, c))
+      assert.equal(correct / 150, both.accuracy)
+      assert.is_true(math.abs(loss / 150 - both.loss) < 1e-9)
+      assert.not_equal(one.loss, both.loss)
+    end)
+  end)
+
+  it("refuses a non-member tensor and a trainer without predict, naming why", function()
+    local tr = assert(trainers.resolve(model.softmax { classes = 3 }))
+    local c = assert(trainers.central(SP))
+    run(function()
+      local g = assert(tr.init(tr.spec, F, K, 3))
+      local _, err, name = trainers.evaluate_ensemble(tr, g, c)
+      assert.equal("EINVAL", name)
+      assert.matches("is not member.<i>.<name>", err, 1, true)
+      _, err, name = trainers.evaluate_ensemble({ kind = "exec" }, ensemble { g }, c)
+      assert.equal("EUNSUPP", name)
+      assert.matches("exec trainers do not", err, 1, true)
+    end)
+  end)
+end)

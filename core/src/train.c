@@ -446,6 +446,44 @@ out:
   return rc;
 }
 
+int ipk_train_predict(const ipk_train_net_t *net, const float *const *params,
+                      const ipk_train_data_t *d, float *out, ipk_errbuf_t *eb) {
+  const char *what = "predict";
+  int rc = ipk_train_check_net(net, eb);
+  if (rc) return rc;
+  if ((rc = check_params(net, params, what, "params", eb))) return rc;
+  if ((rc = check_data(net, d, what, eb))) return rc;
+  if (d->n == 0) return ipk_errf(eb, IPK_EINVAL, "%s: no rows", what);
+  if (!out) return ipk_errf(eb, IPK_EINVAL, "%s: NULL out", what);
+  const size_t n = d->n, C = (size_t)net->outputs;
+  const size_t B = n < EVAL_BATCH ? n : EVAL_BATCH;
+  work_t w;
+  if ((rc = work_alloc(&w, net, B, 0, eb, what))) return rc;
+  for (size_t at = 0; at < n; at += B) {
+    if (ipk_job_cancelled()) {
+      rc = ipk_errf(eb, IPK_ECANCELED, "%s: cancelled at row %zu of %zu", what, at, n);
+      goto out;
+    }
+    size_t m = n - at < B ? n - at : B;
+    gather(&w, d, d->idx, at, m);
+    /* the heads leave probabilities (softmax), the logit (logistic) or
+     * the prediction (linear) in Z when no gradient is asked */
+    (void)forward(&w, params, m, 0, NULL);
+    float *o = out + at * C;
+    if (net->head == IPK_HEAD_LOGISTIC) {
+      for (size_t i = 0; i < m; i++) {
+        float z = w.Z[i];
+        o[i] = z >= 0 ? 1.0f / (1.0f + expf(-z)) : expf(z) / (1.0f + expf(z));
+      }
+    } else {
+      memcpy(o, w.Z, m * C * sizeof(float));
+    }
+  }
+out:
+  work_free(&w);
+  return rc;
+}
+
 int ipk_train_fit_job(void *arg) {
   ipk_train_fit_job_t *j = arg;
   j->eb.msg[0] = 0;

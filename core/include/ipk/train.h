@@ -112,6 +112,16 @@ int ipk_train_fit(const ipk_train_net_t *net, const ipk_train_opts_t *o, float *
 int ipk_train_eval(const ipk_train_net_t *net, const float *const *params,
                    const ipk_train_data_t *d, double *loss, double *accuracy, ipk_errbuf_t *eb);
 
+/* The model's output for each of the n rows of d into out (n x outputs
+ * f32, row-major, caller-owned): class probabilities (softmax), the
+ * probability of class 1 (logistic, outputs = 1) or the prediction
+ * (linear). What an ensemble averages over its members (issue 9: "evaluation
+ * averages member probabilities"). d needs labels/targets as for eval (the
+ * rows are gathered the same way). Errors as ipk_train_eval, IPK_EINVAL for
+ * a NULL out. */
+int ipk_train_predict(const ipk_train_net_t *net, const float *const *params,
+                      const ipk_train_data_t *d, float *out, ipk_errbuf_t *eb);
+
 /* Pool jobs (ipk_loop_submit(loop, ipk_train_fit_job, job)): the caller
  * keeps job and every buffer it points to alive until the completion.
  * Return value = the call's rc; detail in job->eb. */

@@ -288,7 +288,15 @@ run_rounds = function(sp, o, spec, trainer)
     local metrics = { train_loss = tw > 0 and tl / tw or nil }
     local final = strategy.final
     -- An ensemble's members are other tensors than the trainer's layout:
-    -- it is evaluated by the strategy's own rule, not here.
+    -- it is evaluated by the ensemble's rule (mean of the members'
+    -- probabilities, trainers.evaluate_ensemble) where the trainer can
+    -- predict (builtin); other trainers leave its evaluation out.
+    if central and final and trainer.predict then
+      local ev, eerr, ename = trainers.evaluate_ensemble(trainer, agg, central)
+      if not ev then return nil, "round " .. r .. ": central evaluation: " .. tostring(eerr), ename end
+      metrics.central = { loss = ev.loss, accuracy = ev.accuracy, mse = ev.mse, num_examples = ev.num_examples,
+                          members = ev.members }
+    end
     if central and not final then
       local ev, eerr, ename = trainer.evaluate(agg, central)
       if not ev then return nil, "round " .. r .. ": central evaluation: " .. tostring(eerr), ename end

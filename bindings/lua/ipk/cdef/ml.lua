@@ -134,6 +134,8 @@ int ipk_train_fit(const ipk_train_net_t *net, const ipk_train_opts_t *o, float *
                   ipk_errbuf_t *eb);
 int ipk_train_eval(const ipk_train_net_t *net, const float *const *params,
                    const ipk_train_data_t *d, double *loss, double *accuracy, ipk_errbuf_t *eb);
+int ipk_train_predict(const ipk_train_net_t *net, const float *const *params,
+                      const ipk_train_data_t *d, float *out, ipk_errbuf_t *eb);
 typedef struct {
   ipk_train_net_t net;
   ipk_train_opts_t opts;

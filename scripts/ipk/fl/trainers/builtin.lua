@@ -214,6 +214,28 @@ function M.new(spec)
     return r
   end
 
+  --- The model's outputs on the shard's test part (ipk_train_predict):
+  -- {ptr = float* n x outputs (kept alive by the table), n, outputs, head =
+  -- "softmax"|"logistic"|"linear"}. What an ensemble averages.
+  function tr.predict(tensors, shard)
+    local who = base.who(shard)
+    local L, err, name = layout_of(spec, tensors, who, shard.features)
+    if not L then return nil, err, name end
+    local part = shard.test
+    if not part or (part.n or 0) == 0 then return nil, who .. ": the shard has no test rows to predict", "EINVAL" end
+    local C = L.head == lib.IPK_HEAD_LOGISTIC and 1 or tonumber(L.net.outputs)
+    local buf = ffi.new("float[?]", part.n * C)
+    local P = ptrs(L, tensors, "const float*[?]")
+    local d = data_of(part, L)
+    local eb = core.errbuf()
+    local net = ffi.new("ipk_train_net_t", L.net)
+    local ok, perr, pname = core.check(lib.ipk_train_predict(net, P, d, buf, eb), eb, who)
+    if not ok then return nil, perr, pname end
+    local _ = { P, d, net }
+    return { ptr = buf, n = tonumber(part.n), outputs = C,
+             head = L.head == lib.IPK_HEAD_SOFTMAX and "softmax" or L.head == lib.IPK_HEAD_LOGISTIC and "logistic" or "linear" }
+  end
+
   function tr.close() end
 
   return tr

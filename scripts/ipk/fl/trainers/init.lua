@@ -57,6 +57,8 @@
 --   lua: {kind = "lua", script = path} or {kind = "lua", fit = fn, evaluate =
 --     fn, init = fn}: user code in the recipe sandbox (ipk.fl.trainers.lua).
 local contract = require "ipk.fl.trainers.contract"
+local ffi = require "ffi"
+local T = require "ipk.fl.tensors"
 local builtin = require "ipk.fl.trainers.builtin"
 local exec = require "ipk.fl.trainers.exec"
 local luatr = require "ipk.fl.trainers.lua"
@@ -92,6 +94,77 @@ function M.resolve(spec)
   local k, err, name = M.kind(spec)
   if not k then return nil, err, name end
   return KINDS[k].new(spec)
+end
+
+--- Evaluate an ensemble model (the `ensemble` strategy's result: tensors
+-- member.<i>.<name>) on a shard's test part by the ensemble's rule, the mean
+-- of the members' predicted probabilities (softmax: class probabilities;
+-- logistic: P(class 1); linear: the prediction), each member run through
+-- trainer.predict. Accuracy takes the argmax of the mean (ties to the lowest
+-- class; logistic: mean >= 0.5 is class 1); loss is the mean cross-entropy
+-- of the mean probabilities (clamped at 1e-12 inside the log), or the mean
+-- squared error for linear.
+-- @return {num_examples, loss, accuracy | mse, members} or nil, msg, name
+-- ("EUNSUPP" when the trainer has no predict: exec and Lua trainers).
+function M.evaluate_ensemble(trainer, set, shard)
+  if type(trainer.predict) ~= "function" then
+    return nil, "ensemble evaluation needs the trainer's predict (builtin trainers have it; "
+      .. trainer.kind .. " trainers do not)", "EUNSUPP"
+  end
+  local members, order = {}, {}
+  for _, name in ipairs(set.names) do
+    local i, rest = name:match("^member%.(%d+)%.(.+)$")
+    if not i then return nil, "ensemble evaluation: tensor '" .. name .. "' is not member.<i>.<name>", "EINVAL" end
+    i = tonumber(i)
+    if not members[i] then members[i] = T.new(); order[#order + 1] = i end
+    members[i]:add(T.copy_tensor(set.tensors[name], rest))
+  end
+  if #order == 0 then return nil, "ensemble evaluation: the model has no members", "EINVAL" end
+  table.sort(order)
+  local sum, n, C, head
+  for _, i in ipairs(order) do
+    local p, err, name = trainer.predict(members[i], shard)
+    if not p then return nil, "ensemble member " .. i .. ": " .. tostring(err), name end
+    if not sum then
+      n, C, head = p.n, p.outputs, p.head
+      sum = ffi.new("double[?]", n * C)
+    elseif p.n ~= n or p.outputs ~= C then
+      return nil, "ensemble member " .. i .. ": " .. p.outputs .. " outputs per row, member "
+        .. order[1] .. " has " .. C, "ESHAPE"
+    end
+    for k = 0, n * C - 1 do sum[k] = sum[k] + p.ptr[k] end
+  end
+  local m = #order
+  local part = shard.test
+  local labels = part.labels or part.y
+  local loss, correct = 0, 0
+  for r = 0, n - 1 do
+    local row = part.idx and part.idx[r] or r
+    if head == "linear" then
+      local s = 0
+      for k = 0, C - 1 do
+        local d = sum[r * C + k] / m - part.targets[row * C + k]
+        s = s + d * d
+      end
+      loss = loss + s / C
+    elseif head == "logistic" then
+      local p, y = sum[r] / m, labels[row]
+      local q = y == 1 and p or 1 - p
+      loss = loss - math.log(math.max(q, 1e-12))
+      if (p >= 0.5) == (y == 1) then correct = correct + 1 end
+    else
+      local y, best, arg = labels[row], -1, 0
+      for k = 0, C - 1 do
+        local p = sum[r * C + k] / m
+        if p > best then best, arg = p, k end
+      end
+      loss = loss - math.log(math.max(sum[r * C + y] / m, 1e-12))
+      if arg == y then correct = correct + 1 end
+    end
+  end
+  local res = { num_examples = n, loss = loss / n, members = m }
+  if head == "linear" then res.mse = res.loss else res.accuracy = correct / n end
+  return res
 end
 
 -- The shared helpers (ipk.fl.trainers.contract), for the round loop.
