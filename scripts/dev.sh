@@ -13,7 +13,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 PKGS_PRODUCT=(build-essential cmake pkg-config luajit libluajit-5.1-dev lua-cjson libuv1-dev
   libcurl4-openssl-dev libsqlite3-dev libzstd-dev libssl-dev libopenblas-dev libsodium-dev
   libedit-dev zlib1g-dev dataset-fashion-mnist)
-PKGS_TEST=(libcmocka-dev lua-busted lua-check openssl golang-go python3-numpy python3-h5py protobuf-compiler chromium imagemagick
+PKGS_TEST=(libcmocka-dev lua-busted lua-check openssl golang-go python3-numpy python3-torch python3-h5py protobuf-compiler chromium imagemagick
   clang libclang-rt-14-dev)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
