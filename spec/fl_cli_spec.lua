@@ -200,6 +200,66 @@ describe("ipkrun fl", function()
     assert.are.equal(before_files, after_files)
   end)
 
+  it("reloads a state with no tensors (fedavg: tensors null) and counts the round on", function()
+    -- regression: json null decodes to a table, and was read as a bad {path, cid}
+    local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
+    local pb = put("b.safetensors", model({ 3, 2, 3, 4 }, { 1, 2 }, 3))
+    local state, out = tmp .. "/S.json", tmp .. "/o.safetensors"
+    for r = 1, 2 do
+      local code, _, se = u.run(env, "fl", "aggregate", "--strategy", "fedavg", pa .. ":1", pb .. ":1", "-o", out,
+        "--state", state)
+      assert.are.equal(0, code, se)
+      local st = json.decode(u.read(state))
+      assert.are.equal(r, st.round)
+      assert.are.equal(json.null, st.tensors)
+    end
+  end)
+
+  it("refuses a corrupt state file naming the file and field, writing nothing", function()
+    local pg = put("g.safetensors", model({ 0, 0, 0, 0 }, { 0, 0 }, 0))
+    local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
+    local pb = put("b.safetensors", model({ 3, 2, 3, 4 }, { 1, 2 }, 3))
+    local state, out = tmp .. "/S.json", tmp .. "/o.safetensors"
+    local head = '{"format":"ipk.fl.state","version":1,"strategy":"fedadam",'
+    local cases = {
+      { head .. '"round":"x"}', "round must be an integer >= 0" }, -- was a Lua arithmetic error
+      { head .. '"round":-5}', "round must be an integer >= 0" }, -- was NaN moments
+      { head .. '"round":1.5}', "round must be an integer >= 0" },
+      { head .. '"round":1e300}', "round must be an integer >= 0" }, -- was round -2^63
+      { head .. '"round":1,"scalars":5}', "scalars must be an object" }, -- was zero state, silently
+      { head .. '"round":1,"tensors":5}', "tensors must be null" },
+      { head .. '"round":1,"params":5}', "params must be an object" },
+      { '{"format":"ipk.fl.state","version":1,"strategy":5}', "strategy must be a strategy name" },
+      { head .. '"round":3,"tensors":null,"scalars":{"round":-3}}', "state round must be an integer >= 0, got -3" },
+    }
+    for _, c in ipairs(cases) do
+      u.write(state, c[1])
+      local code, so, se = u.run(env, "fl", "aggregate", "--strategy", "fedadam", "--global", pg, pa .. ":1",
+        pb .. ":1", "-o", out, "--state", state)
+      assert.are.equal(1, code, c[1])
+      assert.are.equal("", so)
+      assert.truthy(se:find(c[2], 1, true), c[2] .. " in " .. se)
+      assert.are.equal(1, select(2, se:gsub("\n", "")), se)
+      assert.are.equal(c[1], u.read(state))
+      assert.is_false(u.exists(out))
+    end
+    -- --round too big for a double to count exactly
+    local code, _, se = u.run(env, "fl", "aggregate", "--strategy", "fedadam", "--global", pg, pa .. ":1",
+      pb .. ":1", "-o", out, "--round", "1e300")
+    assert.are.equal(1, code)
+    assert.matches("round must be an integer >= 1", se, 1, true)
+    assert.is_false(u.exists(out))
+  end)
+
+  it("refuses -o equal to --state (the state would replace the model)", function()
+    local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
+    local p = tmp .. "/S.json"
+    local code, _, se = u.run(env, "fl", "aggregate", "--strategy", "fedavg", pa .. ":1", "-o", p, "--state", p)
+    assert.are.equal(2, code)
+    assert.matches("-o and --state name the same file", se, 1, true)
+    assert.is_false(u.exists(p))
+  end)
+
   it("refuses bad command lines with exit 2 and bad strategies or files with exit 1", function()
     local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
     local out = tmp .. "/o.safetensors"

@@ -280,6 +280,11 @@ local function run_def(def, ctx)
   return r
 end
 
+-- An integer in [lo, 2^53] (a round number: exact as a double).
+local function is_count(v, lo)
+  return type(v) == "number" and v >= lo and v <= 2 ^ 53 and v == floor(v)
+end
+
 local function aggregate_round(def, params, a)
   local updates = a.updates or {}
   if #updates == 0 then return nil, def.name .. ": no client updates", "EINVAL" end
@@ -314,7 +319,19 @@ local function aggregate_round(def, params, a)
     if not st then return nil, serr, sname end
     state = { scalars = state.scalars, tensors = st }
   end
-  local round = a.round or ((state.scalars and state.scalars.round or 0) + 1)
+  -- the round enters the math (FedAdam's bias correction): a round that is
+  -- not a positive integer is refused here, not seen later as NaN weights
+  if state.scalars ~= nil and type(state.scalars) ~= "table" then
+    return nil, def.name .. ": state scalars must be a table, got " .. type(state.scalars), "EINVAL"
+  end
+  local prev = state.scalars and state.scalars.round
+  if prev ~= nil and not is_count(prev, 0) then
+    return nil, def.name .. ": state round must be an integer >= 0, got " .. tostring(prev), "EINVAL"
+  end
+  local round = a.round or ((prev or 0) + 1)
+  if not is_count(round, 1) then
+    return nil, def.name .. ": round must be an integer >= 1, got " .. tostring(round), "EINVAL"
+  end
   local ctx = { params = params, round = round, global = global, layout = global or accepted[1].tensors,
     updates = accepted, state = { scalars = state.scalars or {}, tensors = state.tensors } }
   local r, err, name = run_def(def, ctx)

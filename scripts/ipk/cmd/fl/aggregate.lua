@@ -113,8 +113,23 @@ local function load_state(path)
     return nil, path .. ": not an ipk.fl.state file (" .. tostring(err or "format is not ipk.fl.state") .. ")", "EFORMAT"
   end
   if st.version ~= 1 then return nil, path .. ": state version " .. tostring(st.version) .. " is not 1", "EFORMAT" end
+  -- every field is checked here: a corrupt state fails with its path, never
+  -- as a Lua error in the arithmetic or silently as zero state
+  local function bad(field, why)
+    return nil, ("%s: %s %s (got %s)"):format(path, field, why, json.encode(st[field]) or tostring(st[field])), "EFORMAT"
+  end
+  if type(st.strategy) ~= "string" then return bad("strategy", "must be a strategy name") end
+  local r = st.round
+  if r ~= nil and (type(r) ~= "number" or r < 0 or r ~= math.floor(r) or r > 2 ^ 53) then
+    return bad("round", "must be an integer >= 0 (the last round aggregated)")
+  end
+  if st.scalars ~= nil and type(st.scalars) ~= "table" then return bad("scalars", "must be an object") end
+  if st.params ~= nil and type(st.params) ~= "table" then return bad("params", "must be an object") end
+  if st.tensors ~= nil and st.tensors ~= json.null and type(st.tensors) ~= "table" then
+    return bad("tensors", "must be null or {path, cid}")
+  end
   local out = { strategy = st.strategy, params = st.params, round = st.round, scalars = st.scalars or {} }
-  if type(st.tensors) == "table" then
+  if type(st.tensors) == "table" and st.tensors ~= json.null then
     if type(st.tensors.path) ~= "string" or st.tensors.path:find("/", 1, true) then
       return nil, path .. ": tensors.path must be a file name next to the state file", "EFORMAT"
     end
@@ -140,6 +155,10 @@ function M.run(argv)
   end
   if not opts.output or opts.output == "" then return util.usage_error(CMD, "expected -o OUT.safetensors") end
   if #pos == 0 then return util.usage_error(CMD, "expected client updates PATH:NUM_EXAMPLES ...") end
+  if opts.state and opts.state == opts.output then
+    -- the state would replace the model just written, and the call exit 0
+    return util.usage_error(CMD, "-o and --state name the same file '" .. opts.output .. "'")
+  end
   local params = {}
   for _, kv in ipairs(opts.param or {}) do
     local k, v = kv:match("^([^=]+)=(.*)$")
