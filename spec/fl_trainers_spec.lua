@@ -499,6 +499,34 @@ json.dump({'num_examples': cfg['train']['rows']}, open('result.json', 'w'))
     end)
   end
 
+  it("reports the tail of a huge stderr without reading all of it", function()
+    -- a 3 GiB sparse stderr (no disk used), then the last words: the whole
+    -- file read into memory used to fail ("not enough memory") or take minutes
+    local tr = assert(trainers.resolve { kind = "exec", timeout = 30, command = { "sh", "-c",
+      'truncate -s 3G "$IPK_TRAINER_DIR/.stderr"; printf "\\nfirst\\nlast words\\n" >> "$IPK_TRAINER_DIR/.stderr"; exit 4' } })
+    local t0 = require("ipk.core").now()
+    local _, err, name = run(function()
+      local g = T.new(); g:add("w", "F32", { 1 })
+      return tr.fit(g, shard(1), {})
+    end)
+    assert.is_true(require("ipk.core").now() - t0 < 10)
+    assert.equal("EIO", name)
+    assert.matches("^client 1: exec trainer 'sh %-c .-': exit code 4:\nfirst\nlast words$", err)
+    assert.same({}, staging_left())
+  end)
+
+  it("refuses a result.json larger than the limit without reading it", function()
+    local tr = assert(trainers.resolve { kind = "exec", timeout = 30, command = { "sh", "-c",
+      'cp "$IPK_TRAINER_MODEL" "$IPK_TRAINER_OUT"; truncate -s 3G "$IPK_TRAINER_RESULT"' } })
+    local _, err, name = run(function()
+      local g = T.new(); g:add("w", "F32", { 1 })
+      return tr.fit(g, shard(1), {})
+    end)
+    assert.equal("EFORMAT", name)
+    assert.matches("^client 1: result%.json: 3221225472 bytes, more than the limit of 16777216", err)
+    assert.same({}, staging_left())
+  end)
+
   it("kills a command at its timeout, with its children", function()
     local pidf = dir .. "/gc.pid"
     local tr = assert(trainers.resolve { kind = "exec", timeout = 0.5,

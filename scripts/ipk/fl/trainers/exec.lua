@@ -73,10 +73,29 @@ local function write_file(path, bytes)
   return true
 end
 
--- The last lines of a stderr file (at most 15 lines / 2000 bytes).
+-- A command's result.json larger than this is refused unread: it holds a
+-- count and a few metrics, and a runaway writer must not exhaust memory.
+M.RESULT_MAX = 16 * 1024 * 1024
+
+-- The size of a file (nil if it cannot be opened).
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- The last lines of a stderr file (at most 15 lines / 2000 bytes). Only
+-- the last 2000 bytes are read: a command may write gigabytes to stderr.
 local function tail(path)
-  local s = read_file(path) or ""
-  if #s > 2000 then s = s:sub(-2000):gsub("^[^\n]*\n", "") end
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local size = f:seek("end") or 0
+  f:seek("set", math.max(0, size - 2000))
+  local s = f:read(2000) or ""
+  f:close()
+  if size > 2000 then s = s:gsub("^[^\n]*\n", "") end
   local lines = {}
   for l in s:gmatch("[^\n]+") do lines[#lines + 1] = l end
   local from = math.max(1, #lines - 14)
@@ -286,6 +305,10 @@ function M.new(spec)
   end
 
   local function read_json(dir, who)
+    local size = file_size(dir .. "/result.json")
+    if size and size > M.RESULT_MAX then
+      return nil, ("%s: result.json: %d bytes, more than the limit of %d"):format(who, size, M.RESULT_MAX), "EFORMAT"
+    end
     local text = read_file(dir .. "/result.json")
     if not text then return nil, who .. ": exec trainer '" .. shown .. "' wrote no result.json", "ENOENT" end
     local v, err, name = json.decode(text, { prefix = "result.json" })
