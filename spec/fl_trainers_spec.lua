@@ -527,6 +527,19 @@ json.dump({'num_examples': cfg['train']['rows']}, open('result.json', 'w'))
     assert.same({}, staging_left())
   end)
 
+  it("refuses an out.safetensors far larger than the global's layout without reading it", function()
+    local tr = assert(trainers.resolve { kind = "exec", timeout = 30, command = { "sh", "-c",
+      'cp "$IPK_TRAINER_MODEL" "$IPK_TRAINER_OUT"; truncate -s 3G "$IPK_TRAINER_OUT"' } })
+    local _, err, name = run(function()
+      local g = T.new(); g:add("w", "F32", { 1 })
+      return tr.fit(g, shard(1), {})
+    end)
+    assert.equal("EFORMAT", name)
+    -- 8 + 1e8 + 4 data bytes
+    assert.matches("^client 1: out%.safetensors: 3221225472 bytes, more than the 100000012 ", err)
+    assert.same({}, staging_left())
+  end)
+
   it("kills a command at its timeout, with its children", function()
     local pidf = dir .. "/gc.pid"
     local tr = assert(trainers.resolve { kind = "exec", timeout = 0.5,

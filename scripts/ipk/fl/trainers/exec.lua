@@ -298,7 +298,19 @@ function M.new(spec)
     if not spec.keep then staging.remove(dir) end
   end
 
-  local function read_model(dir, who)
+  -- like = the global model when there is one: an update has its layout, so
+  -- a file larger than its data plus the largest safetensors header (1e8
+  -- bytes, the format's limit) is refused unread instead of exhausting memory
+  local function read_model(dir, who, like)
+    if like then
+      local max = 8 + 100000000
+      for _, n in ipairs(like.names) do max = max + like.tensors[n].nbytes end
+      local size = file_size(dir .. "/out.safetensors")
+      if size and size > max then
+        return nil, ("%s: out.safetensors: %d bytes, more than the %d a model of the global's layout can take"):format(
+          who, size, max), "EFORMAT"
+      end
+    end
     local bytes = read_file(dir .. "/out.safetensors")
     if not bytes then return nil, who .. ": exec trainer '" .. shown .. "' wrote no out.safetensors", "ENOENT" end
     return T.from_safetensors(bytes, who .. ": out.safetensors")
@@ -387,7 +399,7 @@ function M.new(spec)
     end)
     if not dir then return nil, err, name end
     local set, r
-    set, err, name = read_model(dir, who)
+    set, err, name = read_model(dir, who, global)
     if set then
       local ok
       ok, err, name = base.check_update(global, set, who)
