@@ -251,6 +251,18 @@ describe("ipkrun fl", function()
     assert.is_false(u.exists(out))
   end)
 
+  it("reports a script strategy that raises as this command's one-line failure, writing nothing", function()
+    local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
+    local script, out = tmp .. "/raise.lua", tmp .. "/o.safetensors"
+    u.write(script, 'return { name = "raise", aggregate = function() error("inner failure") end }\n')
+    local code, so, se = u.run(env, "fl", "aggregate", "--strategy", script, pa .. ":1", pa .. ":2", "-o", out)
+    assert.are.equal(1, code)
+    assert.are.equal("", so)
+    -- was "ipkrun: fl: .../raise.lua:1: inner failure" (not the subcommand, no strategy)
+    assert.matches("^ipkrun: fl aggregate: strategy " .. script:gsub("%p", "%%%0") .. ": .*inner failure\n$", se)
+    assert.is_false(u.exists(out))
+  end)
+
   it("refuses -o equal to --state (the state would replace the model)", function()
     local pa = put("a.safetensors", model({ 1, 2, 3, 4 }, { 1, 2 }, 1))
     local p = tmp .. "/S.json"

@@ -209,8 +209,11 @@ function M.run(argv)
       round = round or (st.round or 0) + 1
     end
   end
-  local res, err = strategy.aggregate { strategy = obj, global = global, updates = updates,
-    state = state and { scalars = state.scalars, tensors = state.tensors }, round = round }
+  -- a script strategy's aggregate may raise (a bug in the script): that is
+  -- this command's failure, reported as one line naming the strategy
+  local pok, res, err = pcall(strategy.aggregate, { strategy = obj, global = global, updates = updates,
+    state = state and { scalars = state.scalars, tensors = state.tensors }, round = round })
+  if not pok then return util.fail(CMD, "strategy " .. opts.strategy .. ": " .. tostring(res)) end
   if not res then return util.fail(CMD, err) end
 
   -- Everything is computed: write to temporary names, then rename.
