@@ -282,6 +282,8 @@ describe("ipkrun fl", function()
     assert.are.equal(2, code); assert.matches("PATH:NUM_EXAMPLES", se)
     code, _, se = run("--strategy", "fedavg", pa .. ":1.5", "-o", out)
     assert.are.equal(2, code); assert.matches("num_examples", se)
+    code, _, se = run("--strategy", "fedavg", pa .. ":9007199254740993", "-o", out) -- was silently 2^53
+    assert.are.equal(2, code); assert.matches("not an integer in [0, 2^53)", se, 1, true)
     code, _, se = run("--strategy", "fedavg", pa .. ":1:acc=nan", "-o", out)
     assert.are.equal(2, code); assert.matches("acc=nan", se)
     code, _, se = run(pa .. ":1", "-o", out)

@@ -157,6 +157,30 @@ describe("fl strategies", function()
     assert.are.same({ 100 }, T.values(n)) -- 100.5 ties to even
   end)
 
+  it("refuses num_examples above 2^53 and rounds that are not positive integers", function()
+    local a, b = model({ 1, 1, 1, 1 }, { 1, 1 }, 1), model({ 9, 9, 9, 9 }, { 9, 9 }, 9)
+    -- 2^53 + 2 is a double, but counts above 2^53 are not exact: was accepted
+    local res, err, name = S.aggregate { strategy = "fedavg", updates = {
+      { tensors = a, num_examples = 1, client = "c0" }, { tensors = b, num_examples = 2 ^ 53 + 2, client = "c1" } } }
+    assert.is_nil(res)
+    assert.are.equal("EINVAL", name)
+    assert.matches("client c1: num_examples must be an integer in [0, 2^53]", err, 1, true)
+    assert.truthy(S.aggregate { strategy = "fedavg", updates = {
+      { tensors = a, num_examples = 1 }, { tensors = b, num_examples = 2 ^ 53 } } })
+    -- a round enters FedAdam's bias correction: -4 used to give NaN moments
+    for _, r in ipairs { -4, 0, 1.5, 2 ^ 60 } do
+      res, err, name = S.aggregate { strategy = "fedadam", global = a, round = r, updates = {
+        { tensors = a, num_examples = 1 }, { tensors = b, num_examples = 1 } } }
+      assert.is_nil(res, tostring(r))
+      assert.are.equal("EINVAL", name)
+      assert.matches("fedadam: round must be an integer >= 1, got", err, 1, true)
+    end
+    res, err = S.aggregate { strategy = "fedadam", global = a, state = { scalars = { round = -1 } }, updates = {
+      { tensors = a, num_examples = 1 }, { tensors = b, num_examples = 1 } } }
+    assert.is_nil(res)
+    assert.matches("state round must be an integer >= 0, got -1", err, 1, true)
+  end)
+
   it("fedavg: all-zero examples is an error that says so; a zero client contributes nothing", function()
     local a, b = model({ 1, 1, 1, 1 }, { 1, 1 }, 1), model({ 9, 9, 9, 9 }, { 9, 9 }, 9)
     local res, err, name = S.aggregate { strategy = "fedavg", updates = {

@@ -174,8 +174,9 @@ local function as_set(v, what)
 end
 
 local function check_num_examples(n)
-  if type(n) ~= "number" or n ~= n or n < 0 or n == math.huge or n ~= floor(n) then
-    return nil, "num_examples must be a non-negative integer, got " .. tostring(n), "EINVAL"
+  -- above 2^53 a count is no longer exact as a double (the FedAvg weight)
+  if type(n) ~= "number" or n ~= n or n < 0 or n > 2 ^ 53 or n ~= floor(n) then
+    return nil, "num_examples must be an integer in [0, 2^53], got " .. tostring(n), "EINVAL"
   end
   return true
 end

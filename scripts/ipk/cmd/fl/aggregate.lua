@@ -81,8 +81,9 @@ local function parse_update(arg)
     return nil, ("update '%s': expected PATH:NUM_EXAMPLES[:metric=value,...]"):format(arg)
   end
   local num = util.number(n, { integer = true })
-  if not num or num < 0 then
-    return nil, ("update '%s': num_examples '%s' is not an integer >= 0"):format(arg, n)
+  -- from 2^53 on, the text may have been rounded to a double (2^53+1 reads as 2^53)
+  if not num or num < 0 or num >= 2 ^ 53 then
+    return nil, ("update '%s': num_examples '%s' is not an integer in [0, 2^53)"):format(arg, n)
   end
   local metrics = {}
   for kv in (mtext or ""):gmatch("[^,]+") do

@@ -70,7 +70,7 @@ end
 function M.check_eval(r, who)
   if type(r) ~= "table" then return nil, who .. ": evaluate must return a table {num_examples, loss, ...}", "EFORMAT" end
   local n = r.num_examples
-  if type(n) ~= "number" or n ~= n or n < 0 or n ~= floor(n) then
+  if type(n) ~= "number" or n ~= n or n < 0 or n ~= floor(n) or n > 2 ^ 53 then
     return nil, who .. ": evaluate: num_examples must be an integer >= 0, got " .. tostring(n), "EFORMAT"
   end
   local out = {}
