@@ -147,7 +147,7 @@ describe("ipk.sched cancellation", function()
     assert.equal("cancelled: timeout after 0.2s", err)
     assert.is_nil(rc_seen)                      -- the wait raised, it did not return
     assert.is_true(dt < 5, "job not stopped between batches: " .. dt .. " s")
-    assert.matches("^softmax train: cancelled in epoch %d+$", ffi.string(job.eb.msg))
+    assert.matches("^train: cancelled in epoch %d+$", ffi.string(job.eb.msg))
     assert.equal(0, tonumber(core.lib.ipk_loop_pending(sched.loop)))
   end)
 
