@@ -68,4 +68,20 @@ describe("ipk.run.recipe", function()
     assert.has_error(function() recipe.recipe { name = "x", steps = { a = 1 } } end,
       "recipe 'x': step 'a' is not a step (use ipk.step{...} or a built-in)")
   end)
+
+  -- Regression (newcomer review): ipk.fl.train { roundz = 2 } or a
+  -- misplaced trainer = {...} was dropped silently and the step trained the
+  -- default model for 10 rounds.
+  it("refuses an argument a built-in step does not take, at the line that wrote it", function()
+    local fl, registry = require "ipk.fl", require "ipk.registry"
+    local ok, err = pcall(function() local s = fl.train { shards = "s", roundz = 2, trainer = {} }; return s end)
+    assert.is_false(ok)
+    assert.matches("recipe_spec.lua:%d+: step 'fl.train': unknown arguments 'roundz', 'trainer' %(it takes: ", err)
+    assert.matches("rounds", err, 1, true)
+    ok, err = pcall(function() return registry.add { model = "m", name = "n", version = "1", alias = "x" } end)
+    assert.is_false(ok)
+    assert.matches("step 'registry.add': unknown argument 'alias'", err, 1, true)
+    -- the arguments every step takes (timeout, retries, after, ...) stay accepted
+    assert.is_true(recipe.is_step(fl.train { shards = "s", rounds = 2, timeout = 5, retries = 1, after = { "x" } }))
+  end)
 end)

@@ -45,6 +45,8 @@ end
 -- resumed; it continues after that round, so the final model and output
 -- record are those of an uninterrupted run.
 M.train = recipe.kind { kind = "fl.train", version = 4, inputs = { shards = true }, paths = { strategy = true },
+  args = { "model", "strategy", "rounds", "seed", "eval_fraction", "fit_config", "parallel",
+           "fraction_fit", "min_fit_clients", "min_available_clients" },
   run = function(ctx, args)
     local sp = args.shards
     local spec = args.model or model.softmax { classes = sp.classes }

@@ -12,6 +12,7 @@ local M = {}
 -- Memoized (ipk.run): the key includes the recipe CID (it enters the
 -- lineage); the output record is the entry with the model as a link.
 M.add = recipe.kind { kind = "registry.add", version = 1, inputs = { model = true }, context = { "recipe_cid" },
+  args = { "name", "version" },
   run = function(ctx, args)
     local m = args.model
     local lineage = {}

@@ -68,7 +68,9 @@ local constructors = setmetatable({}, { __mode = "k" })
 --   encode=function(out, ctx) -> record, decode=function(record, ctx, args) -> out,
 --   paths={field=true} (args that are filesystem paths: fingerprinted into the key),
 --   context={"recipe_cid"} (ctx fields the output depends on: part of the key),
---   profile=table (import options the output depends on: part of the key)}
+--   profile=table (import options the output depends on: part of the key),
+--   args={"name",...} (the other arguments it reads: anything else is an
+--   error at the constructor's call, file:line)}
 --   `inputs` lists the argument fields that name other steps; their values are
 --   replaced by those steps' outputs before run is called. A kind with encode
 --   and decode is memoized: its output is recorded as a DAG-JSON block
@@ -78,9 +80,34 @@ function M.kind(def)
   assert(type(def.kind) == "string" and type(def.run) == "function", "kind needs kind and run")
   def.version = def.version or 1
   def.inputs = def.inputs or {}
+  -- def.args (optional): the argument names the kind reads; any other
+  -- (besides META_ARGS and `after`) is refused where the step is written,
+  -- so a misspelt `roundz = 2` or a misplaced `trainer = {...}` is not
+  -- silently dropped while the step runs with its defaults.
+  local accepted
+  if def.args then
+    accepted = {}
+    for _, a in ipairs(def.args) do accepted[a] = true end
+    for a in pairs(def.inputs) do accepted[a] = true end
+  end
   local function construct(args)
     if args ~= nil and type(args) ~= "table" then
       error("bad argument to step '" .. def.kind .. "' (table expected)", 2)
+    end
+    if accepted then
+      local bad = {}
+      for k in pairs(args or {}) do
+        if not (accepted[k] or M.META_ARGS[k]) then bad[#bad + 1] = tostring(k) end
+      end
+      if #bad > 0 then
+        table.sort(bad)
+        local ok = {}
+        for a in pairs(accepted) do ok[#ok + 1] = a end
+        for a in pairs(M.META_ARGS) do ok[#ok + 1] = a end
+        table.sort(ok)
+        error(("step '%s': unknown argument%s %s (it takes: %s)"):format(def.kind, #bad > 1 and "s" or "",
+          "'" .. table.concat(bad, "', '") .. "'", table.concat(ok, ", ")), 2)
+      end
     end
     local info = debug.getinfo(2, "Sl")
     return setmetatable({ kind = def, args = args or {},
