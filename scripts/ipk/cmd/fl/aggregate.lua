@@ -23,6 +23,7 @@
 local util = require "ipk.cmd.util"
 local json = require "ipk.json"
 local cidmod = require "ipk.cid"
+local unixfs = require "ipk.unixfs"
 local T = require "ipk.fl.tensors"
 local strategy = require "ipk.fl.strategy"
 
@@ -261,7 +262,10 @@ function M.run(argv)
     if old_tensors and old_tensors ~= tensors_path then os.remove(old_tensors) end
   end
 
-  local model_cid = raw_cid(out_bytes)
+  -- The CID `ipfs add` (and `ipkrun add`) gives the output file, Kubo's
+  -- default import: what a user pins or shares (a raw CIDv1 of the bytes
+  -- differs from it for files over one 256 KiB chunk).
+  local model_cid = assert(unixfs.add_bytes(out_bytes, { only_hash = true }))
   if opts.json then
     util.emit_json({ strategy = obj.name, round = res.round, output = opts.output, model_cid = model_cid,
       bytes = #out_bytes, clients = #updates, tensors = res.tensors:count(), final = res.final,
