@@ -81,6 +81,13 @@ describe("ipk.run.recipe", function()
     ok, err = pcall(function() return registry.add { model = "m", name = "n", version = "1", alias = "x" } end)
     assert.is_false(ok)
     assert.matches("step 'registry.add': unknown argument 'alias'", err, 1, true)
+    local dataset = require "ipk.dataset"
+    ok, err = pcall(function() local s = dataset.split { data = "d", client = 4 }; return s end)
+    assert.is_false(ok)
+    assert.matches("step 'dataset.split': unknown argument 'client'", err, 1, true)
+    ok, err = pcall(function() local s = dataset.add { path = "p", name = "n", verison = "1" }; return s end)
+    assert.is_false(ok)
+    assert.matches("step 'dataset.add': unknown argument 'verison'", err, 1, true)
     -- the arguments every step takes (timeout, retries, after, ...) stay accepted
     assert.is_true(recipe.is_step(fl.train { shards = "s", rounds = 2, timeout = 5, retries = 1, after = { "x" } }))
   end)

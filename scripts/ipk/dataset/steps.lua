@@ -18,6 +18,7 @@ local M = {}
 -- record keeps the version's fields and file names, and decode rebuilds the
 -- version table without reading the files (arrays load lazily on use).
 M.add = recipe.kind { kind = "dataset.add", version = 1, paths = { path = true }, profile = catalog.import,
+  args = { "path", "name", "version", "package", "classes" },
   run = function(ctx, args)
     local v, err = catalog.add_version(args)
     if not v then error(err, 0) end
@@ -43,6 +44,7 @@ M.add = recipe.kind { kind = "dataset.add", version = 1, paths = { path = true }
 
 --- Step: split a dataset over federated clients (Dirichlet non-IID or IID).
 M.split = recipe.kind { kind = "dataset.split", version = 1, inputs = { data = true },
+  args = { "clients", "alpha", "seed", "split", "min_rows" },
   run = function(ctx, args)
     local sp, err = partition.split_version(args.data, args)
     if not sp then error(err, 0) end
