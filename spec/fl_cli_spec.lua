@@ -18,22 +18,10 @@ local function model(w, b, n)
   return s
 end
 
-local function num(v)
-  if v == "nan" then return 0 / 0 elseif v == "inf" then return math.huge
-  elseif v == "-inf" then return -math.huge elseif v == "-0.0" then return -0.0 end
-  return v
-end
+local flfix = require "support.fl"
+local fixture_set = flfix.set
+local num = flfix.num
 
-local function fixture_set(order, tensors)
-  local s = T.new()
-  for _, name in ipairs(order) do
-    local t = tensors[name]
-    local vals = {}
-    for i, v in ipairs(t.values) do vals[i] = num(v) end
-    s:add(assert(T.from_f64(name, t.dtype, t.shape, vals)))
-  end
-  return s
-end
 
 describe("ipkrun fl", function()
   local tmp, env

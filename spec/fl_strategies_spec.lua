@@ -10,23 +10,10 @@ local ffi = require "ffi"
 local fixtures = support.fixtures()
 local doc = fixtures and support.json_file(fixtures .. "/fl/strategies.json")
 
-local function num(v)
-  if v == "nan" then return 0 / 0 elseif v == "inf" then return math.huge
-  elseif v == "-inf" then return -math.huge elseif v == "-0.0" then return -0.0 end
-  return v
-end
+local flfix = require "support.fl"
+local set_of = flfix.set
+local num = flfix.num
 
--- A set from the fixture's {name: {dtype, shape, values}} in model order.
-local function set_of(order, tensors)
-  local s = T.new()
-  for _, name in ipairs(order) do
-    local t = tensors[name]
-    local vals = {}
-    for i, v in ipairs(t.values) do vals[i] = num(v) end
-    s:add(assert(T.from_f64(name, t.dtype, t.shape, vals)))
-  end
-  return s
-end
 
 local function f32_bits(x)
   local u = ffi.new("union { float f; uint32_t u; }")
