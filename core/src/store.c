@@ -38,6 +38,7 @@
 #include "ipk/multibase.h"
 #include "ipk/multihash.h"
 #include "ipk/dag.h"
+#include "ipk/dagpb.h"
 
 /* Schema of the store's own tables in ipk.db; other components (registry,
  * runs) keep their tables in the same file and must not touch user_version. */
@@ -1378,30 +1379,16 @@ int ipk_store_has(ipk_store_t *s, const ipk_cid_t *cid) {
   return fail(s, IPK_EIO, "has %s: stat %s: %s", cs, path, strerror(errno));
 }
 
-/* 1 when a dag-pb block certainly holds no links: its top-level fields
- * are one Data field (1, length-delimited) and nothing else, as in every
- * UnixFS leaf Kubo's importer writes. Anything else (a Links field, an
- * unknown field, a malformed varint) is 0: the walk reads and decodes it. */
+/* 1 when a dag-pb block holds no links, by the decoder the walk itself
+ * uses (it points into the bytes, no copy): a block it would reject, or one
+ * with links, is 0 and the walk reads and decodes it as before. */
 static int dagpb_no_links(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  int data = 0;
-  while (i < n) {
-    if (p[i] != 0x0a || data) return 0;   /* key: field 1, wire type 2 */
-    data = 1;
-    i++;
-    uint64_t len = 0;
-    int shift = 0;
-    for (;;) {
-      if (i >= n || shift > 63) return 0;
-      uint8_t b = p[i++];
-      len |= (uint64_t)(b & 0x7f) << shift;
-      if (!(b & 0x80)) break;
-      shift += 7;
-    }
-    if (len > n - i) return 0;
-    i += (size_t)len;
-  }
-  return 1;
+  ipk_dagpb_node_t node;
+  ipk_errbuf_t eb;
+  if (ipk_dagpb_decode(p, n, &node, &eb) < 0) return 0;
+  int leaf = node.nlinks == 0;
+  ipk_dagpb_node_free(&node);
+  return leaf;
 }
 
 static int put_impl(ipk_store_t *s, const ipk_cid_t *cid, const uint8_t *data, size_t n, int verify) {
